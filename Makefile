@@ -1,0 +1,25 @@
+# The two commands: `make run` starts the platform, `make test` runs the suite.
+export PATH := $(HOME)/.local/bin:$(PATH)
+.DEFAULT_GOAL := run
+.PHONY: run test lint install
+
+install:
+	@bash scripts/ensure_uv.sh
+	@bash scripts/sync.sh
+
+run: install
+	@uv run --no-sync python scripts/ensure_env.py
+	@bash scripts/ensure_redis.sh
+	@uv run --no-sync python manage.py migrate --noinput
+	@uv run --no-sync python manage.py setup_platform
+	@echo "Starting web (http://127.0.0.1:$${PORT:-8000}), worker, beat and the local model. Ctrl-C stops them all."
+	@uv run --no-sync honcho start -f Procfile
+
+test: install
+	@bash scripts/ensure_redis.sh
+	@uv run --no-sync pytest $(PYTEST_ARGS)
+
+lint:
+	@uv run --no-sync ruff check .
+	@uv run --no-sync ruff format --check .
+	@uv run --no-sync python manage.py makemigrations --check --dry-run

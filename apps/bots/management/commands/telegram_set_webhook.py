@@ -1,0 +1,39 @@
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.bots.choices import Platform
+from apps.bots.models import Bot
+from apps.bots.platforms.telegram import TelegramAdapter
+from apps.bots.services import webhook_url
+
+
+class Command(BaseCommand):
+    help = "Register a Telegram bot's webhook (with its secret token) with the Bot API."
+
+    def add_arguments(self, parser):
+        parser.add_argument("bot", help="The bot's id or exact name.")
+        parser.add_argument(
+            "--url",
+            help="The public https URL Telegram should call. Defaults to the bot's webhook URL "
+            "under PUBLIC_BASE_URL.",
+        )
+
+    def handle(self, *args, bot, url=None, **options):
+        bots = Bot.objects.filter(platform=Platform.TELEGRAM)
+        found = bots.filter(name=bot).first()
+        if found is None:
+            try:
+                found = bots.filter(pk=uuid.UUID(bot)).first()
+            except ValueError:
+                found = None
+        if found is None:
+            raise CommandError(f"No Telegram bot with id or name {bot!r}.")
+        url = url or webhook_url(found)
+        if not url.startswith("https://"):
+            raise CommandError(f"Telegram only calls https URLs; got {url!r}. Pass --url.")
+        try:
+            TelegramAdapter(found).set_webhook(url)
+        except Exception as error:  # noqa: BLE001 - reported to the operator
+            raise CommandError(f"Telegram refused the webhook: {error}") from error
+        self.stdout.write(self.style.SUCCESS(f"Webhook for {found.name} set to {url}"))

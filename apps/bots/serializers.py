@@ -1,0 +1,44 @@
+from rest_framework import serializers
+
+from apps.bots.models import Bot
+from apps.bots.services import webhook_url
+
+SECRET_FIELDS = [
+    "telegram_token",
+    "telegram_webhook_secret",
+    "feishu_app_secret",
+    "feishu_verification_token",
+    "feishu_encrypt_key",
+]
+
+
+class BotSerializer(serializers.ModelSerializer):
+    webhook_url = serializers.SerializerMethodField()
+    secrets_set = serializers.SerializerMethodField(
+        help_text="Which secrets are set (their values are never returned)."
+    )
+
+    class Meta:
+        model = Bot
+        fields = [
+            "id", "name", "platform", "enabled", "profile", "api_base_url",
+            *SECRET_FIELDS, "feishu_app_id", "secrets_set", "webhook_url",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {name: {"write_only": True} for name in SECRET_FIELDS}
+
+    def get_webhook_url(self, bot: Bot) -> str | None:
+        return webhook_url(bot)
+
+    def get_secrets_set(self, bot: Bot) -> list[str]:
+        return [name for name in SECRET_FIELDS if getattr(bot, name)]
+
+    def validate(self, attrs):
+        platform = attrs.get("platform", getattr(self.instance, "platform", None))
+        if self.instance is not None and "platform" in attrs and attrs["platform"] != self.instance.platform:
+            raise serializers.ValidationError({"platform": "A bot's platform cannot change."})
+        token = attrs.get("telegram_token", getattr(self.instance, "telegram_token", ""))
+        if platform == "telegram" and not token:
+            raise serializers.ValidationError({"telegram_token": "A Telegram bot needs its token."})
+        return attrs

@@ -1,0 +1,28 @@
+"""Webhook endpoints: verify, parse, ingest, answer 200 in milliseconds."""
+
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.bots.choices import Platform
+from apps.bots.platforms.base import WebhookRejected
+from apps.bots.services import webhook_receive
+
+
+class TelegramWebhookView(APIView):
+    """POST /api/webhooks/telegram/<bot id>/: one Telegram Update."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request, bot_id):
+        try:
+            stored = webhook_receive(
+                bot_id=bot_id,
+                platform=Platform.TELEGRAM,
+                headers=dict(request.headers),
+                body=request.body,
+            )
+        except WebhookRejected as error:
+            return Response({"ok": False, "error": str(error)}, status=error.status)
+        return Response({"ok": True, "stored": stored})

@@ -1,0 +1,72 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from apps.core.fields import EncryptedTextField
+
+
+class Provider(models.Model):
+    """An OpenAI-compatible endpoint: OpenAI, DeepSeek, GLM, Qwen, Ollama, vLLM, llama.cpp…"""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(
+        max_length=500,
+        help_text="The API root including /v1, e.g. https://api.openai.com/v1 or "
+        "http://127.0.0.1:11434/v1 for Ollama.",
+    )
+    api_key = EncryptedTextField(
+        blank=True, help_text="Stored encrypted. Leave empty for servers that need no key."
+    )
+    request_timeout = models.FloatField(
+        default=60.0,
+        validators=[MinValueValidator(1.0)],
+        help_text="Seconds before a request to this provider is abandoned.",
+    )
+    extra_headers = models.JSONField(
+        default=dict, blank=True, help_text='Sent with every request, e.g. {"X-Org": "acme"}.'
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelProfile(models.Model):
+    """A model on a provider plus how to use it: prompt, sampling, history, fallback."""
+
+    name = models.CharField(max_length=100, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="profiles")
+    model = models.CharField(
+        max_length=200, help_text="The model name the provider expects, e.g. gpt-4o-mini."
+    )
+    system_prompt = models.TextField(blank=True, help_text="Sent first in every request.")
+    temperature = models.FloatField(
+        default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
+    )
+    max_tokens = models.PositiveIntegerField(
+        default=1024, help_text="Upper bound on the length of one answer, in tokens."
+    )
+    history_messages = models.PositiveIntegerField(
+        default=20,
+        help_text="How many earlier messages of the conversation are sent with each turn.",
+    )
+    fallback = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="fallback_for",
+        help_text="Tried when this profile's provider fails.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,49 @@
+from rest_framework import serializers
+
+from apps.core.masking import mask_secret
+from apps.providers.models import ModelProfile, Provider
+
+
+class ProviderSerializer(serializers.ModelSerializer):
+    api_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
+    api_key_masked = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Provider
+        fields = [
+            "id", "name", "base_url", "api_key", "api_key_masked", "request_timeout",
+            "extra_headers", "enabled", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def get_api_key_masked(self, provider: Provider) -> str:
+        return mask_secret(provider.api_key)
+
+    def validate_extra_headers(self, value):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError("Headers must be an object of string values.")
+        return value
+
+
+class ModelProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelProfile
+        fields = [
+            "id", "name", "provider", "model", "system_prompt", "temperature", "max_tokens",
+            "history_messages", "fallback", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate(self, attrs):
+        fallback = attrs.get("fallback")
+        if fallback is not None and self.instance is not None:
+            current = fallback
+            while current is not None:
+                if current.pk == self.instance.pk:
+                    raise serializers.ValidationError({"fallback": "Fallbacks form a loop."})
+                current = current.fallback
+        return attrs

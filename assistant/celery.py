@@ -1,0 +1,20 @@
+"""The Celery app. Periodic schedules are declared here, in one place."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
+
+app = Celery("assistant")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # The database is the source of truth; this re-dispatches anything a lost
+    # task or a dead worker left behind.
+    "sweep-stuck-messages": {
+        "task": "conversations.sweep_stuck_task",
+        "schedule": 30.0,
+    },
+}

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from apps.conversations import consumers
+
+websocket_urlpatterns = [
+    path("ws/chat/<uuid:bot_id>/", consumers.WebChatConsumer.as_asgi()),
+]

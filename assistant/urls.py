@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from apps.bots.api import BotViewSet
+from apps.bots.webhooks import TelegramWebhookView
+from apps.conversations.api import ConversationViewSet
+from apps.conversations.views import web_chat
+from apps.core.views import health
+from apps.providers.api import ModelProfileViewSet, ProviderViewSet
+
+router = DefaultRouter()
+router.register("providers", ProviderViewSet)
+router.register("profiles", ModelProfileViewSet)
+router.register("bots", BotViewSet)
+router.register("conversations", ConversationViewSet, basename="conversation")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/webhooks/telegram/<uuid:bot_id>/",
+        TelegramWebhookView.as_view(),
+        name="webhook-telegram",
+    ),
+    path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),
+    path("health/", health, name="health"),
+]
