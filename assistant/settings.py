@@ -104,7 +104,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Tests use their own database number so a running dev worker never takes their tasks.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/" + ("15" if TESTING else "0"))
 
 CACHES = {
     "default": {

@@ -30,19 +30,23 @@ class AuditedModelAdmin(admin.ModelAdmin):
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             audit_config_change(
-                request=request, instance=obj, before=before,
+                request=request,
+                instance=obj,
+                before=before,
                 action="update" if change else "create",
             )
 
     def delete_model(self, request, obj):
         with transaction.atomic():
-            audit_config_change(request=request, instance=obj, before=snapshot(obj),
-                                action="delete")
+            audit_config_change(
+                request=request, instance=obj, before=snapshot(obj), action="delete"
+            )
             super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
             for obj in queryset:
-                audit_config_change(request=request, instance=obj, before=snapshot(obj),
-                                    action="delete")
+                audit_config_change(
+                    request=request, instance=obj, before=snapshot(obj), action="delete"
+                )
             super().delete_queryset(request, queryset)

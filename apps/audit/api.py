@@ -25,21 +25,27 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer):
         with transaction.atomic():
             instance = self.save_new(serializer)
-            audit_config_change(request=self.request, instance=instance, before=None,
-                                action="create")
+            audit_config_change(
+                request=self.request, instance=instance, before=None, action="create"
+            )
 
     def perform_update(self, serializer):
         before = snapshot(serializer.instance)
         with transaction.atomic():
             instance = self.save_existing(serializer)
-            audit_config_change(request=self.request, instance=instance, before=before,
-                                action="update")
+            audit_config_change(
+                request=self.request, instance=instance, before=before, action="update"
+            )
 
     def perform_destroy(self, instance):
         try:
             with transaction.atomic():
-                audit_config_change(request=self.request, instance=instance,
-                                    before=snapshot(instance), action="delete")
+                audit_config_change(
+                    request=self.request,
+                    instance=instance,
+                    before=snapshot(instance),
+                    action="delete",
+                )
                 instance.delete()
         except ProtectedError as error:
             users = ", ".join(sorted({str(obj) for obj in error.protected_objects})[:5])

@@ -14,7 +14,7 @@ class BotForm(forms.ModelForm):
 
     class Meta:
         model = Bot
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets choose what is shown
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
 
     def __init__(self, *args, **kwargs):
@@ -56,7 +56,9 @@ class BotAdmin(AuditedModelAdmin):
             "Feishu / Lark",
             {
                 "fields": [
-                    "feishu_app_id", "feishu_app_secret", "feishu_verification_token",
+                    "feishu_app_id",
+                    "feishu_app_secret",
+                    "feishu_verification_token",
                     "feishu_encrypt_key",
                 ]
             },

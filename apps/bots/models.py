@@ -28,7 +28,9 @@ class Bot(models.Model):
         "(https://api.telegram.org, https://open.feishu.cn); set it for a self-hosted "
         "Bot API server or the Lark domain https://open.larksuite.com.",
     )
-    telegram_token = EncryptedTextField(blank=True, help_text="Telegram: the token from @BotFather.")
+    telegram_token = EncryptedTextField(
+        blank=True, help_text="Telegram: the token from @BotFather."
+    )
     telegram_webhook_secret = EncryptedTextField(
         blank=True,
         help_text="Telegram: the secret Telegram sends with each webhook call. "

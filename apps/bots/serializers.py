@@ -21,9 +21,18 @@ class BotSerializer(serializers.ModelSerializer):
     class Meta:
         model = Bot
         fields = [
-            "id", "name", "platform", "enabled", "profile", "api_base_url",
-            *SECRET_FIELDS, "feishu_app_id", "secrets_set", "webhook_url",
-            "created_at", "updated_at",
+            "id",
+            "name",
+            "platform",
+            "enabled",
+            "profile",
+            "api_base_url",
+            *SECRET_FIELDS,
+            "feishu_app_id",
+            "secrets_set",
+            "webhook_url",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {name: {"write_only": True} for name in SECRET_FIELDS}
@@ -36,7 +45,11 @@ class BotSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         platform = attrs.get("platform", getattr(self.instance, "platform", None))
-        if self.instance is not None and "platform" in attrs and attrs["platform"] != self.instance.platform:
+        if (
+            self.instance is not None
+            and "platform" in attrs
+            and attrs["platform"] != self.instance.platform
+        ):
             raise serializers.ValidationError({"platform": "A bot's platform cannot change."})
         token = attrs.get("telegram_token", getattr(self.instance, "telegram_token", ""))
         if platform == "telegram" and not token:

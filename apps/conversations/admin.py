@@ -20,15 +20,28 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "bot", "chat_type", "started_at", "last_activity_at"]
     list_filter = ["bot", "bot__platform", "chat_type"]
     search_fields = ["chat_id", "participants"]
-    readonly_fields = ["bot", "chat_id", "chat_type", "participants", "started_at",
-                       "last_activity_at"]
+    readonly_fields = [
+        "bot",
+        "chat_id",
+        "chat_type",
+        "participants",
+        "started_at",
+        "last_activity_at",
+    ]
     inlines = [MessageInline]
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "direction", "author", "short_text", "status",
-                    "received_at"]
+    list_display = [
+        "id",
+        "conversation",
+        "direction",
+        "author",
+        "short_text",
+        "status",
+        "received_at",
+    ]
     list_filter = ["status", "direction", "author", "bot"]
     search_fields = ["text", "error", "external_id"]
     date_hierarchy = "received_at"

@@ -1,7 +1,6 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
 from apps.conversations.selectors import conversation_list, message_list
 from apps.conversations.serializers import ConversationSerializer, MessageSerializer

@@ -39,7 +39,8 @@ class Message(models.Model):
     author = models.CharField(max_length=16, choices=Author.choices)
     sender_id = models.CharField(max_length=128, blank=True)
     text = models.TextField(blank=True)
-    external_id = models.CharField(
+    # NULL, not "", for outbound rows: the unique constraint must ignore them.
+    external_id = models.CharField(  # noqa: DJ001
         max_length=128,
         null=True,
         blank=True,

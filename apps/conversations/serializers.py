@@ -9,7 +9,13 @@ class ConversationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Conversation
         fields = [
-            "id", "bot", "platform", "chat_id", "chat_type", "participants", "started_at",
+            "id",
+            "bot",
+            "platform",
+            "chat_id",
+            "chat_type",
+            "participants",
+            "started_at",
             "last_activity_at",
         ]
 
@@ -18,8 +24,25 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = [
-            "id", "conversation", "direction", "author", "sender_id", "text", "external_id",
-            "platform_message_id", "reply_to", "status", "error", "delivery_attempts", "profile",
-            "prompt_tokens", "completion_tokens", "tokens_estimated", "received_at",
-            "model_started_at", "first_token_at", "model_done_at", "delivered_at",
+            "id",
+            "conversation",
+            "direction",
+            "author",
+            "sender_id",
+            "text",
+            "external_id",
+            "platform_message_id",
+            "reply_to",
+            "status",
+            "error",
+            "delivery_attempts",
+            "profile",
+            "prompt_tokens",
+            "completion_tokens",
+            "tokens_estimated",
+            "received_at",
+            "model_started_at",
+            "first_token_at",
+            "model_done_at",
+            "delivered_at",
         ]

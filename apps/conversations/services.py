@@ -6,6 +6,7 @@ every step reads state from rows and is safe to run twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -126,9 +127,7 @@ def web_chat_open(
         return None
     conversation = Conversation.objects.filter(bot=bot, chat_id=visitor_id).first()
     history = (
-        [message_payload(m) for m in conversation.messages.order_by("id")]
-        if conversation
-        else []
+        [message_payload(m) for m in conversation.messages.order_by("id")] if conversation else []
     )
     return WebChat(
         bot=bot,
@@ -212,7 +211,10 @@ def _history(conversation: Conversation, before_id: int, limit: int) -> list[Cha
         Message.objects.filter(conversation=conversation, id__lt=before_id)
         .filter(
             Q(direction=Direction.IN, status=MessageStatus.ANSWERED)
-            | Q(direction=Direction.OUT, status__in=[MessageStatus.ANSWERED, MessageStatus.DELIVERED])
+            | Q(
+                direction=Direction.OUT,
+                status__in=[MessageStatus.ANSWERED, MessageStatus.DELIVERED],
+            )
         )
         .exclude(author=Author.SYSTEM)
         .order_by("-id")
@@ -271,9 +273,7 @@ def _run_turn(conversation_id: int, pending: list[Message]) -> None:
         answer.tokens_estimated = reply.usage.estimated
         answer.model_done_at = timezone.now()
         answer.save()
-        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
-            status=MessageStatus.ANSWERED
-        )
+        Message.objects.filter(pk__in=[m.pk for m in pending]).update(status=MessageStatus.ANSWERED)
         Conversation.objects.filter(pk=conversation_id).update(last_activity_at=timezone.now())
         publish(conversation_id, MessageEvent(message_payload(answer)))
     message_deliver(message_id=answer.pk)
@@ -311,9 +311,7 @@ def message_deliver(*, message_id: int) -> Message | DeliveryRetry | None:
     if not lock.acquire():
         return None
     try:
-        message = Message.objects.select_related("conversation__bot", "reply_to").get(
-            pk=message_id
-        )
+        message = Message.objects.select_related("conversation__bot", "reply_to").get(pk=message_id)
         if message.status != MessageStatus.ANSWERED:
             return None
         conversation = message.conversation
@@ -349,10 +347,8 @@ def message_deliver(*, message_id: int) -> Message | DeliveryRetry | None:
         publish(conversation.pk, MessageEvent(message_payload(message)))
         return message
     finally:
-        try:
+        with contextlib.suppress(LockError):
             lock.release()
-        except LockError:
-            pass
 
 
 def _backoff(attempt: int) -> float:

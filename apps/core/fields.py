@@ -15,7 +15,9 @@ def _fernet() -> MultiFernet:
     try:
         return MultiFernet([Fernet(key.encode()) for key in settings.FIELD_ENCRYPTION_KEYS])
     except ValueError as error:
-        raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEY is not a valid Fernet key: {error}")
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEY is not a valid Fernet key: {error}"
+        ) from error
 
 
 def encrypt(value: str) -> str:

@@ -16,7 +16,7 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - the admin chooses what is shown
 
     def clean(self):
         cleaned = super().clean()

@@ -88,9 +88,7 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
-def _stream_one(
-    profile: ModelProfile, messages: list[ChatMessage]
-) -> Iterator[str | Usage]:
+def _stream_one(profile: ModelProfile, messages: list[ChatMessage]) -> Iterator[str | Usage]:
     provider = profile.provider
     request = dict(
         model=profile.model,

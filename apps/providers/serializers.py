@@ -13,8 +13,16 @@ class ProviderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Provider
         fields = [
-            "id", "name", "base_url", "api_key", "api_key_masked", "request_timeout",
-            "extra_headers", "enabled", "created_at", "updated_at",
+            "id",
+            "name",
+            "base_url",
+            "api_key",
+            "api_key_masked",
+            "request_timeout",
+            "extra_headers",
+            "enabled",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 
@@ -33,8 +41,17 @@ class ModelProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelProfile
         fields = [
-            "id", "name", "provider", "model", "system_prompt", "temperature", "max_tokens",
-            "history_messages", "fallback", "created_at", "updated_at",
+            "id",
+            "name",
+            "provider",
+            "model",
+            "system_prompt",
+            "temperature",
+            "max_tokens",
+            "history_messages",
+            "fallback",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 

@@ -25,7 +25,7 @@ from apps.bots.platforms.base import (
 if TYPE_CHECKING:
     from apps.bots.models import Bot
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_TEXT = 4096
 
 
@@ -126,7 +126,11 @@ class TelegramAdapter:
             return asyncio.run(self._send(message))
         except RetryAfter as error:
             retry_after = error.retry_after
-            seconds = retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else retry_after
+            seconds = (
+                retry_after.total_seconds()
+                if hasattr(retry_after, "total_seconds")
+                else retry_after
+            )
             raise DeliveryError(str(error), retryable=True, retry_after=float(seconds)) from error
         except (BadRequest, Forbidden) as error:
             raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error

@@ -22,7 +22,8 @@ class Command(BaseCommand):
                     "\n  Created the first admin account.\n"
                     "  Log in at http://127.0.0.1:8000/admin/ with\n"
                     f"      user: admin\n      password: {password}\n"
-                    "  (shown once; change it with `uv run python manage.py changepassword admin`)\n"
+                    "  (shown once; change it with "
+                    "`uv run python manage.py changepassword admin`)\n"
                 )
             )
         created = local_model_provision()

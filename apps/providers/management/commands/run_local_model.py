@@ -28,11 +28,18 @@ class Command(BaseCommand):
             ) from error
         self.stdout.write(f"Serving {model.name} on http://{options['host']}:{options['port']}/v1")
         argv = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model),
-            "--model_alias", LOCAL_MODEL_ALIAS,
-            "--host", options["host"],
-            "--port", str(options["port"]),
-            "--n_ctx", str(options["n_ctx"]),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            LOCAL_MODEL_ALIAS,
+            "--host",
+            options["host"],
+            "--port",
+            str(options["port"]),
+            "--n_ctx",
+            str(options["n_ctx"]),
         ]
         os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with the server

@@ -1,0 +1,82 @@
+"""Shared fixtures: loopback fakes of the outside world, a real Celery worker, personas."""
+
+from __future__ import annotations
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+
+from assistant.celery import app as celery_app
+from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.telegram import FakeTelegram
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis():
+    """Tests own their Redis database (db 15 by default): start it empty."""
+    from apps.core.redis import get_redis
+
+    get_redis().flushdb()
+    yield
+
+
+@pytest.fixture
+def fake_openai():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_telegram():
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_session_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker (thread pool) consuming the real Redis broker."""
+    celery_app.control.purge()
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            celery_app,
+            pool="threads",
+            concurrency=8,
+            perform_ping_check=False,
+            queues=[settings.CELERY_LLM_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE],
+            loglevel="WARNING",
+            shutdown_timeout=30,
+        ) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture
+def worker(celery_session_worker, transactional_db):
+    """Tests that need the pipeline: a running worker and committed rows it can see."""
+    return celery_session_worker
+
+
+@pytest.fixture
+def profile(fake_openai, transactional_db):
+    return make_profile(provider=make_provider(base_url=fake_openai.base_url))
+
+
+@pytest.fixture
+def telegram_bot(profile, fake_telegram):
+    return make_telegram_bot(profile=profile, api_base_url=fake_telegram.url)
+
+
+@pytest.fixture
+def web_bot(profile):
+    return make_web_bot(profile=profile)
+
+
+@pytest.fixture
+def staff_user(django_user_model, transactional_db):
+    return django_user_model.objects.create_user(
+        "staff", password="staff-password-1", is_staff=True, is_superuser=True
+    )

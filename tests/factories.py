@@ -1,0 +1,53 @@
+"""Rows the tests build on: providers pointing at fakes, profiles, bots."""
+
+from __future__ import annotations
+
+import itertools
+
+from apps.bots.choices import Platform
+from apps.bots.models import Bot
+from apps.bots.services import bot_create
+from apps.providers.models import ModelProfile, Provider
+
+_numbers = itertools.count(1)
+
+
+def make_provider(*, base_url: str, **fields) -> Provider:
+    number = next(_numbers)
+    return Provider.objects.create(
+        name=fields.pop("name", f"provider-{number}"),
+        base_url=base_url,
+        api_key=fields.pop("api_key", "sk-test-key"),
+        request_timeout=fields.pop("request_timeout", 10),
+        **fields,
+    )
+
+
+def make_profile(*, provider: Provider, **fields) -> ModelProfile:
+    number = next(_numbers)
+    return ModelProfile.objects.create(
+        name=fields.pop("name", f"profile-{number}"),
+        provider=provider,
+        model=fields.pop("model", "fake-model"),
+        **fields,
+    )
+
+
+def make_telegram_bot(*, profile: ModelProfile | None, api_base_url: str, **fields) -> Bot:
+    return bot_create(
+        name=fields.pop("name", f"telegram-{next(_numbers)}"),
+        platform=Platform.TELEGRAM,
+        profile=profile,
+        api_base_url=api_base_url,
+        telegram_token=fields.pop("telegram_token", "123456:TEST-token"),
+        **fields,
+    )
+
+
+def make_web_bot(*, profile: ModelProfile | None, **fields) -> Bot:
+    return bot_create(
+        name=fields.pop("name", f"web-{next(_numbers)}"),
+        platform=Platform.WEB,
+        profile=profile,
+        **fields,
+    )

@@ -1,0 +1,86 @@
+"""The Telegram path once against the real local model: llama.cpp serving SmolLM2-135M."""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from apps.providers.local import LOCAL_MODEL_ALIAS, local_model_path
+from tests.factories import make_profile, make_provider, make_telegram_bot
+from tests.fakes.server import wait_for
+from tests.telegram_updates import post_update, private_text_update
+
+pytestmark = pytest.mark.local_model
+
+if importlib.util.find_spec("llama_cpp") is None and not os.environ.get("CI"):
+    pytest.skip(
+        "llama-cpp-python is not installed (uv sync --extra local)", allow_module_level=True
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def local_model_url(tmp_path_factory):
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("local-model") / "server.log"
+    log = log_path.open("wb")
+    manage = Path(__file__).resolve().parents[2] / "manage.py"
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, str(manage), "run_local_model", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    raise AssertionError(log_path.read_text()[-2000:]) from None
+                if time.monotonic() > deadline:
+                    raise AssertionError("the local model server did not start in 120s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_model_file_ships_in_the_package():
+    path = local_model_path()
+    assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+
+
+def test_telegram_update_is_answered_by_smollm2(client, worker, fake_telegram, local_model_url):
+    provider = make_provider(base_url=local_model_url, api_key="", request_timeout=120)
+    profile = make_profile(
+        provider=provider,
+        model=LOCAL_MODEL_ALIAS,
+        max_tokens=48,
+        temperature=0.0,
+        system_prompt="You are a helpful assistant.",
+    )
+    bot = make_telegram_bot(profile=profile, api_base_url=fake_telegram.url)
+
+    assert (
+        post_update(client, bot, private_text_update("What is the capital of France?")).status_code
+        == 200
+    )
+
+    sent = wait_for(lambda: fake_telegram.sent("sendMessage"), timeout=180)
+    assert sent[0].params["text"].strip()

@@ -1,0 +1,103 @@
+"""The management API: token auth, staff only, secrets write-only, audited."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from apps.audit.models import AuditEvent
+from apps.bots.models import Bot
+from apps.providers.models import Provider
+
+
+@pytest.fixture
+def api(staff_user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    return client
+
+
+def test_requires_a_staff_token(transactional_db, django_user_model):
+    assert APIClient().get("/api/v1/providers/").status_code == 401
+    user = django_user_model.objects.create_user("plain", password="x-password-1")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert client.get("/api/v1/providers/").status_code == 403
+
+
+def test_provider_profile_bot_lifecycle(api, staff_user):
+    provider = api.post(
+        "/api/v1/providers/",
+        {
+            "name": "DeepSeek",
+            "base_url": "https://api.deepseek.com/v1",
+            "api_key": "sk-secret-123456",
+        },
+        format="json",
+    )
+    assert provider.status_code == 201, provider.content
+    assert "api_key" not in provider.json()
+    assert provider.json()["api_key_masked"] == "sk-…3456"
+    assert Provider.objects.get().api_key == "sk-secret-123456"
+
+    profile = api.post(
+        "/api/v1/profiles/",
+        {
+            "name": "chat",
+            "provider": provider.json()["id"],
+            "model": "deepseek-chat",
+        },
+        format="json",
+    )
+    assert profile.status_code == 201, profile.content
+
+    bot = api.post(
+        "/api/v1/bots/",
+        {
+            "name": "Support",
+            "platform": "telegram",
+            "profile": profile.json()["id"],
+            "telegram_token": "123:abc",
+        },
+        format="json",
+    )
+    assert bot.status_code == 201, bot.content
+    body = bot.json()
+    assert body["webhook_url"].endswith(f"/api/webhooks/telegram/{body['id']}/")
+    assert "telegram_token" not in body and "telegram_webhook_secret" not in body
+    assert set(body["secrets_set"]) == {"telegram_token", "telegram_webhook_secret"}
+    assert len(Bot.objects.get().telegram_webhook_secret) >= 32
+
+    renamed = api.patch(f"/api/v1/bots/{body['id']}/", {"name": "Helpdesk"}, format="json")
+    assert renamed.status_code == 200
+    assert Bot.objects.get().telegram_token == "123:abc"  # untouched by a partial update
+
+    in_use = api.delete(f"/api/v1/providers/{provider.json()['id']}/")
+    assert in_use.status_code == 409
+
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", "actor"))
+    assert actions == [
+        ("provider.create", staff_user.pk),
+        ("modelprofile.create", staff_user.pk),
+        ("bot.create", staff_user.pk),
+        ("bot.update", staff_user.pk),
+    ]
+    update = AuditEvent.objects.get(action="bot.update")
+    assert update.changes == {"name": {"from": "Support", "to": "Helpdesk"}}
+    created = AuditEvent.objects.get(action="bot.create")
+    assert created.changes["telegram_token"]["to"] == "<set>"  # never the secret itself
+
+
+def test_telegram_bot_needs_a_token(api):
+    response = api.post("/api/v1/bots/", {"name": "x", "platform": "telegram"}, format="json")
+    assert response.status_code == 400
+    assert "telegram_token" in response.json()
+
+
+def test_schema_and_docs_are_served(api, client, staff_user):
+    schema = api.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/bots/" in schema.content
+    client.force_login(staff_user)
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"cdn" not in docs.content.lower()
