@@ -24,7 +24,7 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         with transaction.atomic():
-            instance = self.save_new(serializer)
+            instance = serializer.instance = self.save_new(serializer)
             audit_config_change(
                 request=self.request, instance=instance, before=None, action="create"
             )
@@ -32,7 +32,7 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer):
         before = snapshot(serializer.instance)
         with transaction.atomic():
-            instance = self.save_existing(serializer)
+            instance = serializer.instance = self.save_existing(serializer)
             audit_config_change(
                 request=self.request, instance=instance, before=before, action="update"
             )

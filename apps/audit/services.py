@@ -34,6 +34,8 @@ def snapshot(instance: models.Model) -> dict[str, Any]:
     """Field values of a configuration row, with secrets replaced by a marker."""
     values: dict[str, Any] = {}
     for field in instance._meta.concrete_fields:
+        if getattr(field, "auto_now", False):
+            continue  # timestamps change on every save; the event has its own
         value = getattr(instance, field.attname)
         if isinstance(field, EncryptedTextField):
             value = "<set>" if value else ""
