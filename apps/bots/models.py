@@ -2,7 +2,15 @@ import uuid
 
 from django.db import models
 
-from apps.bots.choices import DEFAULT_API_BASE_URLS, Platform
+from apps.bots.choices import (
+    DEFAULT_API_BASE_URLS,
+    AccessPolicy,
+    ConnectionMode,
+    EditedMessages,
+    GroupTrigger,
+    PairingStatus,
+    Platform,
+)
 from apps.core.fields import EncryptedTextField
 
 
@@ -44,6 +52,53 @@ class Bot(models.Model):
     feishu_encrypt_key = EncryptedTextField(
         blank=True, help_text="Feishu: Encrypt Key (event subscription), if set there."
     )
+    connection_mode = models.CharField(
+        max_length=16,
+        choices=ConnectionMode.choices,
+        default=ConnectionMode.WEBHOOK,
+        help_text="Persistent mode needs no public URL: `manage.py run_connectors` keeps the "
+        "connection (Telegram long polling, Feishu long connection).",
+    )
+    group_trigger = models.CharField(
+        max_length=16,
+        choices=GroupTrigger.choices,
+        default=GroupTrigger.MENTION,
+        help_text="In group chats, which messages the bot answers.",
+    )
+    group_keyword = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="The prefix that triggers the bot, e.g. /ask or 小助手.",
+    )
+    edited_messages = models.CharField(
+        max_length=16, choices=EditedMessages.choices, default=EditedMessages.IGNORE
+    )
+    access_policy = models.CharField(
+        max_length=16, choices=AccessPolicy.choices, default=AccessPolicy.OPEN
+    )
+    allowed_user_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Platform user ids allowed to chat, e.g. ["12345", "ou_abc"].',
+    )
+    daily_token_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens this bot may use per day (empty: no cap)."
+    )
+    user_daily_token_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens one platform user may use per day (empty: no cap)."
+    )
+    platform_username = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="The bot's own username/open id on the platform (filled in automatically).",
+    )
+    telegram_update_offset = models.BigIntegerField(
+        null=True, blank=True, help_text="Long polling: the next update id to fetch."
+    )
+    connector_status = models.CharField(
+        max_length=200, blank=True, help_text="Persistent mode: the connection's last state."
+    )
+    connector_heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,3 +112,31 @@ class Bot(models.Model):
     def platform_api_base_url(self) -> str:
         """The base URL to call, with the platform's public default filled in."""
         return (self.api_base_url or DEFAULT_API_BASE_URLS[Platform(self.platform)]).rstrip("/")
+
+
+class PairingRequest(models.Model):
+    """An unknown user's request for access to a pairing-policy bot, decided by an admin."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="pairing_requests")
+    platform_user_id = models.CharField(max_length=128)
+    display_name = models.CharField(max_length=200, blank=True)
+    code = models.CharField(max_length=16, help_text="The one-time code the user was given.")
+    status = models.CharField(
+        max_length=16, choices=PairingStatus.choices, default=PairingStatus.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bot", "platform_user_id"], name="pairing_unique_user_per_bot"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name or self.platform_user_id} → {self.bot.name} ({self.status})"

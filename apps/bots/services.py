@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
-from apps.bots.choices import Platform
-from apps.bots.models import Bot
-from apps.bots.platforms.base import WebhookRejected, adapter_for
+from apps.bots.choices import AccessPolicy, EditedMessages, GroupTrigger, PairingStatus, Platform
+from apps.bots.models import Bot, PairingRequest
+from apps.bots.platforms.base import InboundAction, InboundMessage, WebhookRejected, adapter_for
 
 
 def webhook_url(bot: Bot) -> str | None:
@@ -54,14 +56,99 @@ def webhook_receive(*, bot_id, platform: str, headers: dict[str, str], body: byt
 
     Returns how many new messages were stored. Raises WebhookRejected (4xx).
     """
-    from apps.conversations.services import message_ingest
-
     bot = Bot.objects.filter(pk=bot_id, platform=platform).first()
     if bot is None:
         raise WebhookRejected("no such bot", status=404)
     adapter = adapter_for(bot)
     adapter.verify(headers=headers, body=body)
-    inbound_messages = adapter.parse(body=body)
+    return inbound_receive(bot=bot, items=adapter.parse(body=body))
+
+
+def inbound_receive(*, bot: Bot, items: list[InboundMessage | InboundAction]) -> int:
+    """Ingest what a webhook or a persistent connection received; returns how many were new."""
+    from apps.conversations.services import action_ingest, message_ingest
+
     if not bot.enabled:
         return 0
-    return sum(message_ingest(bot=bot, inbound=inbound) is not None for inbound in inbound_messages)
+    stored = 0
+    for item in items:
+        if isinstance(item, InboundAction):
+            stored += action_ingest(bot=bot, action=item) is not None
+        else:
+            stored += message_ingest(bot=bot, inbound=item) is not None
+    return stored
+
+
+def inbound_accept(*, bot: Bot, inbound: InboundMessage) -> InboundMessage | None:
+    """Apply the bot's group trigger and edit policy: the message to answer, or None.
+
+    Private chats are always answered. In groups the default is to answer only what
+    is addressed to the bot (@mention, a reply to it, or a command for it).
+    """
+    if inbound.edited and bot.edited_messages == EditedMessages.IGNORE:
+        return None
+    if inbound.chat_type != "group":
+        return inbound
+    if bot.group_trigger == GroupTrigger.ALL:
+        return inbound
+    if bot.group_trigger == GroupTrigger.KEYWORD:
+        keyword = bot.group_keyword.strip()
+        text = inbound.text.lstrip()
+        if keyword and text.lower().startswith(keyword.lower()):
+            return replace(inbound, text=text[len(keyword) :].lstrip(" ,:，：") or text)
+        return inbound if (inbound.mentioned or inbound.command) else None
+    if inbound.mentioned or inbound.reply_to_bot or inbound.command:
+        return inbound
+    return None
+
+
+PAIRING_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def access_check(*, bot: Bot, inbound: InboundMessage) -> str | None:
+    """None when the sender may chat with the bot; otherwise the reply to give them.
+
+    With the pairing policy an unknown user gets a one-time code; an admin approves
+    it under Bots → Pairing requests.
+    """
+    if bot.access_policy == AccessPolicy.OPEN:
+        return None
+    if inbound.sender_id in {str(user_id) for user_id in bot.allowed_user_ids}:
+        return None
+    if bot.access_policy == AccessPolicy.ALLOWLIST:
+        return "Sorry, this assistant is only available to approved users."
+    request, _ = PairingRequest.objects.get_or_create(
+        bot=bot,
+        platform_user_id=inbound.sender_id,
+        defaults={
+            "display_name": inbound.sender_name,
+            "code": "".join(secrets.choice(PAIRING_CODE_ALPHABET) for _ in range(8)),
+        },
+    )
+    if request.status == PairingStatus.APPROVED:
+        return None
+    if request.status == PairingStatus.REJECTED:
+        return "Sorry, your request for access to this assistant was declined."
+    return (
+        "This assistant needs approval before it can answer you. "
+        f"Your access code is {request.code}: send it to an administrator, who can approve "
+        "it in the admin under Pairing requests. Once approved, just write again."
+    )
+
+
+@transaction.atomic
+def pairing_decide(*, request: PairingRequest, approve: bool, actor) -> PairingRequest:
+    """Approve or reject a pairing request (audited)."""
+    from apps.audit.services import audit_record
+
+    request.status = PairingStatus.APPROVED if approve else PairingStatus.REJECTED
+    request.decided_at = timezone.now()
+    request.decided_by = actor if getattr(actor, "is_authenticated", False) else None
+    request.save(update_fields=["status", "decided_at", "decided_by"])
+    audit_record(
+        action="pairing.approve" if approve else "pairing.reject",
+        actor=actor,
+        target=request,
+        changes={"platform_user_id": request.platform_user_id, "bot": str(request.bot_id)},
+    )
+    return request

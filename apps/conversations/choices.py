@@ -24,3 +24,15 @@ class MessageStatus(models.TextChoices):
     ANSWERED = "answered", "Answered"  # inbound answered; outbound generated, not yet sent
     DELIVERED = "delivered", "Delivered"  # outbound sent to the platform
     FAILED = "failed", "Failed"  # see `error`
+    SKIPPED = "skipped", "Not answered (staff took over)"
+
+
+class Rating(models.TextChoices):
+    HELPFUL = "helpful", "Helpful"
+    NOT_HELPFUL = "not_helpful", "Not helpful"
+
+
+class AttachmentKind(models.TextChoices):
+    IMAGE = "image", "Image"
+    AUDIO = "audio", "Audio"
+    FILE = "file", "File"

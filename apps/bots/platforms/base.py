@@ -14,6 +14,17 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class InboundAttachment:
+    """Media that came with a message; the worker downloads it through the adapter."""
+
+    kind: str  # "image" | "audio" | "file"
+    platform_file_id: str
+    mime_type: str = ""
+    file_name: str = ""
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """A user's message, platform-neutral."""
 
@@ -22,8 +33,27 @@ class InboundMessage:
     chat_type: str  # "private" | "group"
     sender_id: str
     sender_name: str
-    text: str
+    text: str  # with any @mention of the bot removed
     platform_message_id: str = ""  # what a reply quotes
+    # Group chats: whether the message is addressed to the bot (the adapter knows
+    # the platform's mention syntax; bots.services.inbound_accept applies the policy).
+    mentioned: bool = False
+    reply_to_bot: bool = False
+    command: str = ""  # "start" | "help" | "reset" | "model" | "" (a command addressed to us)
+    edited: bool = False
+    attachments: tuple[InboundAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class InboundAction:
+    """A button press on one of our answers (feedback or regenerate)."""
+
+    external_id: str  # dedup key (callback query id / event id)
+    chat_id: str
+    sender_id: str
+    action: str  # "helpful" | "not_helpful" | "regenerate"
+    message_id: int  # our Message id the button was attached to
+    callback_id: str = ""  # what answer_action() acknowledges
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,11 @@ class OutboundMessage:
     chat_id: str
     text: str
     reply_to_platform_message_id: str = ""
+    # Set when streaming already put a message in the chat: send() then finalizes
+    # that message (full text, buttons) instead of sending a new one.
+    platform_message_id: str = ""
+    # Answers from the model carry helpful / not helpful / regenerate buttons.
+    with_actions: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,21 +96,42 @@ class DeliveryError(Exception):
 
 class PlatformAdapter(Protocol):
     bot: Bot
+    # Minimum seconds between streaming updates of one answer (None: the platform
+    # does not show answers while they stream; only send() is called).
+    stream_interval: float | None
 
     def verify(self, *, headers: dict[str, str], body: bytes) -> None:
         """Raise WebhookRejected unless the call really comes from the platform."""
 
-    def parse(self, *, body: bytes) -> list[InboundMessage]:
-        """The messages in a webhook body worth answering (possibly none)."""
+    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
+        """The messages and button presses in a webhook body (possibly none)."""
 
     def send(self, message: OutboundMessage) -> SentMessage:
-        """Deliver an answer; raise DeliveryError on failure."""
+        """Deliver an answer, or finalize the streamed one; raise DeliveryError on failure."""
+
+    def stream_update(self, message: OutboundMessage, text: str) -> str:
+        """Show `text` (the answer so far) in the chat; return the platform message id.
+
+        The first call sends a message (message.platform_message_id is empty), later
+        calls edit it. Raise DeliveryError on failure; the pipeline then stops
+        streaming and leaves the answer to send().
+        """
+
+    def typing(self, message: OutboundMessage) -> None:
+        """Show that an answer is being written (best effort, never raises)."""
+
+    def download(self, *, message_platform_id: str, attachment: InboundAttachment) -> bytes:
+        """Fetch a user's media; raise DeliveryError on failure."""
+
+    def answer_action(self, action: InboundAction, text: str) -> None:
+        """Acknowledge a button press with a short notice (best effort)."""
 
 
 def adapter_for(bot: Bot) -> PlatformAdapter:
+    """The adapter for a bot's platform. Registering a platform is one line here."""
     from apps.bots.platforms import telegram, web
 
-    adapters = {"telegram": telegram.TelegramAdapter, "web": web.WebChatAdapter}
+    adapters: dict[str, type] = {"telegram": telegram.TelegramAdapter, "web": web.WebChatAdapter}
     try:
         return adapters[bot.platform](bot)
     except KeyError:

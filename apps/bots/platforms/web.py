@@ -13,10 +13,18 @@ MAX_TEXT = 8000
 
 
 class WebChatAdapter:
-    """Web chat. There is no webhook: the websocket consumer hands frames to `parse_frame`."""
+    """Web chat. There is no webhook: the websocket consumer hands frames to `parse_frame`.
+
+    Streaming needs no edits here: the pipeline's token events reach the browser directly.
+    """
+
+    stream_interval = None
 
     def __init__(self, bot: Bot):
         self.bot = bot
+
+    def typing(self, message: OutboundMessage) -> None:
+        pass  # the browser shows a cursor on the answer while it streams
 
     def parse_frame(self, *, visitor_id: str, visitor_name: str, frame: Any) -> InboundMessage:
         """A browser's {"type": "message", "id": ..., "text": ...} frame as an InboundMessage."""

@@ -1,0 +1,34 @@
+"""The reply pipeline: ingest, one turn at a time per conversation, delivery.
+
+See DESIGN.md "The life of a message". The database is the source of truth:
+every step reads state from rows and is safe to run twice.
+"""
+
+from apps.conversations.services.actions import action_ingest
+from apps.conversations.services.delivery import (
+    DeliveryRetry,
+    message_deliver,
+    messages_sweep,
+    reply_system,
+)
+from apps.conversations.services.ingest import (
+    WebChat,
+    message_ingest,
+    web_chat_conversation,
+    web_chat_open,
+)
+from apps.conversations.services.turns import TurnBusy, conversation_respond
+
+__all__ = [
+    "DeliveryRetry",
+    "TurnBusy",
+    "WebChat",
+    "action_ingest",
+    "conversation_respond",
+    "message_deliver",
+    "message_ingest",
+    "messages_sweep",
+    "reply_system",
+    "web_chat_conversation",
+    "web_chat_open",
+]

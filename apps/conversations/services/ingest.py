@@ -1,0 +1,176 @@
+"""Taking in users' messages: dedup, policy, store, schedule the turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.bots.choices import Platform
+from apps.bots.models import Bot
+from apps.bots.platforms.base import InboundMessage
+from apps.bots.platforms.web import WebChatAdapter
+from apps.bots.services import access_check, inbound_accept
+from apps.conversations.choices import Author, Direction, MessageStatus
+from apps.conversations.events import MessageEvent, message_payload, publish
+from apps.conversations.models import Conversation, Message, MessageAttachment
+from apps.conversations.services.delivery import reply_system
+from apps.conversations.services.dispatch import dispatch_turn
+
+HELP_TEXT = (
+    "Hi! Just write to me and I will answer.\n"
+    "/reset starts a new conversation (I forget what we said).\n"
+    "/model tells which model answers.\n"
+    "/help shows this message."
+)
+
+
+def conversation_open(*, bot: Bot, inbound: InboundMessage) -> Conversation:
+    """The chat's open conversation, created on its first message (or after /reset)."""
+    now = timezone.now()
+    conversation, created = Conversation.objects.get_or_create(
+        bot=bot,
+        chat_id=inbound.chat_id,
+        closed_at__isnull=True,
+        defaults={
+            "chat_type": inbound.chat_type,
+            "participants": {inbound.sender_id: inbound.sender_name},
+            "started_at": now,
+            "last_activity_at": now,
+        },
+    )
+    if not created:
+        participants = dict(conversation.participants)
+        participants[inbound.sender_id] = inbound.sender_name
+        conversation.participants = participants
+        conversation.last_activity_at = now
+        Conversation.objects.filter(pk=conversation.pk).update(
+            participants=participants, last_activity_at=now
+        )
+    return conversation
+
+
+@transaction.atomic
+def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
+    """Store an inbound message and schedule its answer; None if not stored.
+
+    Not stored: a repeated delivery (platforms deliver at least once; the
+    (bot, external_id) constraint makes it a no-op) or a group message that is
+    not addressed to the bot under its group trigger.
+    """
+    if Message.objects.filter(
+        bot=bot, direction=Direction.IN, external_id=inbound.external_id
+    ).exists():
+        return None
+    accepted = inbound_accept(bot=bot, inbound=inbound)
+    if accepted is None:
+        return None
+    conversation = conversation_open(bot=bot, inbound=accepted)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation,
+                bot=bot,
+                direction=Direction.IN,
+                author=Author.USER,
+                sender_id=accepted.sender_id,
+                text=accepted.text,
+                external_id=accepted.external_id,
+                platform_message_id=accepted.platform_message_id,
+                status=MessageStatus.RECEIVED,
+            )
+    except IntegrityError:
+        return None  # a concurrent delivery of the same event won the race
+    MessageAttachment.objects.bulk_create(
+        MessageAttachment(
+            message=message,
+            kind=attachment.kind,
+            platform_file_id=attachment.platform_file_id,
+            mime_type=attachment.mime_type,
+            file_name=attachment.file_name,
+            size=attachment.size,
+        )
+        for attachment in accepted.attachments
+    )
+    publish(conversation.pk, MessageEvent(message_payload(message)))
+
+    refusal = access_check(bot=bot, inbound=accepted)
+    if refusal is not None:
+        _answer_fixed(message, refusal, status=MessageStatus.SKIPPED, note="access denied")
+    elif accepted.command:
+        _answer_command(bot, conversation, message, accepted.command)
+    elif conversation.handled_by_id is not None:
+        _answer_fixed(message, None, status=MessageStatus.SKIPPED, note="staff took over")
+    else:
+        dispatch_turn(conversation.pk)
+    return message
+
+
+def _answer_fixed(message: Message, text: str | None, *, status: str, note: str) -> None:
+    message.status = status
+    message.error = note
+    message.save(update_fields=["status", "error"])
+    publish(message.conversation_id, MessageEvent(message_payload(message)))
+    if text:
+        reply_system(conversation=message.conversation, text=text, reply_to=message)
+
+
+def _answer_command(bot: Bot, conversation: Conversation, message: Message, command: str) -> None:
+    if command in ("start", "help"):
+        text = HELP_TEXT
+    elif command == "reset":
+        conversation.closed_at = timezone.now()
+        conversation.save(update_fields=["closed_at"])
+        text = "Started a new conversation. What can I do for you?"
+    elif command == "model":
+        text = (
+            f"Answers come from the profile {bot.profile.name!r} (model {bot.profile.model})."
+            if bot.profile
+            else "No model is configured for this bot yet."
+        )
+    else:
+        text = f"Unknown command /{command}. Try /help."
+    _answer_fixed(message, text, status=MessageStatus.ANSWERED, note="")
+
+
+@dataclass
+class WebChat:
+    """A visitor's open web chat with a web bot."""
+
+    bot: Bot
+    adapter: WebChatAdapter
+    visitor_id: str
+    visitor_name: str
+    conversation_id: int | None
+    history: list[dict]
+
+
+def web_chat_open(
+    *, bot_id, visitor_id: str | None, is_staff: bool, visitor_name: str
+) -> WebChat | None:
+    """Open a web chat for a visitor; None when they may not use this bot."""
+    bot = Bot.objects.filter(pk=bot_id, platform=Platform.WEB).first()
+    if bot is None or not visitor_id or not (bot.enabled or is_staff):
+        return None
+    conversation = Conversation.objects.filter(
+        bot=bot, chat_id=visitor_id, closed_at__isnull=True
+    ).first()
+    history = (
+        [message_payload(m) for m in conversation.messages.order_by("id")] if conversation else []
+    )
+    return WebChat(
+        bot=bot,
+        adapter=WebChatAdapter(bot),
+        visitor_id=visitor_id,
+        visitor_name=visitor_name,
+        conversation_id=conversation.pk if conversation else None,
+        history=history,
+    )
+
+
+def web_chat_conversation(*, chat: WebChat, inbound: InboundMessage) -> int:
+    """The conversation a web chat's message goes to, created on the first message."""
+    conversation = conversation_open(bot=chat.bot, inbound=inbound)
+    chat.conversation_id = conversation.pk
+    return conversation.pk
