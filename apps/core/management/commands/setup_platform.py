@@ -1,8 +1,11 @@
+import os
 import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from apps.bots.choices import Platform
+from apps.bots.models import Bot
 from apps.providers.local import local_model_provision
 
 
@@ -20,7 +23,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     "\n  Created the first admin account.\n"
-                    "  Log in at http://127.0.0.1:8000/admin/ with\n"
+                    f"  Log in at http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/ with\n"
                     f"      user: admin\n      password: {password}\n"
                     "  (shown once; change it with "
                     "`uv run python manage.py changepassword admin`)\n"
@@ -29,10 +32,12 @@ class Command(BaseCommand):
         created = local_model_provision()
         if created:
             provider, profile = created
-            bot = profile.bots.first()
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"  Created provider {provider.name!r}, profile {profile.name!r} and the web "
-                    f"chat bot {bot.name!r}:\n      http://127.0.0.1:8000/chat/{bot.pk}/\n"
+                    f"  Created provider {provider.name!r}, profile {profile.name!r} and a web "
+                    "chat bot that uses them."
                 )
             )
+        port = os.environ.get("PORT", "8000")
+        for bot in Bot.objects.filter(platform=Platform.WEB, enabled=True):
+            self.stdout.write(f"  Web chat {bot.name!r}: http://127.0.0.1:{port}/chat/{bot.pk}/")

@@ -42,4 +42,7 @@ class Command(BaseCommand):
             "--n_ctx",
             str(options["n_ctx"]),
         ]
-        os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with the server
+        # llama_cpp.server reads HOST/PORT from the environment over its flags, and
+        # honcho sets PORT for every process it starts.
+        env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT")}
+        os.execve(sys.executable, argv, env)  # noqa: S606 - this process becomes the server
