@@ -14,6 +14,7 @@ class TelegramWebhookView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    schema = None  # called by Telegram, not part of the management API
 
     def post(self, request, bot_id):
         try:
