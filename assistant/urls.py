@@ -27,5 +27,6 @@ urlpatterns = [
         name="webhook-telegram",
     ),
     path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),
+    path("console/", include("apps.conversations.urls")),
     path("health/", health, name="health"),
 ]

@@ -7,8 +7,21 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.bots.platforms.base import WebhookRejected
 from apps.conversations import services
-from apps.conversations.events import conversation_group
-from apps.conversations.views import VISITOR_SESSION_KEY
+from apps.conversations.events import (
+    CONSOLE_GROUP,
+    console_conversation_group,
+    conversation_group,
+)
+from apps.conversations.services.console import (
+    ConsoleError,
+    web_chat_feedback,
+    web_chat_regenerate,
+)
+from apps.conversations.views import (
+    VISITOR_SESSION_KEY,
+    console_conversation_snapshot,
+    console_permitted,
+)
 
 
 class WebChatConsumer(AsyncJsonWebsocketConsumer):
@@ -47,6 +60,10 @@ class WebChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind in ("feedback", "regenerate"):
+            await self._answer_action(kind, content)
+            return
         try:
             inbound = self.chat.adapter.parse_frame(
                 visitor_id=self.chat.visitor_id, visitor_name=self.chat.visitor_name, frame=content
@@ -71,5 +88,77 @@ class WebChatConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
+    async def _answer_action(self, kind: str, content: dict) -> None:
+        action = web_chat_feedback if kind == "feedback" else web_chat_regenerate
+        try:
+            await database_sync_to_async(action)(
+                conversation_id=self.chat.conversation_id,
+                visitor_id=self.chat.visitor_id,
+                frame=content,
+            )
+        except ConsoleError as error:
+            await self.send_json({"type": "error", "error": str(error)})
+            return
+        await self.send_json(
+            {
+                "type": f"{kind}_ok",
+                "message_id": content.get("message_id"),
+                **({"rating": content.get("rating")} if kind == "feedback" else {}),
+            }
+        )
+
     async def conversation_event(self, event):
         await self.send_json(event["event"])
+
+
+class _StaffConsumer(AsyncJsonWebsocketConsumer):
+    """Staff-only: closes with 4403 unless the user may view conversations."""
+
+    groups_joined: list[str]
+
+    async def connect(self):
+        self.groups_joined = []
+        if not await database_sync_to_async(console_permitted)(self.scope.get("user")):
+            await self.close(code=4403)
+            return
+        await self.accept()
+        await self.joined()
+
+    async def joined(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def disconnect(self, code):
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        pass  # staff act through the console's POST endpoints; this socket only listens
+
+    async def conversation_event(self, event):
+        await self.send_json(event["event"])
+
+
+class ConsoleConsumer(_StaffConsumer):
+    """/ws/console/: summary rows of every conversation as they change."""
+
+    async def joined(self) -> None:
+        await self._join(CONSOLE_GROUP)
+
+
+class ConsoleConversationConsumer(_StaffConsumer):
+    """/ws/console/conversations/<id>/: one conversation's messages, tokens and state."""
+
+    async def joined(self) -> None:
+        conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        # Join first, then send the snapshot, so nothing falls between the two.
+        await self._join(conversation_group(conversation_id))
+        await self._join(console_conversation_group(conversation_id))
+        snapshot = await database_sync_to_async(console_conversation_snapshot)(conversation_id)
+        if snapshot is None:
+            await self.close(code=4404)
+            return
+        await self.send_json({"type": "snapshot", **snapshot})

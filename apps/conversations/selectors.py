@@ -1,8 +1,32 @@
-"""Reads for conversations and messages."""
+"""Reads for conversations and messages: the API, the live console, history, dashboard."""
 
-from django.db.models import QuerySet
+from __future__ import annotations
 
-from apps.conversations.models import Conversation, Message
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Count,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from apps.conversations.choices import Author, Direction, MessageStatus, Rating
+from apps.conversations.models import Conversation, Feedback, Message
+
+STATE_AI = "ai"
+STATE_TAKEN_OVER = "taken_over"
+STATE_FAILED = "failed"
+STATE_LABELS = {STATE_AI: "AI", STATE_TAKEN_OVER: "Taken over", STATE_FAILED: "Failed"}
 
 
 def conversation_list(*, bot_id=None, platform: str | None = None) -> QuerySet[Conversation]:
@@ -18,3 +42,302 @@ def conversation_list(*, bot_id=None, platform: str | None = None) -> QuerySet[C
 def message_list(*, conversation_id: int) -> QuerySet[Message]:
     """A conversation's messages in order."""
     return Message.objects.filter(conversation_id=conversation_id).order_by("id")
+
+
+def _with_summary_fields(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id")
+    latest_inbound = latest.filter(direction=Direction.IN)
+    feedback = Feedback.objects.filter(message__conversation=OuterRef("pk"))
+    return conversations.select_related("bot", "handled_by").annotate(
+        last_text=Subquery(latest.values("text")[:1]),
+        last_author=Subquery(latest.values("author")[:1]),
+        last_inbound_status=Subquery(latest_inbound.values("status")[:1]),
+        helpful_count=Subquery(
+            feedback.filter(rating=Rating.HELPFUL)
+            .values("message__conversation")
+            .annotate(n=Count("id"))
+            .values("n")[:1]
+        ),
+        not_helpful_count=Subquery(
+            feedback.filter(rating=Rating.NOT_HELPFUL)
+            .values("message__conversation")
+            .annotate(n=Count("id"))
+            .values("n")[:1]
+        ),
+    )
+
+
+def _state(conversation: Conversation) -> str:
+    if conversation.handled_by_id is not None:
+        return STATE_TAKEN_OVER
+    if getattr(conversation, "last_inbound_status", None) == MessageStatus.FAILED:
+        return STATE_FAILED
+    return STATE_AI
+
+
+def conversation_user(conversation: Conversation) -> str:
+    """Who the conversation is with: participants' names, else the chat id."""
+    return ", ".join(conversation.participants.values()) or conversation.chat_id
+
+
+def _summary(conversation: Conversation) -> dict[str, Any]:
+    state = _state(conversation)
+    return {
+        "id": conversation.pk,
+        "bot_id": str(conversation.bot_id),
+        "bot": conversation.bot.name,
+        "platform": conversation.bot.platform,
+        "platform_label": conversation.bot.get_platform_display(),
+        "user": conversation_user(conversation),
+        "chat_type": conversation.chat_type,
+        "last_text": (conversation.last_text or "")[:200],
+        "last_author": conversation.last_author or "",
+        "last_activity_at": conversation.last_activity_at.isoformat(),
+        "state": state,
+        "state_label": STATE_LABELS[state],
+        "handled_by": conversation.handled_by.get_username() if conversation.handled_by else "",
+        "closed": conversation.closed_at is not None,
+        "helpful": conversation.helpful_count or 0,
+        "not_helpful": conversation.not_helpful_count or 0,
+    }
+
+
+def console_conversations(
+    *, bot_id=None, platform: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The console's list: summary rows, newest activity first."""
+    conversations = _with_summary_fields(conversation_list(bot_id=bot_id, platform=platform))
+    return [_summary(conversation) for conversation in conversations[:limit]]
+
+
+def conversation_summary(*, conversation_id: int) -> dict[str, Any] | None:
+    """One conversation's console row (what ConversationEvent carries), or None."""
+    conversation = _with_summary_fields(Conversation.objects.filter(pk=conversation_id)).first()
+    return _summary(conversation) if conversation else None
+
+
+# History ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """The history page's search: every field optional."""
+
+    bot_id: Any = None
+    platform: str = ""
+    user: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    text: str = ""
+    rating: str = ""  # helpful | not_helpful | any | none
+    failed: bool = False
+
+
+def history_search(*, search: HistoryFilter) -> QuerySet[Conversation]:
+    """Conversations matching a history search, newest activity first, with summaries."""
+    conversations = conversation_list(bot_id=search.bot_id or None, platform=search.platform)
+    if search.user:
+        senders = Message.objects.filter(sender_id=search.user).values("conversation_id")
+        conversations = conversations.filter(
+            Q(participants__icontains=search.user)
+            | Q(chat_id=search.user)
+            | Q(pk__in=Subquery(senders))
+        )
+    if search.date_from:
+        conversations = conversations.filter(last_activity_at__date__gte=search.date_from)
+    if search.date_to:
+        conversations = conversations.filter(started_at__date__lte=search.date_to)
+    if search.text:
+        matching = Message.objects.filter(text__icontains=search.text).values("conversation_id")
+        conversations = conversations.filter(pk__in=Subquery(matching))
+    if search.rating in Rating.values:
+        rated = Feedback.objects.filter(rating=search.rating).values("message__conversation_id")
+        conversations = conversations.filter(pk__in=Subquery(rated))
+    elif search.rating == "any":
+        rated = Feedback.objects.values("message__conversation_id")
+        conversations = conversations.filter(pk__in=Subquery(rated))
+    elif search.rating == "none":
+        rated = Feedback.objects.values("message__conversation_id")
+        conversations = conversations.exclude(pk__in=Subquery(rated))
+    if search.failed:
+        failed = Message.objects.filter(status=MessageStatus.FAILED).values("conversation_id")
+        conversations = conversations.filter(pk__in=Subquery(failed))
+    return _with_summary_fields(conversations)
+
+
+def history_rows(*, conversations: QuerySet[Conversation]) -> list[dict[str, Any]]:
+    """Summary rows for a page of history results."""
+    return [_summary(conversation) for conversation in conversations]
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def message_latency(message: Message) -> dict[str, float | None]:
+    """An answer's latencies in seconds: to the first token, model total, to delivery."""
+    received = message.reply_to.received_at if message.reply_to else None
+    return {
+        "first_token": _seconds(message.model_started_at, message.first_token_at),
+        "model": _seconds(message.model_started_at, message.model_done_at),
+        "total": _seconds(received or message.model_started_at, message.delivered_at),
+        "delivery": _seconds(message.model_done_at, message.delivered_at),
+    }
+
+
+def transcript(*, conversation_id: int) -> list[dict[str, Any]]:
+    """A conversation's messages with each answer's profile, latency, tokens and ratings."""
+    messages = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .select_related("profile", "reply_to")
+        .prefetch_related("feedback")
+        .order_by("id")
+    )
+    rows = []
+    for message in messages:
+        ratings = [feedback.rating for feedback in message.feedback.all()]
+        rows.append(
+            {
+                "message": message,
+                "latency": message_latency(message) if message.direction == Direction.OUT else {},
+                "helpful": ratings.count(Rating.HELPFUL),
+                "not_helpful": ratings.count(Rating.NOT_HELPFUL),
+            }
+        )
+    return rows
+
+
+def export_messages(*, conversations: QuerySet[Conversation]) -> QuerySet[Message]:
+    """The messages of a set of conversations, grouped by conversation, for streaming exports."""
+    latest_rating = Feedback.objects.filter(message=OuterRef("pk")).order_by("-created_at")
+    return (
+        Message.objects.filter(conversation_id__in=conversations.values("pk"))
+        .select_related("conversation", "bot", "profile")
+        .annotate(rating=Subquery(latest_rating.values("rating")[:1]))
+        .order_by("conversation_id", "id")
+    )
+
+
+# Dashboard --------------------------------------------------------------------
+
+DASHBOARD_LATENCY_WINDOW = 5000  # answers: percentiles are computed in Python over these
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of `values` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str, Any]:
+    """Per-bot numbers for the dashboard over the last `days` days."""
+    now = now or timezone.now()
+    since = now - timedelta(days=days)
+    messages = Message.objects.filter(received_at__gte=since)
+
+    first_day = timezone.localdate(since)
+    day_labels = [(first_day + timedelta(days=n)).isoformat() for n in range(days + 1)]
+    per_day: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in (
+        messages.annotate(day=TruncDate("received_at"))
+        .values("day", "bot__name")
+        .annotate(count=Count("id"))
+        .order_by("day")
+    ):
+        per_day[row["bot__name"]][row["day"].isoformat()] = row["count"]
+
+    bots: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost": Decimal(0),
+            "inbound": 0,
+            "failed": 0,
+            "helpful": 0,
+            "not_helpful": 0,
+            "model_seconds": [],
+            "overhead_seconds": [],
+        }
+    )
+    for row in (
+        messages.filter(direction=Direction.OUT, author=Author.ASSISTANT)
+        .values("bot__name")
+        .annotate(
+            prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
+        )
+    ):
+        stats = bots[row["bot__name"]]
+        stats["prompt_tokens"] = row["prompt"] or 0
+        stats["completion_tokens"] = row["completion"] or 0
+        stats["cost"] = row["cost"] or Decimal(0)
+    for row in (
+        messages.filter(direction=Direction.IN)
+        .values("bot__name")
+        .annotate(
+            total=Count("id"),
+            failed=Count("id", filter=Q(status=MessageStatus.FAILED)),
+        )
+    ):
+        bots[row["bot__name"]]["inbound"] = row["total"]
+        bots[row["bot__name"]]["failed"] = row["failed"]
+    for row in (
+        Feedback.objects.filter(message__received_at__gte=since)
+        .values("message__bot__name", "rating")
+        .annotate(count=Count("id"))
+    ):
+        bots[row["message__bot__name"]][row["rating"]] = row["count"]
+
+    answers = (
+        messages.filter(
+            direction=Direction.OUT,
+            author=Author.ASSISTANT,
+            status=MessageStatus.DELIVERED,
+            model_started_at__isnull=False,
+            model_done_at__isnull=False,
+            delivered_at__isnull=False,
+        )
+        .values_list(
+            "bot__name",
+            "reply_to__received_at",
+            "model_started_at",
+            "model_done_at",
+            "delivered_at",
+        )
+        .order_by("-id")[:DASHBOARD_LATENCY_WINDOW]
+    )
+    for bot_name, received, started, done, delivered in answers:
+        stats = bots[bot_name]
+        stats["model_seconds"].append((done - started).total_seconds())
+        waited = (started - received).total_seconds() if received else 0.0
+        stats["overhead_seconds"].append(max(0.0, waited) + (delivered - done).total_seconds())
+
+    rows = []
+    for name in sorted(set(bots) | set(per_day)):
+        stats = bots[name]
+        rated = stats["helpful"] + stats["not_helpful"]
+        rows.append(
+            {
+                "bot": name,
+                "messages_per_day": [per_day[name].get(day, 0) for day in day_labels],
+                "prompt_tokens": stats["prompt_tokens"],
+                "completion_tokens": stats["completion_tokens"],
+                "cost": float(stats["cost"]),
+                "inbound": stats["inbound"],
+                "failed": stats["failed"],
+                "error_rate": stats["failed"] / stats["inbound"] if stats["inbound"] else None,
+                "helpful": stats["helpful"],
+                "not_helpful": stats["not_helpful"],
+                "helpful_ratio": stats["helpful"] / rated if rated else None,
+                "answers": len(stats["model_seconds"]),
+                "model_p50": percentile(stats["model_seconds"], 0.5),
+                "model_p95": percentile(stats["model_seconds"], 0.95),
+                "overhead_p50": percentile(stats["overhead_seconds"], 0.5),
+                "overhead_p95": percentile(stats["overhead_seconds"], 0.95),
+            }
+        )
+    return {"days": day_labels, "bots": rows, "since": since.isoformat()}

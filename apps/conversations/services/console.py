@@ -1,0 +1,260 @@
+"""The staff console's writes: takeover, hand back, staff replies; exports; web-chat feedback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.bots.platforms.web import MAX_TEXT
+from apps.conversations.choices import Author, Direction, MessageStatus, Rating
+from apps.conversations.events import ConversationChanged, MessageEvent, message_payload, publish
+from apps.conversations.models import Conversation, Feedback, Message
+from apps.conversations.selectors import conversation_user, export_messages
+from apps.conversations.services.actions import answer_regenerate, feedback_record
+from apps.conversations.services.dispatch import dispatch_delivery
+
+
+class ConsoleError(Exception):
+    """A console action that cannot be done as asked (the message says why)."""
+
+
+@transaction.atomic
+def conversation_take_over(
+    *, conversation_id: int, actor, ip_address: str | None = None
+) -> Conversation:
+    """Stop the AI answering a conversation: `actor` answers it from now on (audited).
+
+    Taking over a conversation someone else holds moves it to `actor`.
+    """
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    previous = conversation.handled_by
+    if previous is not None and previous.pk == actor.pk:
+        return conversation
+    conversation.handled_by = actor
+    conversation.taken_over_at = timezone.now()
+    conversation.save(update_fields=["handled_by", "taken_over_at"])
+    audit_record(
+        action="conversation.take_over",
+        actor=actor,
+        target=conversation,
+        changes={"handled_by": {"from": previous.get_username() if previous else None}},
+        ip_address=ip_address,
+    )
+    publish(conversation.pk, ConversationChanged())
+    return conversation
+
+
+@transaction.atomic
+def conversation_hand_back(
+    *, conversation_id: int, actor, ip_address: str | None = None
+) -> Conversation:
+    """Let the AI answer a taken-over conversation again (audited).
+
+    Messages that arrived meanwhile stay unanswered by the model: staff saw them.
+    """
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    previous = conversation.handled_by
+    if previous is None:
+        return conversation
+    conversation.handled_by = None
+    conversation.taken_over_at = None
+    conversation.save(update_fields=["handled_by", "taken_over_at"])
+    audit_record(
+        action="conversation.hand_back",
+        actor=actor,
+        target=conversation,
+        changes={"handled_by": {"from": previous.get_username()}},
+        ip_address=ip_address,
+    )
+    publish(conversation.pk, ConversationChanged())
+    return conversation
+
+
+@transaction.atomic
+def staff_reply_send(
+    *, conversation_id: int, actor, text: str, ip_address: str | None = None
+) -> Message:
+    """Record a staff member's reply and deliver it through the platform (audited).
+
+    Only in a conversation that is taken over, so the AI and staff never talk at once.
+    """
+    text = text.strip()
+    if not text:
+        raise ConsoleError("A reply needs some text.")
+    if len(text) > MAX_TEXT:
+        raise ConsoleError(f"A reply is at most {MAX_TEXT} characters.")
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.handled_by_id is None:
+        raise ConsoleError("Take the conversation over before replying.")
+    if conversation.closed_at is not None:
+        raise ConsoleError("This conversation was reset; the user has a new one.")
+    now = timezone.now()
+    last_inbound = (
+        Message.objects.filter(conversation=conversation, direction=Direction.IN)
+        .order_by("-id")
+        .first()
+    )
+    message = Message.objects.create(
+        conversation=conversation,
+        bot_id=conversation.bot_id,
+        direction=Direction.OUT,
+        author=Author.STAFF,
+        sender_id=actor.get_username(),
+        text=text,
+        status=MessageStatus.ANSWERED,
+        reply_to=last_inbound,
+        received_at=now,
+        model_done_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=now)
+    audit_record(
+        action="conversation.staff_reply",
+        actor=actor,
+        target=conversation,
+        changes={"message_id": message.pk, "text": text[:500]},
+        ip_address=ip_address,
+    )
+    publish(conversation.pk, MessageEvent(message_payload(message)))
+    dispatch_delivery(message.pk)
+    return message
+
+
+@transaction.atomic
+def web_chat_feedback(*, conversation_id: int | None, visitor_id: str, frame: Any) -> Feedback:
+    """A web-chat visitor rates an answer in their own conversation."""
+    if not isinstance(frame, dict) or frame.get("rating") not in Rating.values:
+        raise ConsoleError("feedback needs a rating: helpful or not_helpful")
+    message = _visitor_answer(conversation_id, visitor_id, frame.get("message_id"))
+    feedback = feedback_record(message=message, rating=frame["rating"], platform_user_id=visitor_id)
+    publish(message.conversation_id, ConversationChanged())
+    return feedback
+
+
+def web_chat_regenerate(*, conversation_id: int | None, visitor_id: str, frame: Any) -> bool:
+    """A web-chat visitor asks for a new answer; False when one is already on its way."""
+    message = _visitor_answer(
+        conversation_id, visitor_id, frame.get("message_id") if isinstance(frame, dict) else None
+    )
+    return answer_regenerate(message=message)
+
+
+def _visitor_answer(conversation_id: int | None, visitor_id: str, message_id: Any) -> Message:
+    if not isinstance(message_id, int) or conversation_id is None:
+        raise ConsoleError("a message_id of one of this chat's answers is needed")
+    message = Message.objects.filter(
+        pk=message_id,
+        conversation_id=conversation_id,
+        conversation__chat_id=visitor_id,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+    ).first()
+    if message is None:
+        raise ConsoleError("no such answer in this chat")
+    return message
+
+
+# Exports ------------------------------------------------------------------------
+
+EXPORT_CHUNK = 500
+CSV_COLUMNS = [
+    "conversation_id",
+    "bot",
+    "platform",
+    "chat_id",
+    "user",
+    "message_id",
+    "received_at",
+    "direction",
+    "author",
+    "sender_id",
+    "text",
+    "status",
+    "error",
+    "profile",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "rating",
+]
+
+
+def _csv_line(values: Iterable[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
+
+
+def conversations_export_csv(*, conversations: QuerySet[Conversation]) -> Iterator[str]:
+    """The conversations' messages as CSV lines, read from the database in chunks."""
+    yield _csv_line(CSV_COLUMNS)
+    for message in export_messages(conversations=conversations).iterator(chunk_size=EXPORT_CHUNK):
+        conversation = message.conversation
+        yield _csv_line(
+            [
+                conversation.pk,
+                message.bot.name,
+                message.bot.platform,
+                conversation.chat_id,
+                conversation_user(conversation),
+                message.pk,
+                message.received_at.isoformat(),
+                message.direction,
+                message.author,
+                message.sender_id,
+                message.text,
+                message.status,
+                message.error,
+                message.profile.name if message.profile else "",
+                message.prompt_tokens if message.prompt_tokens is not None else "",
+                message.completion_tokens if message.completion_tokens is not None else "",
+                message.cost if message.cost is not None else "",
+                message.rating or "",
+            ]
+        )
+
+
+def _training_role(message: Message) -> str | None:
+    if message.direction == Direction.IN:
+        return "user" if message.author == Author.USER and message.text else None
+    if message.author in (Author.ASSISTANT, Author.STAFF) and message.status in (
+        MessageStatus.ANSWERED,
+        MessageStatus.DELIVERED,
+    ):
+        return "assistant"
+    return None  # system notices and failed answers are not examples to learn from
+
+
+def conversations_export_jsonl(*, conversations: QuerySet[Conversation]) -> Iterator[str]:
+    """One line per conversation in the chat fine-tuning format: {"messages": [...]}.
+
+    Answers rated not helpful are left out with the turn they answered; a conversation
+    without any answer gives no line. Messages are read in chunks, never all at once.
+    """
+    messages = export_messages(conversations=conversations).iterator(chunk_size=EXPORT_CHUNK)
+    for _, group in itertools.groupby(messages, key=lambda message: message.conversation_id):
+        turns: list[dict[str, str]] = []
+        for message in group:
+            role = _training_role(message)
+            if role is None:
+                continue
+            if role == "assistant" and message.rating == Rating.NOT_HELPFUL:
+                while turns and turns[-1]["role"] == "user":
+                    turns.pop()
+                continue
+            if turns and turns[-1]["role"] == role:
+                turns[-1]["content"] += "\n\n" + message.text  # several messages, one turn
+            else:
+                turns.append({"role": role, "content": message.text})
+        while turns and turns[-1]["role"] == "user":
+            turns.pop()
+        if any(turn["role"] == "assistant" for turn in turns):
+            yield json.dumps({"messages": turns}, ensure_ascii=False) + "\n"
