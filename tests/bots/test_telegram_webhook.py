@@ -17,9 +17,15 @@ def test_update_is_answered_with_the_streamed_model_text(
     response = post_update(client, telegram_bot, update)
 
     assert response.status_code == 200
-    sent = wait_for(lambda: fake_telegram.sent("sendMessage"))
-    assert len(sent) == 1
-    assert sent[0].params["text"] == "Paris is the capital of France."
+    wait_for(
+        lambda: Message.objects.filter(
+            direction=Direction.OUT, status=MessageStatus.DELIVERED
+        ).exists()
+    )
+    sent = fake_telegram.sent("sendMessage")
+    assert len(sent) == 1  # streamed into one message, then finalized by editing it
+    [shown] = fake_telegram.chat(update["message"]["chat"]["id"])
+    assert shown.text == "Paris is the capital of France."
     assert int(sent[0].params["chat_id"]) == update["message"]["chat"]["id"]
     assert sent[0].params["reply_parameters"]["message_id"] == update["message"]["message_id"]
     assert sent[0].token == telegram_bot.telegram_token
@@ -51,7 +57,7 @@ def test_duplicate_delivery_is_acknowledged_and_not_answered_twice(
 ):
     update = private_text_update("hello")
     assert post_update(client, telegram_bot, update).status_code == 200
-    wait_for(lambda: fake_telegram.sent("sendMessage"))
+    wait_for(lambda: Message.objects.filter(status=MessageStatus.DELIVERED).exists())
 
     again = post_update(client, telegram_bot, update)
 
@@ -60,7 +66,7 @@ def test_duplicate_delivery_is_acknowledged_and_not_answered_twice(
     assert Message.objects.filter(direction=Direction.IN).count() == 1
     # A later, new update is answered; the duplicate never was.
     post_update(client, telegram_bot, private_text_update("and again"))
-    wait_for(lambda: len(fake_telegram.sent("sendMessage")) >= 2)
+    wait_for(lambda: Message.objects.filter(status=MessageStatus.DELIVERED).count() == 2)
     assert len(fake_telegram.sent("sendMessage")) == 2
     assert len(fake_openai.requests) == 2
 

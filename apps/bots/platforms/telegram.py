@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import html
 import json
+import logging
+import re
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any
 
 from telegram import Bot as TelegramBot
-from telegram import ReplyParameters, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.request import HTTPXRequest
 
 from apps.bots.platforms.base import (
     DeliveryError,
+    InboundAction,
+    InboundAttachment,
     InboundMessage,
     OutboundMessage,
     SentMessage,
@@ -23,10 +45,29 @@ from apps.bots.platforms.base import (
 )
 
 if TYPE_CHECKING:
+    from telegram import Message as TelegramMessage
+
     from apps.bots.models import Bot
+
+logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 MAX_TEXT = 4096
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+COMMANDS = {
+    "start": "Start chatting",
+    "help": "What I can do",
+    "reset": "Start a new conversation",
+    "model": "Which model answers",
+}
+# Button presses carry "a:<action>:<our Message id>" (Telegram allows 64 bytes).
+ACTION_BUTTONS = (("helpful", "👍 Helpful"), ("not_helpful", "👎 Not helpful"))
+REGENERATE = ("regenerate", "🔄 Regenerate")
+CALLBACK_DATA = re.compile(r"^a:(?P<action>[a-z_]+):(?P<message_id>\d+)$")
+# About one message per second per chat, 20 per minute in groups (Bot FAQ).
+PACE_PRIVATE_SECONDS = 1.0
+PACE_GROUP_SECONDS = 3.0
+PACE_MAX_WAIT_SECONDS = 15.0
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -45,11 +86,109 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return pieces
 
 
+# Formatting ----------------------------------------------------------------------------
+
+_FENCE = re.compile(r"(```[^\n`]*\n[\s\S]*?```)")
+_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+
+
+def to_html(text: str) -> str:
+    """Model text as Telegram HTML: everything escaped; ``` fences, `code` and **bold** kept.
+
+    Only balanced markup is converted, so the result always parses.
+    """
+    out: list[str] = []
+    for part in _FENCE.split(text):
+        if _FENCE.fullmatch(part):
+            code = part[3:-3].split("\n", 1)[1]
+            out.append(f"<pre>{html.escape(code, quote=False)}</pre>")
+            continue
+        for piece in _INLINE_CODE.split(part):
+            if _INLINE_CODE.fullmatch(piece):
+                out.append(f"<code>{html.escape(piece[1:-1], quote=False)}</code>")
+            else:
+                out.append(_BOLD.sub(r"<b>\1</b>", html.escape(piece, quote=False)))
+    return "".join(out)
+
+
+def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | None:
+    if not message.with_actions:
+        return None
+
+    def button(action: str, label: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=f"a:{action}:{message.message_id}")
+
+    return InlineKeyboardMarkup([[button(*spec) for spec in ACTION_BUTTONS], [button(*REGENERATE)]])
+
+
+def _utf16_remove(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` without the (offset, length) spans, counted in UTF-16 code units."""
+    encoded = text.encode("utf-16-le")
+    for offset, length in sorted(spans, reverse=True):
+        encoded = encoded[: offset * 2] + encoded[(offset + length) * 2 :]
+    return encoded.decode("utf-16-le")
+
+
+def _seconds(value: Any) -> float:
+    return float(value.total_seconds() if hasattr(value, "total_seconds") else value)
+
+
+# Pacing --------------------------------------------------------------------------------
+
+# Reserve the chat's next send slot: returns the seconds to wait, or -wait when the
+# wait exceeds the cap (nothing reserved; the caller gives the work back to be retried).
+_PACE_SCRIPT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])
+local free_at = tonumber(redis.call('GET', KEYS[1]) or '0')
+local at = math.max(now, free_at)
+if at - now > cap then return tostring(-(at - now)) end
+local ttl = math.ceil((at + interval - now) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(at + interval), 'PX', ttl)
+return tostring(at - now)
+"""
+
+
+class ChatPacer:
+    """Spaces sends into one chat across all processes (a Redis slot per chat)."""
+
+    def __init__(self, bot: Bot, chat_id: str):
+        self.key = f"assistant:tgpace:{bot.pk}:{chat_id}"
+        self.interval = PACE_GROUP_SECONDS if chat_id.startswith("-") else PACE_PRIVATE_SECONDS
+
+    def reserve(self, *, cap: float = PACE_MAX_WAIT_SECONDS) -> float:
+        """Seconds to wait before the reserved slot; negative: busy longer than `cap`."""
+        from apps.core.redis import get_redis
+
+        return float(get_redis().eval(_PACE_SCRIPT, 1, self.key, time.time(), self.interval, cap))
+
+    def hold(self, seconds: float) -> None:
+        """Telegram said to wait: no process sends into this chat for `seconds`."""
+        from apps.core.redis import get_redis
+
+        until = time.time() + seconds
+        current = float(get_redis().get(self.key) or 0)
+        get_redis().set(self.key, max(until, current), px=int(seconds * 1000) + 1000)
+
+
+# The adapter ---------------------------------------------------------------------------
+
+
 class TelegramAdapter:
     """Telegram Bot API: webhook verification and parsing, sending with PTB's Bot."""
 
+    stream_interval: float | None = 1.0
+
     def __init__(self, bot: Bot):
         self.bot = bot
+
+    @property
+    def telegram_bot_id(self) -> int | None:
+        """The bot's own user id: the part of its token before the colon."""
+        head = (self.bot.telegram_token or "").split(":", 1)[0]
+        return int(head) if head.isdigit() else None
 
     def verify(self, *, headers: dict[str, str], body: bytes) -> None:
         expected = self.bot.telegram_webhook_secret or ""
@@ -57,7 +196,9 @@ class TelegramAdapter:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise WebhookRejected("bad or missing secret token", status=403)
 
-    def parse(self, *, body: bytes) -> list[InboundMessage]:
+    # Inbound ---------------------------------------------------------------------------
+
+    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -66,30 +207,182 @@ class TelegramAdapter:
             raise WebhookRejected("not a Telegram Update: no integer update_id", status=400)
         try:
             update = Update.de_json(data, None)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise WebhookRejected(f"malformed Update: {error}", status=400) from error
-        message = update.message
-        if message is None or not message.text or message.chat.type != "private":
+        return self.parse_update(update)
+
+    def parse_update(self, update: Update) -> list[InboundMessage | InboundAction]:
+        """What one Update carries for us (webhook and long polling share this)."""
+        if update.callback_query is not None:
+            action = self._parse_callback(update)
+            return [action] if action else []
+        message = update.message or update.edited_message
+        if message is None:
             return []
-        sender = message.from_user
+        if message.migrate_to_chat_id:
+            from apps.bots.services import chat_migrate
+
+            chat_migrate(
+                bot=self.bot,
+                old_chat_id=str(message.chat.id),
+                new_chat_id=str(message.migrate_to_chat_id),
+            )
+            return []
+        if message.chat.type not in ("private", "group", "supergroup"):
+            return []
+        inbound = self._parse_message(message, edited=update.edited_message is not None)
+        if inbound is None:
+            return []
         return [
             InboundMessage(
                 external_id=str(update.update_id),
                 chat_id=str(message.chat.id),
-                chat_type="private",
-                sender_id=str(sender.id) if sender else str(message.chat.id),
-                sender_name=sender.full_name if sender else "",
-                text=message.text,
+                chat_type="private" if message.chat.type == "private" else "group",
+                sender_id=str(message.from_user.id) if message.from_user else str(message.chat.id),
+                sender_name=message.from_user.full_name if message.from_user else "",
                 platform_message_id=str(message.message_id),
+                **inbound,
             )
         ]
 
+    def _parse_message(self, message: TelegramMessage, *, edited: bool) -> dict | None:
+        text = message.text or message.caption or ""
+        raw_entities = message.entities if message.text else message.caption_entities
+        entities = (
+            message.parse_entities()
+            if message.text
+            else message.parse_caption_entities()
+            if message.caption
+            else {}
+        )
+        mentioned = False
+        command = ""
+        spans: list[tuple[int, int]] = []
+        for entity in raw_entities or ():
+            value = entities.get(entity, "")
+            if entity.type == MessageEntity.MENTION and self._is_me(value):
+                mentioned = True
+                spans.append((entity.offset, entity.length))
+            elif entity.type == MessageEntity.TEXT_MENTION and entity.user:
+                if entity.user.id == self.telegram_bot_id:
+                    mentioned = True
+                    spans.append((entity.offset, entity.length))
+            elif entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+                name, _, addressee = value[1:].partition("@")
+                if addressee and not self._is_me("@" + addressee):
+                    return None  # a command for another bot in the group
+                if name.lower() in COMMANDS:
+                    command = name.lower()
+                    spans.append((entity.offset, entity.length))
+                elif addressee:
+                    mentioned = True  # "/ask@ThisBot question": addressed to us
+                    spans.append((entity.offset, entity.length))
+        reply = message.reply_to_message
+        reply_to_bot = bool(
+            reply
+            and reply.from_user
+            and self.telegram_bot_id is not None
+            and reply.from_user.id == self.telegram_bot_id
+        )
+        attachments = self._attachments(message)
+        if not text and not attachments:
+            return None
+        cleaned = _utf16_remove(text, spans) if spans else text
+        cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip(" \t,:")
+        return {
+            "text": cleaned.strip(),
+            "mentioned": mentioned,
+            "reply_to_bot": reply_to_bot,
+            "command": command,
+            "edited": edited,
+            "attachments": attachments,
+        }
+
+    def _attachments(self, message: TelegramMessage) -> tuple[InboundAttachment, ...]:
+        found: list[InboundAttachment] = []
+        if message.photo:
+            largest = message.photo[-1]
+            found.append(
+                InboundAttachment(
+                    kind="image",
+                    platform_file_id=largest.file_id,
+                    mime_type="image/jpeg",
+                    size=largest.file_size,
+                )
+            )
+        if message.voice:
+            found.append(
+                InboundAttachment(
+                    kind="audio",
+                    platform_file_id=message.voice.file_id,
+                    mime_type=message.voice.mime_type or "audio/ogg",
+                    file_name="voice.ogg",
+                    size=message.voice.file_size,
+                )
+            )
+        if message.document:
+            document = message.document
+            is_image = (document.mime_type or "").startswith("image/")
+            found.append(
+                InboundAttachment(
+                    kind="image" if is_image else "file",
+                    platform_file_id=document.file_id,
+                    mime_type=document.mime_type or "",
+                    file_name=document.file_name or "",
+                    size=document.file_size,
+                )
+            )
+        return tuple(found)
+
+    def _parse_callback(self, update: Update) -> InboundAction | None:
+        query = update.callback_query
+        match = CALLBACK_DATA.match(query.data or "")
+        if match is None:
+            return None
+        chat = query.message.chat if query.message is not None else None
+        return InboundAction(
+            external_id=f"callback:{query.id}",
+            chat_id=str(chat.id) if chat else "",
+            sender_id=str(query.from_user.id),
+            action=match["action"],
+            message_id=int(match["message_id"]),
+            callback_id=query.id,
+        )
+
+    def _is_me(self, mention: str) -> bool:
+        username = self.username()
+        return bool(username) and mention.lower() == f"@{username}".lower()
+
+    def username(self) -> str:
+        """The bot's @username without the @, fetched once with getMe and stored."""
+        if not self.bot.platform_username:
+            try:
+                me = asyncio.run(self._get_me())
+            except TelegramError as error:
+                logger.warning("getMe failed for bot %s: %s", self.bot.pk, error)
+                return ""
+            self._store_username(me.username or "")
+        return self.bot.platform_username
+
+    def _store_username(self, username: str) -> None:
+        from apps.bots.models import Bot
+
+        if username and username != self.bot.platform_username:
+            self.bot.platform_username = username
+            Bot.objects.filter(pk=self.bot.pk).update(platform_username=username)
+
+    async def _get_me(self):
+        async with self._client() as client:
+            return await client.get_me()
+
+    # Outbound --------------------------------------------------------------------------
+
     @asynccontextmanager
-    async def _client(self) -> AsyncIterator[TelegramBot]:
+    async def _client(self, *, read_timeout: float = 15) -> AsyncIterator[TelegramBot]:
         # A fresh client per call: PTB's httpx pool binds to the event loop that
         # first uses it, and each Celery task runs its own loop.
-        request = HTTPXRequest(connect_timeout=5, read_timeout=15, write_timeout=15)
-        updates_request = HTTPXRequest()
+        request = HTTPXRequest(connect_timeout=5, read_timeout=read_timeout, write_timeout=15)
+        updates_request = HTTPXRequest(connect_timeout=5, read_timeout=5)
         api = self.bot.platform_api_base_url
         client = TelegramBot(
             self.bot.telegram_token,
@@ -103,35 +396,23 @@ class TelegramAdapter:
         finally:
             await asyncio.gather(request.shutdown(), updates_request.shutdown())
 
-    async def _send(self, message: OutboundMessage) -> SentMessage:
-        first_id = ""
-        async with self._client() as client:
-            for index, piece in enumerate(split_text(message.text)):
-                reply = None
-                if index == 0 and message.reply_to_platform_message_id:
-                    reply = ReplyParameters(
-                        message_id=int(message.reply_to_platform_message_id),
-                        allow_sending_without_reply=True,
-                    )
-                sent = await client.send_message(
-                    chat_id=int(message.chat_id), text=piece, reply_parameters=reply
-                )
-                first_id = first_id or str(sent.message_id)
-        return SentMessage(platform_message_id=first_id)
-
-    def send(self, message: OutboundMessage) -> SentMessage:
-        if not message.text.strip():
-            raise DeliveryError("empty answer", retryable=False)
+    def _call(self, coroutine_function, *args, chat_id: str = "", **kwargs):
+        """Run one async Bot API exchange, translating PTB errors into DeliveryError."""
         try:
-            return asyncio.run(self._send(message))
+            return asyncio.run(coroutine_function(*args, **kwargs))
         except RetryAfter as error:
-            retry_after = error.retry_after
-            seconds = (
-                retry_after.total_seconds()
-                if hasattr(retry_after, "total_seconds")
-                else retry_after
-            )
-            raise DeliveryError(str(error), retryable=True, retry_after=float(seconds)) from error
+            seconds = _seconds(error.retry_after)
+            if chat_id:
+                ChatPacer(self.bot, chat_id).hold(seconds)
+            raise DeliveryError(str(error), retryable=True, retry_after=seconds) from error
+        except ChatMigrated as error:
+            from apps.bots.services import chat_migrate
+
+            if chat_id:
+                chat_migrate(bot=self.bot, old_chat_id=chat_id, new_chat_id=str(error.new_chat_id))
+            raise DeliveryError(
+                f"the group became a supergroup {error.new_chat_id}", retryable=True
+            ) from error
         except (BadRequest, Forbidden) as error:
             raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error
         except NetworkError as error:  # includes TimedOut and 5xx answers
@@ -139,14 +420,265 @@ class TelegramAdapter:
         except TelegramError as error:
             raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error
 
+    async def _pace(self, chat_id: str) -> None:
+        wait = ChatPacer(self.bot, chat_id).reserve()
+        if wait < 0:
+            raise DeliveryError("chat is busy; pacing", retryable=True, retry_after=-wait)
+        if wait:
+            await asyncio.sleep(wait)
+
+    def _shown_key(self, chat_id: str, platform_message_id: str) -> str:
+        return f"assistant:tgshown:{self.bot.pk}:{chat_id}:{platform_message_id}"
+
+    @staticmethod
+    def _fingerprint(text: str, markup: InlineKeyboardMarkup | None) -> str:
+        payload = text + "\x00" + json.dumps(markup.to_dict() if markup else None, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def _remember_shown(self, chat_id: str, platform_message_id: str, fingerprint: str) -> None:
+        from apps.core.redis import get_redis
+
+        get_redis().set(self._shown_key(chat_id, platform_message_id), fingerprint, ex=86400)
+
+    def _is_shown(self, chat_id: str, platform_message_id: str, fingerprint: str) -> bool:
+        from apps.core.redis import get_redis
+
+        shown = get_redis().get(self._shown_key(chat_id, platform_message_id))
+        return shown is not None and shown.decode() == fingerprint
+
+    async def _send_piece(
+        self,
+        client: TelegramBot,
+        *,
+        chat_id: str,
+        text: str,
+        reply_to: str = "",
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> str:
+        reply = (
+            ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True)
+            if reply_to
+            else None
+        )
+        try:
+            sent = await client.send_message(
+                chat_id=int(chat_id),
+                text=to_html(text),
+                parse_mode=ParseMode.HTML,
+                reply_parameters=reply,
+                reply_markup=markup,
+            )
+        except BadRequest as error:
+            if "can't parse entities" not in str(error).lower():
+                raise
+            logger.warning("Telegram refused our HTML (%s); sending plain text", error)
+            sent = await client.send_message(
+                chat_id=int(chat_id), text=text, reply_parameters=reply, reply_markup=markup
+            )
+        platform_message_id = str(sent.message_id)
+        self._remember_shown(chat_id, platform_message_id, self._fingerprint(text, markup))
+        return platform_message_id
+
+    async def _edit_piece(
+        self,
+        client: TelegramBot,
+        *,
+        chat_id: str,
+        platform_message_id: str,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> bool:
+        """Edit a sent message; False (and no call) when it already shows exactly this."""
+        fingerprint = self._fingerprint(text, markup)
+        if self._is_shown(chat_id, platform_message_id, fingerprint):
+            return False
+        await self._pace(chat_id)
+        arguments = {
+            "chat_id": int(chat_id),
+            "message_id": int(platform_message_id),
+            "reply_markup": markup,
+        }
+        try:
+            try:
+                await client.edit_message_text(
+                    text=to_html(text), parse_mode=ParseMode.HTML, **arguments
+                )
+            except BadRequest as error:
+                if "can't parse entities" not in str(error).lower():
+                    raise
+                await client.edit_message_text(text=text, **arguments)
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+        self._remember_shown(chat_id, platform_message_id, fingerprint)
+        return True
+
+    # Which pieces of a long answer are already in the chat, so a retried delivery
+    # resumes instead of repeating them.
+    def _progress_key(self, message_id: int) -> str:
+        return f"assistant:tgparts:{self.bot.pk}:{message_id}"
+
+    def _progress(self, message_id: int) -> dict[int, str]:
+        from apps.core.redis import get_redis
+
+        stored = get_redis().hgetall(self._progress_key(message_id))
+        return {int(index): value.decode() for index, value in stored.items()}
+
+    def _progress_record(self, message_id: int, index: int, platform_message_id: str) -> None:
+        from apps.core.redis import get_redis
+
+        key = self._progress_key(message_id)
+        get_redis().hset(key, str(index), platform_message_id)
+        get_redis().expire(key, 7 * 86400)
+
+    async def _send(self, message: OutboundMessage) -> SentMessage:
+        pieces = split_text(message.text)
+        done = self._progress(message.message_id)
+        markup = _keyboard(message)
+        ids: list[str] = []
+        async with self._client() as client:
+            for index, piece in enumerate(pieces):
+                piece_markup = markup if index == len(pieces) - 1 else None
+                streamed = message.platform_message_id or done.get(0, "")
+                if index == 0 and streamed:
+                    # Streaming already showed this answer: finalize that message.
+                    await self._edit_piece(
+                        client,
+                        chat_id=message.chat_id,
+                        platform_message_id=streamed,
+                        text=piece,
+                        markup=piece_markup,
+                    )
+                    ids.append(streamed)
+                    continue
+                if index in done:
+                    ids.append(done[index])
+                    continue
+                await self._pace(message.chat_id)
+                sent_id = await self._send_piece(
+                    client,
+                    chat_id=message.chat_id,
+                    text=piece,
+                    reply_to=message.reply_to_platform_message_id if index == 0 else "",
+                    markup=piece_markup,
+                )
+                self._progress_record(message.message_id, index, sent_id)
+                ids.append(sent_id)
+        return SentMessage(platform_message_id=ids[0])
+
+    def send(self, message: OutboundMessage) -> SentMessage:
+        if not message.text.strip():
+            raise DeliveryError("empty answer", retryable=False)
+        return self._call(self._send, message, chat_id=message.chat_id)
+
+    async def _stream(self, message: OutboundMessage, text: str) -> str:
+        piece = split_text(text)[0]
+        async with self._client() as client:
+            if message.platform_message_id:
+                await self._edit_piece(
+                    client,
+                    chat_id=message.chat_id,
+                    platform_message_id=message.platform_message_id,
+                    text=piece,
+                )
+                return message.platform_message_id
+            await self._pace(message.chat_id)
+            platform_message_id = await self._send_piece(
+                client,
+                chat_id=message.chat_id,
+                text=piece,
+                reply_to=message.reply_to_platform_message_id,
+            )
+            # The finished answer's delivery edits this message instead of sending it.
+            self._progress_record(message.message_id, 0, platform_message_id)
+            return platform_message_id
+
+    def stream_update(self, message: OutboundMessage, text: str) -> str:
+        if not text.strip():
+            return message.platform_message_id
+        if message.platform_message_id:
+            fingerprint = self._fingerprint(split_text(text)[0], None)
+            if self._is_shown(message.chat_id, message.platform_message_id, fingerprint):
+                return message.platform_message_id
+        return self._call(self._stream, message, text, chat_id=message.chat_id)
+
+    async def _typing(self, chat_id: str) -> None:
+        async with self._client(read_timeout=5) as client:
+            await client.send_chat_action(chat_id=int(chat_id), action=ChatAction.TYPING)
+
+    def typing(self, message: OutboundMessage) -> None:
+        with suppress(Exception):
+            asyncio.run(self._typing(message.chat_id))
+
+    async def _download(self, file_id: str) -> bytes:
+        async with self._client(read_timeout=60) as client:
+            telegram_file = await client.get_file(file_id)
+            return bytes(await telegram_file.download_as_bytearray())
+
+    def download(self, *, message_platform_id: str, attachment: InboundAttachment) -> bytes:
+        return self._call(self._download, attachment.platform_file_id)
+
+    async def _answer_callback(self, callback_id: str, text: str) -> None:
+        async with self._client(read_timeout=5) as client:
+            await client.answer_callback_query(callback_query_id=callback_id, text=text[:200])
+
+    def answer_action(self, action: InboundAction, text: str) -> None:
+        if not action.callback_id:
+            return
+        try:
+            asyncio.run(self._answer_callback(action.callback_id, text))
+        except TelegramError as error:
+            logger.warning("answerCallbackQuery failed: %s", error)
+
+    # Setup -----------------------------------------------------------------------------
+
+    async def _register_commands(self, client: TelegramBot) -> None:
+        await client.set_my_commands(
+            [BotCommand(name, description) for name, description in COMMANDS.items()]
+        )
+
     async def _set_webhook(self, url: str) -> bool:
         async with self._client() as client:
-            return await client.set_webhook(
+            me = await client.get_me()
+            self._store_username(me.username or "")
+            done = await client.set_webhook(
                 url=url,
                 secret_token=self.bot.telegram_webhook_secret,
-                allowed_updates=["message", "edited_message", "callback_query"],
+                allowed_updates=ALLOWED_UPDATES,
             )
+            await self._register_commands(client)
+            return done
 
     def set_webhook(self, url: str) -> bool:
-        """Register `url` with Telegram, with this bot's secret token."""
+        """Register `url` with Telegram, with this bot's secret token, and the commands."""
         return asyncio.run(self._set_webhook(url))
+
+    async def _prepare_polling(self) -> None:
+        async with self._client() as client:
+            me = await client.get_me()
+            self._store_username(me.username or "")
+            await client.delete_webhook(drop_pending_updates=False)
+            await self._register_commands(client)
+
+    def prepare_polling(self) -> None:
+        """Before long polling: learn our username, drop the webhook, register commands."""
+        asyncio.run(self._prepare_polling())
+
+    async def _get_updates(self, *, offset: int | None, timeout: int) -> tuple[Update, ...]:
+        async with self._client() as client:
+            return await client.get_updates(
+                offset=offset,
+                timeout=timeout,
+                allowed_updates=ALLOWED_UPDATES,
+                read_timeout=5,
+            )
+
+    def poll(self, *, offset: int | None, timeout: int, watchdog: float) -> tuple[Update, ...]:
+        """One long poll. Raises TimeoutError when it has not returned after `watchdog`s."""
+
+        async def guarded() -> tuple[Update, ...]:
+            return await asyncio.wait_for(
+                self._get_updates(offset=offset, timeout=timeout), timeout=watchdog
+            )
+
+        return asyncio.run(guarded())
