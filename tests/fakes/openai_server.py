@@ -19,6 +19,7 @@ class FakeOpenAI(LoopbackServer):
         self.reply = reply
         self.chunk_size = chunk_size
         self.first_token_delay = 0.0
+        self.chunk_delay = 0.0  # seconds between streamed chunks (a slow model)
         self.report_usage = True
         self.requests: list[dict[str, Any]] = []
         self.failures: list[int] = []
@@ -71,6 +72,7 @@ class FakeOpenAI(LoopbackServer):
             )
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         delay = self.first_token_delay
+        chunk_delay = self.chunk_delay
 
         def stream(write):
             def event(payload):
@@ -93,6 +95,8 @@ class FakeOpenAI(LoopbackServer):
                 }
             )
             for piece in pieces:
+                if chunk_delay:
+                    time.sleep(chunk_delay)
                 event(
                     {
                         **base,
