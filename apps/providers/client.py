@@ -1,27 +1,89 @@
 """The model client: the only module that imports openai.
 
-`stream_reply()` streams one answer from a profile, falling back along the
-profile's fallback chain when a provider fails before anything was produced.
+`stream_reply()` streams one answer from a profile and keeps the user from
+hanging: it retries retryable failures with exponential backoff and jitter
+(honouring Retry-After), skips providers that are cooling down after repeated
+failures, and walks the profile's fallback chain on connection errors, 5xx,
+429, auth errors, a first token that does not come within the profile's
+first-token timeout, or a stream that stalls before any text was produced.
+Once text was produced, a stall or a broken stream ends the answer with a
+short "answer interrupted" note instead.
+
+Token counts are estimated (about four characters a token, one a token for CJK
+and other wide scripts): tiktoken would download its BPE files at run time,
+which this deployment does not allow.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import email.utils
 import logging
+import queue
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
+from django.conf import settings
 
+from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
 
 logger = logging.getLogger(__name__)
 
+INTERRUPTED_NOTE = "[answer interrupted]"
+
+# Error kinds (ModelError.kind). The turn and the admin read them; users never see them.
+CONNECTION = "connection"
+TIMEOUT = "timeout"
+RATE_LIMITED = "rate_limited"
+SERVER_ERROR = "server_error"
+AUTH = "auth"
+BAD_REQUEST = "bad_request"
+CONTEXT_LENGTH = "context_length"
+FIRST_TOKEN_TIMEOUT = "first_token_timeout"  # noqa: S105 - an error kind
+STALL = "stall"
+COOLING_DOWN = "cooling_down"
+DISABLED = "disabled"
+
+# Retried on the same provider (with backoff) before falling back.
+_RETRY_SAME_PROVIDER = {CONNECTION, TIMEOUT, RATE_LIMITED, SERVER_ERROR}
+# Provider faults: they count towards the provider's cooldown.
+_PROVIDER_FAULTS = {
+    CONNECTION,
+    TIMEOUT,
+    RATE_LIMITED,
+    SERVER_ERROR,
+    AUTH,
+    FIRST_TOKEN_TIMEOUT,
+    STALL,
+}
+
 
 @dataclass(frozen=True)
 class ChatMessage:
+    """One chat message; `content` is text or a list of OpenAI content parts (text, image_url)."""
+
     role: str  # "system" | "user" | "assistant"
-    content: str
+    content: str | list[dict[str, Any]]
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def image_part(data: bytes, mime_type: str) -> dict[str, Any]:
+    """An image as an image_url part holding a data URL."""
+    encoded = base64.b64encode(data).decode()
+    return {
+        "type": "image_url",
+        "image_url": {"url": f"data:{mime_type or 'image/jpeg'};base64,{encoded}"},
+    }
 
 
 @dataclass
@@ -33,21 +95,35 @@ class Usage:
 
 @dataclass
 class Reply:
-    """What a finished stream produced, and which profile produced it."""
+    """What a finished stream produced, which profile produced it, and what was tried."""
 
     text: str
     profile: ModelProfile
     usage: Usage
-    skipped: list[str] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    first_token_seconds: float | None = None
 
 
 class ModelError(Exception):
     """A model call failed. `retryable` says whether trying again (or elsewhere) can help."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        kind: str = "",
+        retry_after: float | None = None,
+        attempts: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.kind = kind
+        self.retry_after = retry_after
+        self.attempts = attempts or []
 
 
 _clients: dict[tuple[int, str], openai.OpenAI] = {}
@@ -65,59 +141,204 @@ def _client_for(provider: Provider) -> openai.OpenAI:
                 api_key=provider.api_key or "not-needed",
                 timeout=provider.request_timeout,
                 default_headers=provider.extra_headers or None,
-                max_retries=0,
+                max_retries=0,  # retries are ours: backoff, Retry-After, cooldown, fallback
             )
             _clients[key] = client
     return client
 
 
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    headers = exc.response.headers
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return float(milliseconds) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _is_context_length(exc: openai.APIStatusError) -> bool:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    code = str(error.get("code") or "") if isinstance(error, dict) else ""
+    text = f"{code} {exc.message}".lower()
+    return "context_length" in text or "context length" in text or "maximum context" in text
+
+
 def _error_from(exc: Exception) -> ModelError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        retryable = status == 429 or status >= 500
-        return ModelError(f"HTTP {status}: {exc.message}", retryable=retryable, status=status)
+        message = f"HTTP {status}: {exc.message}"
+        if status == 429:
+            kind = RATE_LIMITED
+        elif status >= 500:
+            kind = SERVER_ERROR
+        elif status in (401, 403):
+            kind = AUTH
+        elif status in (400, 413) and _is_context_length(exc):
+            kind = CONTEXT_LENGTH
+        else:
+            kind = BAD_REQUEST
+        return ModelError(
+            message,
+            retryable=kind in _RETRY_SAME_PROVIDER,
+            status=status,
+            kind=kind,
+            retry_after=_retry_after(exc),
+        )
     if isinstance(exc, openai.APITimeoutError):
-        return ModelError("timed out", retryable=True)
+        return ModelError("timed out", retryable=True, kind=TIMEOUT)
     if isinstance(exc, openai.APIConnectionError):
-        return ModelError(f"connection failed: {exc}", retryable=True)
-    return ModelError(f"{exc.__class__.__name__}: {exc}", retryable=False)
+        return ModelError(f"connection failed: {exc}", retryable=True, kind=CONNECTION)
+    return ModelError(f"{exc.__class__.__name__}: {exc}", retryable=False, kind=BAD_REQUEST)
 
 
 def estimate_tokens(text: str) -> int:
-    """A rough count (about four characters a token) for providers that report none."""
-    return max(1, len(text) // 4) if text else 0
+    """A token estimate: ~4 characters a token for ASCII, one a token for wider scripts."""
+    if not text:
+        return 0
+    wide = sum(1 for character in text if ord(character) > 0x2FF)
+    return max(1, (len(text) - wide + 3) // 4 + wide)
 
 
-def _stream_one(profile: ModelProfile, messages: list[ChatMessage]) -> Iterator[str | Usage]:
+IMAGE_TOKENS = 800  # what one image part is counted as in the context budget
+
+
+def estimate_message_tokens(message: ChatMessage) -> int:
+    """Tokens one message takes in the prompt (content plus a few for the role framing)."""
+    if isinstance(message.content, str):
+        return 4 + estimate_tokens(message.content)
+    total = 4
+    for part in message.content:
+        if part.get("type") == "text":
+            total += estimate_tokens(part.get("text", ""))
+        else:
+            total += IMAGE_TOKENS
+    return total
+
+
+def _payload(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+_DONE = object()
+
+
+class _Content(str):
+    """A piece of answer text (as opposed to a liveness signal or usage)."""
+
+
+_ALIVE = object()  # a chunk that shows the model is working (e.g. reasoning) but has no text
+
+
+def _timed_stream(profile: ModelProfile, messages: list[ChatMessage]) -> Iterator[str | Usage]:
+    """Stream text pieces then usage; raise ModelError on failure, first-token timeout or stall.
+
+    The SDK's iterator runs in a helper thread so that the waits for the first
+    token and between tokens are measured here, independently of socket timeouts.
+    """
     provider = profile.provider
     request = dict(
         model=profile.model,
-        messages=[{"role": m.role, "content": m.content} for m in messages],
+        messages=_payload(messages),
         temperature=profile.temperature,
         max_tokens=profile.max_tokens,
         stream=True,
         stream_options={"include_usage": True},
     )
+    items: queue.Queue = queue.Queue()
+    abandoned = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def produce() -> None:
+        try:
+            stream = _client_for(provider).chat.completions.create(**request)
+            holder["stream"] = stream
+            for chunk in stream:
+                if abandoned.is_set():
+                    break
+                if chunk.usage is not None:
+                    items.put(
+                        Usage(
+                            prompt_tokens=chunk.usage.prompt_tokens or 0,
+                            completion_tokens=chunk.usage.completion_tokens or 0,
+                        )
+                    )
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta is None:
+                        continue
+                    if delta.content:
+                        items.put(_Content(delta.content))
+                    elif (delta.model_extra or {}).get("reasoning_content"):
+                        items.put(_ALIVE)
+            items.put(_DONE)
+        except openai.OpenAIError as exc:
+            items.put(_error_from(exc))
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer thread
+            items.put(
+                ModelError(f"{exc.__class__.__name__}: {exc}", retryable=True, kind=CONNECTION)
+            )
+        finally:
+            stream = holder.get("stream")
+            if stream is not None and abandoned.is_set():
+                with contextlib.suppress(Exception):  # best effort on an abandoned stream
+                    stream.close()
+
+    thread = threading.Thread(target=produce, name=f"model-stream-{profile.pk}", daemon=True)
+    thread.start()
+    started = time.monotonic()
+    alive = False
     try:
-        stream = _client_for(provider).chat.completions.create(**request)
-        usage = None
-        for chunk in stream:
-            if chunk.usage is not None:
-                usage = Usage(
-                    prompt_tokens=chunk.usage.prompt_tokens or 0,
-                    completion_tokens=chunk.usage.completion_tokens or 0,
-                )
-            for choice in chunk.choices:
-                if choice.delta and choice.delta.content:
-                    yield choice.delta.content
-        if usage is not None:
-            yield usage
-    except openai.OpenAIError as exc:
-        raise _error_from(exc) from exc
+        while True:
+            if alive:
+                wait = profile.stall_timeout
+            else:
+                wait = max(0.0, profile.first_token_timeout - (time.monotonic() - started))
+            try:
+                item = items.get(timeout=wait)
+            except queue.Empty:
+                if alive:
+                    raise ModelError(
+                        f"stream stalled: no token for {profile.stall_timeout:g}s",
+                        retryable=True,
+                        kind=STALL,
+                    ) from None
+                raise ModelError(
+                    f"no first token within {profile.first_token_timeout:g}s",
+                    retryable=True,
+                    kind=FIRST_TOKEN_TIMEOUT,
+                ) from None
+            if item is _DONE:
+                return
+            if isinstance(item, ModelError):
+                raise item
+            if item is _ALIVE:
+                alive = True
+                continue
+            if isinstance(item, _Content):
+                alive = True
+                yield str(item)
+            else:
+                yield item
+    finally:
+        abandoned.set()
+        stream = holder.get("stream")
+        if stream is not None and thread.is_alive():
+            with contextlib.suppress(Exception):  # best effort on an abandoned stream
+                stream.close()
 
 
 def profile_chain(profile: ModelProfile) -> list[ModelProfile]:
-    """The profile followed by its fallbacks, each once, enabled providers only."""
+    """The profile followed by its fallbacks, each once."""
     chain: list[ModelProfile] = []
     seen: set[int] = set()
     current: ModelProfile | None = profile
@@ -128,46 +349,223 @@ def profile_chain(profile: ModelProfile) -> list[ModelProfile]:
     return chain
 
 
+def retry_delay(*, attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter for retry `attempt` (0-based), at least Retry-After."""
+    base = float(getattr(settings, "MODEL_RETRY_BASE_SECONDS", 0.5))
+    cap = float(getattr(settings, "MODEL_RETRY_MAX_SECONDS", 8.0))
+    delay = min(cap, base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def messages_with_system(profile: ModelProfile, messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The profile's system prompt (if any) followed by `messages`."""
+    system = [ChatMessage("system", profile.system_prompt)] if profile.system_prompt else []
+    return system + list(messages)
+
+
+PromptBuilder = Callable[[ModelProfile, int], list[ChatMessage]]
+MAX_SQUEEZE = 2  # prompt builders are asked for a smaller prompt this many times
+
+
 def stream_reply(
     *,
     profile: ModelProfile,
-    messages: list[ChatMessage],
+    messages: list[ChatMessage] | None = None,
+    build: PromptBuilder | None = None,
     on_delta: Callable[[str], None],
+    use_fallbacks: bool = True,
 ) -> Reply:
     """Stream an answer, calling `on_delta` with each piece of text as it arrives.
 
-    Falls back along the chain while nothing has been produced; once text has been
-    produced a failure is raised, since the user has already seen part of an answer.
+    The prompt is `build(candidate, squeeze)` (squeeze 0 normally, higher after a
+    context-length error asks for a smaller prompt), or `messages` after the
+    candidate's system prompt. Raises ModelError (with `attempts`) when every
+    profile failed before producing text.
     """
-    skipped: list[str] = []
+    if build is None:
+        fixed = list(messages or [])
+
+        def build(candidate: ModelProfile, squeeze: int) -> list[ChatMessage]:
+            return messages_with_system(candidate, fixed)
+
+    attempts: list[dict[str, Any]] = []
     last_error: ModelError | None = None
-    for candidate in profile_chain(profile):
-        if not candidate.provider.enabled:
-            skipped.append(f"{candidate.name}: provider disabled")
+    chain = profile_chain(profile) if use_fallbacks else [profile]
+    for candidate in chain:
+        provider = candidate.provider
+
+        def skip(reason: str, kind: str, candidate: ModelProfile = candidate) -> None:
+            attempts.append(
+                {
+                    "profile": candidate.name,
+                    "profile_id": candidate.pk,
+                    "outcome": "skipped",
+                    "kind": kind,
+                    "reason": reason,
+                }
+            )
+
+        if not provider.enabled:
+            skip("provider disabled", DISABLED)
             continue
-        system = [ChatMessage("system", candidate.system_prompt)] if candidate.system_prompt else []
-        parts: list[str] = []
-        usage: Usage | None = None
+        cooling = services.provider_cooldown_remaining(provider=provider)
+        if cooling > 0:
+            skip(f"provider cooling down ({cooling:.0f}s left)", COOLING_DOWN)
+            last_error = ModelError("provider cooling down", retryable=True, kind=COOLING_DOWN)
+            continue
         try:
-            for item in _stream_one(candidate, system + messages):
-                if isinstance(item, Usage):
-                    usage = item
-                else:
-                    parts.append(item)
-                    on_delta(item)
+            reply = _stream_candidate(candidate, build, on_delta, attempts)
         except ModelError as error:
-            if parts:
-                raise
-            logger.warning("profile %s failed: %s", candidate.name, error)
-            skipped.append(f"{candidate.name}: {error}")
             last_error = error
             continue
-        text = "".join(parts)
-        if usage is None:
-            prompt_text = "".join(m.content for m in system + messages)
-            usage = Usage(estimate_tokens(prompt_text), estimate_tokens(text), estimated=True)
-        return Reply(text=text, profile=candidate, usage=usage, skipped=skipped)
-    raise ModelError(
-        "; ".join(skipped) or "no profile to answer with",
-        retryable=bool(last_error and last_error.retryable),
+        return reply
+    summary = "; ".join(
+        f"{a['profile']}: {a['reason']}" for a in attempts if a["outcome"] != "answered"
     )
+    raise ModelError(
+        summary or "no profile to answer with",
+        retryable=bool(last_error and last_error.retryable),
+        status=last_error.status if last_error else None,
+        kind=last_error.kind if last_error else "",
+        attempts=attempts,
+    )
+
+
+def _stream_candidate(
+    candidate: ModelProfile,
+    build: PromptBuilder,
+    on_delta: Callable[[str], None],
+    attempts: list[dict[str, Any]],
+) -> Reply:
+    """Try one profile: retries with backoff, squeezes the prompt on context-length errors."""
+    provider = candidate.provider
+    max_wait = float(getattr(settings, "MODEL_RETRY_MAX_WAIT_SECONDS", 30.0))
+    squeeze = 0
+    retry = 0
+    while True:
+        prompt = build(candidate, squeeze)
+        parts: list[str] = []
+        usage: Usage | None = None
+        started = time.monotonic()
+        first_token_seconds: float | None = None
+        try:
+            for item in _timed_stream(candidate, prompt):
+                if isinstance(item, Usage):
+                    usage = item
+                    continue
+                if first_token_seconds is None:
+                    first_token_seconds = time.monotonic() - started
+                parts.append(item)
+                on_delta(item)
+        except ModelError as error:
+            if parts:
+                # The user has seen part of this answer: end it rather than start over.
+                logger.warning("profile %s broke off mid-answer: %s", candidate.name, error)
+                if error.kind in _PROVIDER_FAULTS:
+                    services.provider_failure_record(provider=provider, error=str(error))
+                note = ("\n\n" if not parts[-1].endswith("\n") else "\n") + INTERRUPTED_NOTE
+                on_delta(note)
+                text = "".join(parts) + note
+                attempts.append(_answered(candidate, interrupted=str(error)))
+                return Reply(
+                    text=text,
+                    profile=candidate,
+                    usage=_estimated_usage(prompt, text),
+                    attempts=attempts,
+                    interrupted=True,
+                    first_token_seconds=first_token_seconds,
+                )
+            if error.kind == CONTEXT_LENGTH and squeeze < MAX_SQUEEZE:
+                squeeze += 1
+                attempts.append(_failed(candidate, error, "retrying with a shorter context"))
+                continue
+            if error.kind in _PROVIDER_FAULTS:
+                cooling = services.provider_failure_record(provider=provider, error=str(error))
+            else:
+                cooling = False
+            if error.kind in _RETRY_SAME_PROVIDER and retry < provider.max_retries and not cooling:
+                delay = retry_delay(attempt=retry, retry_after=error.retry_after)
+                if delay <= max_wait:
+                    attempts.append(_failed(candidate, error, f"retrying in {delay:.1f}s"))
+                    retry += 1
+                    time.sleep(delay)
+                    continue
+            logger.warning("profile %s failed: %s", candidate.name, error)
+            attempts.append(
+                _failed(candidate, error, "falling back" if candidate.fallback_id else "")
+            )
+            raise
+        services.provider_success_record(provider=provider)
+        text = "".join(parts)
+        attempts.append(_answered(candidate))
+        return Reply(
+            text=text,
+            profile=candidate,
+            usage=usage or _estimated_usage(prompt, text),
+            attempts=attempts,
+            first_token_seconds=first_token_seconds,
+        )
+
+
+def _failed(candidate: ModelProfile, error: ModelError, then: str) -> dict[str, Any]:
+    return {
+        "profile": candidate.name,
+        "profile_id": candidate.pk,
+        "outcome": "failed",
+        "kind": error.kind,
+        "status": error.status,
+        "reason": str(error) + (f" ({then})" if then else ""),
+    }
+
+
+def _answered(candidate: ModelProfile, interrupted: str = "") -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "profile": candidate.name,
+        "profile_id": candidate.pk,
+        "outcome": "answered",
+        "reason": "",
+    }
+    if interrupted:
+        entry["outcome"] = "interrupted"
+        entry["reason"] = interrupted
+    return entry
+
+
+def _estimated_usage(prompt: list[ChatMessage], text: str) -> Usage:
+    return Usage(
+        prompt_tokens=sum(estimate_message_tokens(m) for m in prompt),
+        completion_tokens=estimate_tokens(text),
+        estimated=True,
+    )
+
+
+def complete(*, profile: ModelProfile, messages: list[ChatMessage]) -> Reply:
+    """A whole answer to `messages` as given (no system prompt added), with fallbacks.
+
+    Used for housekeeping calls such as summarizing older turns.
+    """
+    return stream_reply(
+        profile=profile, build=lambda candidate, squeeze: messages, on_delta=_ignore
+    )
+
+
+def _ignore(delta: str) -> None:
+    pass
+
+
+def transcribe(*, profile: ModelProfile, audio: bytes, file_name: str, mime_type: str = "") -> str:
+    """Speech to text through the provider's /audio/transcriptions with the profile's model."""
+    if not profile.transcription_model:
+        raise ModelError(
+            "this profile has no transcription model", retryable=False, kind=BAD_REQUEST
+        )
+    try:
+        result = _client_for(profile.provider).audio.transcriptions.create(
+            model=profile.transcription_model,
+            file=(file_name or "voice.ogg", audio, mime_type or "application/octet-stream"),
+        )
+    except openai.OpenAIError as exc:
+        raise _error_from(exc) from exc
+    return (getattr(result, "text", "") or "").strip()

@@ -1,13 +1,20 @@
 """A loopback fake of an OpenAI-compatible model server (/v1/chat/completions, streaming).
 
-Tests script it: `reply` is what it streams, split into `chunks`; `fail(status)`
-queues failures; `first_token_delay` holds the first token back.
+Tests script it: `reply` is what it streams, split into chunks of `chunk_size`
+(or `reply_for(body)` decides per request); `fail(status, retry_after=...)` queues
+failures; `first_token_delay` holds the first token back; `chunk_delay` paces
+every chunk; `stall_after_chunks` stops the stream mid-answer for `stall_seconds`;
+`report_usage` turns the final usage chunk on/off; `context_limit` answers 400
+context_length_exceeded when the prompt is longer (estimated tokens);
+/audio/transcriptions answers `transcript`.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.server import LoopbackServer, Request, Response
@@ -22,30 +29,90 @@ class FakeOpenAI(LoopbackServer):
         self.chunk_delay = 0.0  # seconds between streamed chunks (a slow model)
         self.report_usage = True
         self.requests: list[dict[str, Any]] = []
-        self.failures: list[int] = []
+        self.request_times: list[float] = []
+        self.failures: list[tuple[int, float | None]] = []
+        self.reply_for: Callable[[dict[str, Any]], str | None] | None = None
+        self.stall_after_chunks: int | None = None
+        self.stall_seconds = 30.0
+        self.context_limit: int | None = None
+        self.transcript = "transcribed words"
+        self.transcriptions: list[dict[str, Any]] = []
+        self._released = threading.Event()
 
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def fail(self, status: int, times: int = 1) -> None:
+    def fail(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         with self.lock:
-            self.failures.extend([status] * times)
+            self.failures.extend([(status, retry_after)] * times)
+
+    def stop(self):
+        self._released.set()  # wake any stalled stream so its thread ends
+        super().stop()
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.requests)
+
+    @staticmethod
+    def prompt_tokens(body: dict[str, Any]) -> int:
+        """The fake's own estimate of a prompt's size: four characters a token."""
+        total = 0
+        for message in body.get("messages", []):
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(part.get("text", "") for part in content)
+            total += len(content or "") // 4 + 4
+        return total
+
+    def _transcription(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        fields: dict[str, Any] = {}
+        boundary = content_type.split("boundary=")[-1].encode()
+        for part in request.body.split(b"--" + boundary):
+            head, _, value = part.partition(b"\r\n\r\n")
+            if b'name="model"' in head:
+                fields["model"] = value.rstrip(b"\r\n").decode()
+            elif b'name="file"' in head:
+                fields["file"] = value[:-2] if value.endswith(b"\r\n") else value
+        with self.lock:
+            self.transcriptions.append(fields)
+        return Response(200, {"text": self.transcript})
 
     def handle(self, request: Request) -> Response:
         if request.path.rstrip("/").endswith("/models"):
             return Response(
                 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
             )
+        if request.path.endswith("/audio/transcriptions"):
+            return self._transcription(request)
         if not request.path.endswith("/chat/completions"):
             return Response(404, {"error": {"message": "not found"}})
         body = json.loads(request.body)
         with self.lock:
             self.requests.append(body)
-            status = self.failures.pop(0) if self.failures else None
-        if status is not None:
-            return Response(status, {"error": {"message": f"injected {status}", "type": "fake"}})
-        reply = self.reply
+            self.request_times.append(time.monotonic())
+            failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            status, retry_after = failure
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+            return Response(
+                status, {"error": {"message": f"injected {status}", "type": "fake"}}, headers
+            )
+        if self.context_limit is not None and self.prompt_tokens(body) > self.context_limit:
+            return Response(
+                400,
+                {
+                    "error": {
+                        "message": "This model's maximum context length is "
+                        f"{self.context_limit} tokens.",
+                        "type": "invalid_request_error",
+                        "code": "context_length_exceeded",
+                    }
+                },
+            )
+        reply = (self.reply_for(body) if self.reply_for else None) or self.reply
         pieces = [reply[i : i + self.chunk_size] for i in range(0, len(reply), self.chunk_size)]
         usage = {
             "prompt_tokens": 11,
@@ -73,6 +140,9 @@ class FakeOpenAI(LoopbackServer):
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         delay = self.first_token_delay
         chunk_delay = self.chunk_delay
+        stall_after = self.stall_after_chunks
+        stall_seconds = self.stall_seconds
+        released = self._released
 
         def stream(write):
             def event(payload):
@@ -84,8 +154,6 @@ class FakeOpenAI(LoopbackServer):
                 "created": int(time.time()),
                 "model": body["model"],
             }
-            if delay:
-                time.sleep(delay)
             event(
                 {
                     **base,
@@ -94,9 +162,14 @@ class FakeOpenAI(LoopbackServer):
                     ],
                 }
             )
-            for piece in pieces:
+            if delay:
+                released.wait(delay)
+            for index, piece in enumerate(pieces):
+                if stall_after is not None and index == stall_after:
+                    released.wait(stall_seconds)
+                    return  # the connection just ends: a stalled, then broken, stream
                 if chunk_delay:
-                    time.sleep(chunk_delay)
+                    released.wait(chunk_delay)
                 event(
                     {
                         **base,
