@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from apps.bots.api import BotViewSet
-from apps.bots.webhooks import TelegramWebhookView
+from apps.bots.webhooks import FeishuWebhookView, TelegramWebhookView
 from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import health
@@ -25,6 +25,11 @@ urlpatterns = [
         "api/webhooks/telegram/<uuid:bot_id>/",
         TelegramWebhookView.as_view(),
         name="webhook-telegram",
+    ),
+    path(
+        "api/webhooks/feishu/<uuid:bot_id>/",
+        FeishuWebhookView.as_view(),
+        name="webhook-feishu",
     ),
     path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),
     path("console/", include("apps.conversations.urls")),

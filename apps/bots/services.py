@@ -21,6 +21,9 @@ def webhook_url(bot: Bot) -> str | None:
     if bot.platform == Platform.TELEGRAM:
         path = reverse("webhook-telegram", kwargs={"bot_id": bot.pk})
         return settings.PUBLIC_BASE_URL + path
+    if bot.platform == Platform.FEISHU:
+        path = reverse("webhook-feishu", kwargs={"bot_id": bot.pk})
+        return settings.PUBLIC_BASE_URL + path
     return None
 
 

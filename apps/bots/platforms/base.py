@@ -129,9 +129,10 @@ class PlatformAdapter(Protocol):
 
 def adapter_for(bot: Bot) -> PlatformAdapter:
     """The adapter for a bot's platform. Registering a platform is one line here."""
-    from apps.bots.platforms import telegram, web
+    from apps.bots.platforms import feishu, telegram, web
 
     adapters: dict[str, type] = {"telegram": telegram.TelegramAdapter, "web": web.WebChatAdapter}
+    adapters["feishu"] = feishu.FeishuAdapter
     try:
         return adapters[bot.platform](bot)
     except KeyError:

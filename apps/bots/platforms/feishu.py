@@ -1,0 +1,620 @@
+"""Feishu / Lark, through lark-oapi. Feishu's wire format stays in this module.
+
+In: schema 2.0 events by webhook (optionally AES-encrypted and signed) or by the
+long connection (apps.bots.connectors.feishu_ws); im.message.receive_v1 messages
+and card.action.trigger button presses. Out: interactive cards replying to the
+triggering message, updated in place while the answer streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import lark_oapi as lark
+import requests
+from lark_oapi.api.im.v1 import (
+    CreateMessageRequest,
+    CreateMessageRequestBody,
+    GetMessageResourceRequest,
+    PatchMessageRequest,
+    PatchMessageRequestBody,
+    ReplyMessageRequest,
+    ReplyMessageRequestBody,
+)
+from lark_oapi.core.cache import ICache
+from lark_oapi.core.exception import ObtainAccessTokenException
+from lark_oapi.core.utils import AESCipher
+
+from apps.bots.platforms.base import (
+    DeliveryError,
+    InboundAction,
+    InboundAttachment,
+    InboundMessage,
+    OutboundMessage,
+    SentMessage,
+    WebhookRejected,
+)
+from apps.core.redis import get_redis
+
+if TYPE_CHECKING:
+    from apps.bots.models import Bot
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Lark-Signature"
+TIMESTAMP_HEADER = "X-Lark-Request-Timestamp"
+NONCE_HEADER = "X-Lark-Request-Nonce"
+# Replay protection: Feishu does not bound the timestamp; we accept 5 minutes either way.
+SIGNATURE_MAX_AGE = 300
+# A card may be at most 30 KB of JSON. Characters can take 3 bytes (CJK) plus escaping,
+# so pieces are measured in UTF-8 bytes of the escaped text, with room for the buttons.
+CARD_TEXT_BYTES = 24_000
+RATE_LIMIT_CODES = {99991400, 230020}
+TOKEN_INVALID_CODES = {99991661, 99991663, 99991664, 99991665, 99991668}
+COMMANDS = {"start", "help", "reset", "model"}
+ACTION_LABELS = (
+    ("helpful", "👍 Helpful", "default"),
+    ("not_helpful", "👎 Not helpful", "default"),
+    ("regenerate", "🔄 Regenerate", "default"),
+)
+MENTION_KEY = re.compile(r"@_user_\d+")
+
+
+# Tokens ---------------------------------------------------------------------------------
+
+
+class RedisTokenCache(ICache):
+    """lark-oapi's token cache in Redis, so every process shares one tenant_access_token."""
+
+    prefix = "assistant:feishu:token:"
+
+    def get(self, key: str) -> str | None:
+        value = get_redis().get(self.prefix + key)
+        return value.decode() if value is not None else None
+
+    def set(self, key: str, value: str, expire: int) -> None:
+        # `expire` is a Unix timestamp (lark already subtracts a 10-minute margin).
+        if expire > time.time():
+            get_redis().set(self.prefix + key, value, exat=int(expire))
+
+    def forget(self, app_id: str) -> None:
+        get_redis().delete(f"{self.prefix}self_tenant_token:{app_id}")
+
+
+TOKEN_CACHE = RedisTokenCache()
+
+
+# What a webhook call answers --------------------------------------------------------------
+
+
+@dataclass
+class WebhookReply:
+    """What the Feishu webhook view answers: a challenge echo, a card-action toast, or success."""
+
+    challenge: str | None = None
+    toasts: list[str] = field(default_factory=list)
+    is_card_action: bool = False
+
+    def body(self) -> dict[str, Any]:
+        if self.challenge is not None:
+            return {"challenge": self.challenge}
+        if self.is_card_action:
+            if not self.toasts:
+                return {}
+            return {"toast": {"type": "info", "content": self.toasts[-1]}}
+        return {"msg": "success"}
+
+
+_reply: ContextVar[WebhookReply | None] = ContextVar("feishu_webhook_reply", default=None)
+
+
+@contextmanager
+def webhook_reply() -> Iterator[WebhookReply]:
+    """Collect, while handling one webhook call, what Feishu must get back in the response.
+
+    Card callbacks are answered in the HTTP response (within 3 s): answer_action()
+    records its toast here, and the view returns `reply.body()`.
+    """
+    reply = WebhookReply()
+    token = _reply.set(reply)
+    try:
+        yield reply
+    finally:
+        _reply.reset(token)
+
+
+# Events -------------------------------------------------------------------------------
+
+
+def event_decrypt(body: bytes, encrypt_key: str) -> dict[str, Any]:
+    """The JSON of a webhook body, decrypted when it is {"encrypt": ...}. Raises WebhookRejected."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WebhookRejected(f"body is not JSON: {error}", status=400) from error
+    if not isinstance(data, dict):
+        raise WebhookRejected("body is not a JSON object", status=400)
+    encrypted = data.get("encrypt")
+    if encrypted is None:
+        return data
+    if not encrypt_key:
+        raise WebhookRejected("encrypted event but no Encrypt Key is configured", status=403)
+    if not isinstance(encrypted, str):
+        raise WebhookRejected("encrypt is not a string", status=400)
+    try:
+        plain = json.loads(AESCipher(encrypt_key).decrypt_str(encrypted))
+    except (ValueError, UnicodeDecodeError) as error:  # bad base64/padding/JSON
+        raise WebhookRejected(f"cannot decrypt the event: {error}", status=400) from error
+    if not isinstance(plain, dict):
+        raise WebhookRejected("decrypted event is not a JSON object", status=400)
+    return plain
+
+
+def _get(data: Any, *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return default
+        data = data.get(key)
+    return default if data is None else data
+
+
+def _content(message: dict[str, Any]) -> dict[str, Any]:
+    raw = message.get("content") or "{}"
+    try:
+        content = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as error:
+        raise WebhookRejected(f"message content is not JSON: {error}", status=400) from error
+    if not isinstance(content, dict):
+        raise WebhookRejected("message content is not a JSON object", status=400)
+    return content
+
+
+def _post_body(content: dict[str, Any]) -> dict[str, Any]:
+    """A post's {"title", "content"}; events carry it bare, the API language-keyed."""
+    if "content" in content:
+        return content
+    for value in content.values():
+        if isinstance(value, dict) and "content" in value:
+            return value
+    return {}
+
+
+class FeishuAdapter:
+    """Feishu/Lark Open Platform: webhook checks and event parsing, cards sent with lark-oapi."""
+
+    stream_interval = 0.5  # PATCH allows 5 QPS per message; stay well under it
+
+    def __init__(self, bot: Bot):
+        self.bot = bot
+
+    # Webhook ----------------------------------------------------------------------------
+
+    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
+        expected_token = self.bot.feishu_verification_token or ""
+        if not expected_token:
+            raise WebhookRejected("the bot has no Verification Token configured", status=403)
+        data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
+        if data.get("type") == "url_verification":
+            # Feishu does not sign the URL check; its token is top-level.
+            self._check_token(data.get("token"), expected_token)
+            return
+        if self.bot.feishu_encrypt_key:
+            self._check_signature(headers, body)
+        token = _get(data, "header", "token") if data.get("schema") else data.get("token")
+        self._check_token(token, expected_token)
+
+    @staticmethod
+    def _check_token(given: Any, expected: str) -> None:
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise WebhookRejected("bad verification token", status=403)
+
+    def _check_signature(self, headers: dict[str, str], body: bytes) -> None:
+        lowered = {key.lower(): value for key, value in headers.items()}
+        timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
+        nonce = lowered.get(NONCE_HEADER.lower(), "")
+        signature = lowered.get(SIGNATURE_HEADER.lower(), "")
+        try:
+            age = abs(time.time() - int(timestamp))
+        except ValueError:
+            raise WebhookRejected("missing or bad request timestamp", status=403) from None
+        if age > SIGNATURE_MAX_AGE:
+            raise WebhookRejected("stale request timestamp", status=403)
+        expected = event_signature(
+            timestamp=timestamp, nonce=nonce, encrypt_key=self.bot.feishu_encrypt_key, body=body
+        )
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            raise WebhookRejected("bad signature", status=403)
+
+    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
+        data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
+        if data.get("type") == "url_verification":
+            challenge = data.get("challenge")
+            if not isinstance(challenge, str):
+                raise WebhookRejected("url_verification without a challenge", status=400)
+            reply = _reply.get()
+            if reply is not None:
+                reply.challenge = challenge
+            return []
+        return self.parse_event(data)
+
+    def parse_event(self, data: dict[str, Any]) -> list[InboundMessage | InboundAction]:
+        """The messages and button presses in one decrypted schema 2.0 event."""
+        header = data.get("header")
+        event = data.get("event")
+        if data.get("schema") != "2.0" or not isinstance(header, dict):
+            raise WebhookRejected("not a schema 2.0 event", status=400)
+        event_id = header.get("event_id")
+        if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
+            raise WebhookRejected("event without event_id or body", status=400)
+        event_type = header.get("event_type")
+        if event_type == "im.message.receive_v1":
+            inbound = self._message(event_id, event)
+            return [inbound] if inbound else []
+        if event_type == "card.action.trigger":
+            reply = _reply.get()
+            if reply is not None:
+                reply.is_card_action = True
+            action = self._card_action(event_id, event)
+            return [action] if action else []
+        return []
+
+    def _message(self, event_id: str, event: dict[str, Any]) -> InboundMessage | None:
+        message = event.get("message")
+        if not isinstance(message, dict):
+            raise WebhookRejected("message event without a message", status=400)
+        if _get(event, "sender", "sender_type") == "app":
+            return None  # our own (or another bot's) messages
+        chat_id, message_id = message.get("chat_id"), message.get("message_id")
+        if not isinstance(chat_id, str) or not isinstance(message_id, str):
+            raise WebhookRejected("message without chat_id or message_id", status=400)
+        mentions = [m for m in message.get("mentions") or [] if isinstance(m, dict)]
+        bot_open_id = self.bot.platform_username
+        bot_keys = {
+            m.get("key")
+            for m in mentions
+            if bot_open_id and _get(m, "id", "open_id") == bot_open_id
+        }
+        names = {m.get("key"): m.get("name") or "" for m in mentions}
+
+        def unmention(text: str) -> str:
+            def swap(match: re.Match) -> str:
+                key = match.group(0)
+                if key in bot_keys:
+                    return ""
+                return f"@{names[key]}" if names.get(key) else key
+
+            return MENTION_KEY.sub(swap, text)
+
+        kind = message.get("message_type")
+        content = _content(message)
+        attachments: list[InboundAttachment] = []
+        text = ""
+        if kind == "text":
+            text = unmention(str(content.get("text") or ""))
+        elif kind == "post":
+            text, attachments = self._post(_post_body(content), bot_keys, names)
+        elif kind == "image" and content.get("image_key"):
+            attachments.append(
+                InboundAttachment(kind="image", platform_file_id=content["image_key"])
+            )
+        elif kind in ("file", "audio", "media") and content.get("file_key"):
+            attachments.append(
+                InboundAttachment(
+                    kind="audio" if kind == "audio" else "file",
+                    platform_file_id=content["file_key"],
+                    file_name=str(content.get("file_name") or ""),
+                    mime_type="audio/opus" if kind == "audio" else "",
+                )
+            )
+        else:
+            return None  # stickers, cards, shares: nothing to answer
+        text = " ".join(part for part in text.split(" ") if part != "").strip()
+        command = ""
+        if text.startswith("/"):
+            word = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
+            command = word if word in COMMANDS else ""
+        sender_id = _get(event, "sender", "sender_id", "open_id", default="")
+        return InboundMessage(
+            external_id=event_id,
+            chat_id=chat_id,
+            chat_type="private" if message.get("chat_type") == "p2p" else "group",
+            sender_id=str(sender_id),
+            sender_name="",
+            text=text,
+            platform_message_id=message_id,
+            mentioned=bool(bot_keys),
+            command=command,
+            attachments=tuple(attachments),
+        )
+
+    @staticmethod
+    def _post(
+        post: dict[str, Any], bot_keys: set, names: dict
+    ) -> tuple[str, list[InboundAttachment]]:
+        lines: list[str] = []
+        attachments: list[InboundAttachment] = []
+        title = post.get("title")
+        if isinstance(title, str) and title.strip():
+            lines.append(title.strip())
+        for paragraph in post.get("content") or []:
+            parts: list[str] = []
+            for element in paragraph if isinstance(paragraph, list) else []:
+                if not isinstance(element, dict):
+                    continue
+                tag = element.get("tag")
+                if tag in ("text", "a", "code_block"):
+                    parts.append(str(element.get("text") or ""))
+                elif tag == "at":
+                    key = element.get("user_id")
+                    if key not in bot_keys:
+                        parts.append(f"@{element.get('user_name') or names.get(key) or ''}")
+                elif tag == "img" and element.get("image_key"):
+                    attachments.append(
+                        InboundAttachment(kind="image", platform_file_id=element["image_key"])
+                    )
+                elif tag == "media" and element.get("file_key"):
+                    attachments.append(
+                        InboundAttachment(kind="file", platform_file_id=element["file_key"])
+                    )
+            line = "".join(parts).strip()
+            if line:
+                lines.append(line)
+        return "\n".join(lines), attachments
+
+    def _card_action(self, event_id: str, event: dict[str, Any]) -> InboundAction | None:
+        value = _get(event, "action", "value")
+        if not isinstance(value, dict):
+            return None
+        try:
+            message_id = int(value.get("message_id"))
+        except (TypeError, ValueError):
+            return None
+        return InboundAction(
+            external_id=event_id,
+            chat_id=str(_get(event, "context", "open_chat_id", default="")),
+            sender_id=str(_get(event, "operator", "open_id", default="")),
+            action=str(value.get("action") or ""),
+            message_id=message_id,
+            callback_id=event_id,
+        )
+
+    def answer_action(self, action: InboundAction, text: str) -> None:
+        # Feishu wants the toast in the callback's HTTP response, not as an API call.
+        reply = _reply.get()
+        if reply is not None:
+            reply.toasts.append(text)
+
+    # Sending ----------------------------------------------------------------------------
+
+    def client(self) -> lark.Client:
+        """A lark-oapi client for this bot; tokens live in Redis, shared by all processes."""
+        try:
+            return (
+                lark.Client.builder()
+                .app_id(self.bot.feishu_app_id)
+                .app_secret(self.bot.feishu_app_secret)
+                .domain(self.bot.platform_api_base_url)
+                .timeout(15)
+                .cache(TOKEN_CACHE)
+                .log_level(lark.LogLevel.WARNING)
+                .build()
+            )
+        except ValueError as error:  # a domain lark-oapi refuses
+            raise DeliveryError(f"bad Feishu API base URL: {error}", retryable=False) from error
+
+    def _call(self, what: str, function: Callable[[], Any]) -> Any:
+        """Run one SDK call; turn every failure into a DeliveryError that says if retrying helps."""
+        try:
+            response = function()
+        except ObtainAccessTokenException as error:
+            code = getattr(error, "code", None)
+            raise DeliveryError(
+                f"{what}: cannot get a tenant_access_token: {error}",
+                retryable=code not in (10003, 10014),  # 10003/10014: bad app id / secret
+            ) from error
+        except requests.RequestException as error:
+            raise DeliveryError(
+                f"{what}: {error.__class__.__name__}: {error}", retryable=True
+            ) from error
+        except ValueError as error:  # a body that is not JSON: an overloaded proxy, a 5xx page
+            raise DeliveryError(f"{what}: unreadable answer: {error}", retryable=True) from error
+        if response.success():
+            return response
+        raw = response.raw
+        status = raw.status_code if raw is not None else 0
+        code = response.code
+        message = f"{what}: HTTP {status}, code {code}: {response.msg}"
+        if status == 429 or code in RATE_LIMIT_CODES:
+            headers = {k.lower(): v for k, v in ((raw.headers if raw else None) or {}).items()}
+            reset = headers.get("x-ogw-ratelimit-reset")
+            try:
+                retry_after = max(float(reset), 0.5) if reset is not None else 1.0
+            except ValueError:
+                retry_after = 1.0
+            raise DeliveryError(message, retryable=True, retry_after=retry_after)
+        if code in TOKEN_INVALID_CODES:
+            TOKEN_CACHE.forget(self.bot.feishu_app_id)
+            raise DeliveryError(message, retryable=True)
+        raise DeliveryError(message, retryable=status >= 500 or status == 0)
+
+    def _reply(self, client: lark.Client, *, to: str, card: dict, uuid: str) -> str:
+        request = (
+            ReplyMessageRequest.builder()
+            .message_id(to)
+            .request_body(
+                ReplyMessageRequestBody.builder()
+                .msg_type("interactive")
+                .content(json.dumps(card, ensure_ascii=False))
+                .uuid(uuid)
+                .build()
+            )
+            .build()
+        )
+        response = self._call("reply", lambda: client.im.v1.message.reply(request))
+        return response.data.message_id
+
+    def _patch(self, client: lark.Client, *, message_id: str, card: dict) -> None:
+        request = (
+            PatchMessageRequest.builder()
+            .message_id(message_id)
+            .request_body(
+                PatchMessageRequestBody.builder()
+                .content(json.dumps(card, ensure_ascii=False))
+                .build()
+            )
+            .build()
+        )
+        self._call("update card", lambda: client.im.v1.message.patch(request))
+
+    def _create(self, client: lark.Client, *, chat_id: str, card: dict, uuid: str) -> str:
+        request = (
+            CreateMessageRequest.builder()
+            .receive_id_type("chat_id")
+            .request_body(
+                CreateMessageRequestBody.builder()
+                .receive_id(chat_id)
+                .msg_type("interactive")
+                .content(json.dumps(card, ensure_ascii=False))
+                .uuid(uuid)
+                .build()
+            )
+            .build()
+        )
+        response = self._call("send", lambda: client.im.v1.message.create(request))
+        return response.data.message_id
+
+    def _put(self, client: lark.Client, message: OutboundMessage, card: dict, part: int) -> str:
+        uuid = f"answer-{message.message_id}-{part}"
+        if message.reply_to_platform_message_id:
+            return self._reply(
+                client, to=message.reply_to_platform_message_id, card=card, uuid=uuid
+            )
+        return self._create(client, chat_id=message.chat_id, card=card, uuid=uuid)
+
+    def _stream_key(self, message: OutboundMessage) -> str:
+        return f"assistant:feishu:streamed:{self.bot.pk}:{message.message_id}"
+
+    def send(self, message: OutboundMessage) -> SentMessage:
+        if not message.text.strip():
+            raise DeliveryError("empty answer", retryable=False)
+        client = self.client()
+        pieces = card_split(message.text)
+        first_id = message.platform_message_id
+        for part, piece in enumerate(pieces):
+            last = part == len(pieces) - 1
+            card = answer_card(
+                piece, message_id=message.message_id, with_actions=message.with_actions and last
+            )
+            if part == 0 and first_id:
+                # Streaming already put this card in the chat: finalize it in place.
+                self._patch(client, message_id=first_id, card=card)
+                continue
+            platform_id = self._put(client, message, card, part)
+            if part == 0:
+                first_id = platform_id
+                if get_redis().exists(self._stream_key(message)):
+                    # A stream started but its card id was lost (a timeout after Feishu
+                    # took it). The same uuid returned that card: give it the full text.
+                    self._patch(client, message_id=platform_id, card=card)
+        return SentMessage(platform_message_id=first_id)
+
+    def stream_update(self, message: OutboundMessage, text: str) -> str:
+        if not text.strip():
+            return message.platform_message_id
+        client = self.client()
+        card = answer_card(card_split(text)[0], message_id=message.message_id, streaming=True)
+        if message.platform_message_id:
+            self._patch(client, message_id=message.platform_message_id, card=card)
+            return message.platform_message_id
+        get_redis().set(self._stream_key(message), 1, ex=86400)
+        # Same uuid as the final first part: a retried send can never add a second card.
+        return self._put(client, message, card, 0)
+
+    def typing(self, message: OutboundMessage) -> None:
+        pass  # Feishu has no typing indicator for bots; the streaming card shows progress
+
+    def download(self, *, message_platform_id: str, attachment: InboundAttachment) -> bytes:
+        request = (
+            GetMessageResourceRequest.builder()
+            .message_id(message_platform_id)
+            .file_key(attachment.platform_file_id)
+            .type("image" if attachment.kind == "image" else "file")
+            .build()
+        )
+        client = self.client()
+        response = self._call("download", lambda: client.im.v1.message_resource.get(request))
+        return response.file.read()
+
+
+def event_signature(*, timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
+    """X-Lark-Signature: sha256 hex of timestamp + nonce + encrypt key + the raw body."""
+    return hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
+
+
+def _text_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+def card_split(text: str, limit: int = CARD_TEXT_BYTES) -> list[str]:
+    """Split an answer into pieces whose card fits Feishu's 30 KB limit.
+
+    Cuts at a paragraph, then a line, then a space when one is in the second half.
+    """
+    pieces: list[str] = []
+    rest = text
+    while _text_bytes(rest) > limit:
+        # The longest prefix that fits, found by bisection on characters.
+        low, high = 1, len(rest)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if _text_bytes(rest[:middle]) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        window = rest[:low]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < low // 2:
+            cut = low
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
+def answer_card(
+    text: str, *, message_id: int, with_actions: bool = False, streaming: bool = False
+) -> dict[str, Any]:
+    """An interactive card showing `text` as markdown, optionally with feedback buttons.
+
+    update_multi must be true before and after every PATCH of the card.
+    """
+    elements: list[dict[str, Any]] = [
+        {"tag": "markdown", "content": text + (" …" if streaming else "")}
+    ]
+    if with_actions:
+        elements.append(
+            {
+                "tag": "action",
+                "actions": [
+                    {
+                        "tag": "button",
+                        "text": {"tag": "plain_text", "content": label},
+                        "type": style,
+                        "value": {"action": action, "message_id": str(message_id)},
+                    }
+                    for action, label, style in ACTION_LABELS
+                ],
+            }
+        )
+    return {"config": {"wide_screen_mode": True, "update_multi": True}, "elements": elements}
