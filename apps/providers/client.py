@@ -525,6 +525,7 @@ def _answered(candidate: ModelProfile, interrupted: str = "") -> dict[str, Any]:
         "profile": candidate.name,
         "profile_id": candidate.pk,
         "outcome": "answered",
+        "kind": "",
         "reason": "",
     }
     if interrupted:
