@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from apps.conversations.models import Conversation, Message
 
@@ -46,8 +46,26 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["text", "error", "external_id"]
     date_hierarchy = "received_at"
 
+    actions = ["retry_failed"]
+
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Message._meta.fields]
+
+    @admin.action(description="Retry the selected failed messages")
+    def retry_failed(self, request, queryset):
+        from apps.conversations.services.turns import MessageNotRetryable, message_retry
+
+        retried, refused = 0, []
+        for message_id in queryset.values_list("id", flat=True):
+            try:
+                message_retry(message_id=message_id)
+                retried += 1
+            except MessageNotRetryable as error:
+                refused.append(str(error))
+        if retried:
+            self.message_user(request, f"Retrying {retried} message(s).", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
 
     def has_add_permission(self, request):
         return False

@@ -1,9 +1,11 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from apps.conversations.selectors import conversation_list, message_list
 from apps.conversations.serializers import ConversationSerializer, MessageSerializer
+from apps.conversations.services.turns import MessageNotRetryable, message_retry
 
 
 @extend_schema(
@@ -29,3 +31,21 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         conversation = self.get_object()
         page = self.paginate_queryset(message_list(conversation_id=conversation.pk))
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses=MessageSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"messages/(?P<message_id>\d+)/retry",
+        url_name="message-retry",
+    )
+    def retry(self, request, pk=None, message_id=None):
+        """Try a failed message again (a failed answer, user message or delivery)."""
+        conversation = self.get_object()
+        if not conversation.messages.filter(pk=message_id).exists():
+            return Response({"detail": "No such message."}, status=status.HTTP_404_NOT_FOUND)
+        try:
+            message = message_retry(message_id=int(message_id))
+        except MessageNotRetryable as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)

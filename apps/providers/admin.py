@@ -1,9 +1,16 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.core.masking import mask_secret
 from apps.providers.models import ModelProfile, Provider
+from apps.providers.selectors import provider_health
+from apps.providers.services import profile_probe, provider_cooldown_clear
 
 
 class ProviderForm(forms.ModelForm):
@@ -30,18 +37,102 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(AuditedModelAdmin):
     form = ProviderForm
-    list_display = ["name", "base_url", "masked_api_key", "enabled", "updated_at"]
+    list_display = [
+        "name",
+        "base_url",
+        "masked_api_key",
+        "enabled",
+        "last_success",
+        "last_error",
+        "cooldown",
+    ]
     list_filter = ["enabled"]
     search_fields = ["name", "base_url"]
+    actions = ["end_cooldown"]
 
     @admin.display(description="API key")
     def masked_api_key(self, provider: Provider) -> str:
         return mask_secret(provider.api_key) or "—"
 
+    # Health is read from Redis, where every worker records its calls.
+    @admin.display(description="Last success")
+    def last_success(self, provider: Provider) -> str:
+        at = provider_health(provider=provider).last_success_at
+        return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
+
+    @admin.display(description="Last error")
+    def last_error(self, provider: Provider) -> str:
+        health = provider_health(provider=provider)
+        if not health.last_error_at:
+            return "—"
+        at = timezone.localtime(health.last_error_at).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{at}: {health.last_error[:120]}"
+
+    @admin.display(description="Cooldown")
+    def cooldown(self, provider: Provider) -> str:
+        health = provider_health(provider=provider)
+        if health.cooldown_seconds_left:
+            return f"cooling down, {health.cooldown_seconds_left:.0f}s left"
+        if health.consecutive_failures:
+            return f"{health.consecutive_failures} failure(s) in a row"
+        return "ok"
+
+    @admin.action(description="End the cooldown of the selected providers")
+    def end_cooldown(self, request, queryset):
+        for provider in queryset:
+            provider_cooldown_clear(provider=provider)
+        self.message_user(request, "Cooldown ended.", messages.SUCCESS)
+
 
 @admin.register(ModelProfile)
 class ModelProfileAdmin(AuditedModelAdmin):
-    list_display = ["name", "provider", "model", "temperature", "max_tokens", "fallback"]
+    list_display = [
+        "name",
+        "provider",
+        "model",
+        "temperature",
+        "max_tokens",
+        "context_budget",
+        "fallback",
+        "test_link",
+    ]
     list_filter = ["provider"]
     search_fields = ["name", "model"]
     autocomplete_fields = ["provider", "fallback"]
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:profile_id>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="providers_modelprofile_test",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Test")
+    def test_link(self, profile: ModelProfile) -> str:
+        url = reverse("admin:providers_modelprofile_test", args=[profile.pk])
+        return format_html('<a href="{}">Test this profile</a>', url)
+
+    def test_view(self, request, profile_id: int):
+        """Send a probe to the profile (GET shows the form, POST runs it) and show the timings."""
+        profile = get_object_or_404(ModelProfile.objects.select_related("provider"), pk=profile_id)
+        if not self.has_view_permission(request, profile):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        result = None
+        prompt = request.POST.get("prompt") or "Reply with one short sentence: are you there?"
+        if request.method == "POST":
+            result = profile_probe(profile=profile, prompt=prompt)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": profile,
+            "title": f"Test {profile.name}",
+            "profile": profile,
+            "prompt": prompt,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/providers/modelprofile/test.html", context)
