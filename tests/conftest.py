@@ -12,6 +12,19 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram import FakeTelegram
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite tests use a file (WAL + busy timeout), not shared-cache memory.
+
+    In-memory shared cache locks whole tables and fails at once ("database table is
+    locked") when the test thread reads while worker threads write; a file waits.
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        path = tmp_path_factory.mktemp("db") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(path)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis():
     """Tests own their Redis database (db 15 by default): start it empty."""

@@ -1,12 +1,12 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from apps.audit.admin import AuditedModelAdmin
-from apps.bots.choices import Platform
-from apps.bots.models import Bot
+from apps.bots.choices import PairingStatus, Platform
+from apps.bots.models import Bot, PairingRequest
 from apps.bots.serializers import SECRET_FIELDS
-from apps.bots.services import bot_fill_defaults, webhook_url
+from apps.bots.services import bot_fill_defaults, pairing_decide, webhook_url
 
 
 class BotForm(forms.ModelForm):
@@ -44,13 +44,36 @@ class BotForm(forms.ModelForm):
 @admin.register(Bot)
 class BotAdmin(AuditedModelAdmin):
     form = BotForm
-    list_display = ["name", "platform", "enabled", "profile", "link"]
-    list_filter = ["platform", "enabled"]
-    search_fields = ["name", "feishu_app_id"]
-    readonly_fields = ["id", "webhook", "created_at", "updated_at"]
+    list_display = ["name", "platform", "enabled", "connection_mode", "connector_status", "link"]
+    list_filter = ["platform", "enabled", "connection_mode"]
+    search_fields = ["name", "feishu_app_id", "platform_username"]
+    readonly_fields = [
+        "id",
+        "webhook",
+        "platform_username",
+        "connector_status",
+        "connector_heartbeat_at",
+        "telegram_update_offset",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (None, {"fields": ["id", "name", "platform", "enabled", "profile", "webhook"]}),
-        ("Platform API", {"fields": ["api_base_url"]}),
+        (
+            "Connection",
+            {
+                "fields": [
+                    "connection_mode",
+                    "api_base_url",
+                    "platform_username",
+                    "connector_status",
+                    "connector_heartbeat_at",
+                    "telegram_update_offset",
+                ],
+                "description": "Persistent mode needs no public URL: run "
+                "<code>manage.py run_connectors</code> (part of <code>make run</code>).",
+            },
+        ),
         ("Telegram", {"fields": ["telegram_token", "telegram_webhook_secret"]}),
         (
             "Feishu / Lark",
@@ -63,6 +86,12 @@ class BotAdmin(AuditedModelAdmin):
                 ]
             },
         ),
+        (
+            "Behaviour in chats",
+            {"fields": ["group_trigger", "group_keyword", "edited_messages"]},
+        ),
+        ("Access", {"fields": ["access_policy", "allowed_user_ids"]}),
+        ("Budgets", {"fields": ["daily_token_budget", "user_daily_token_budget"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
@@ -75,3 +104,42 @@ class BotAdmin(AuditedModelAdmin):
         if bot.platform == Platform.WEB:
             return format_html('<a href="/chat/{}/">web chat</a>', bot.pk)
         return "—"
+
+
+@admin.register(PairingRequest)
+class PairingRequestAdmin(admin.ModelAdmin):
+    """Unknown users' access requests: approve or reject them (audited, via the service)."""
+
+    list_display = ["code", "display_name", "platform_user_id", "bot", "status", "created_at"]
+    list_filter = ["status", "bot"]
+    search_fields = ["code", "display_name", "platform_user_id"]
+    readonly_fields = [
+        "bot",
+        "platform_user_id",
+        "display_name",
+        "code",
+        "status",
+        "created_at",
+        "decided_at",
+        "decided_by",
+    ]
+    actions = ["approve_requests", "reject_requests"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _decide(self, request, queryset, *, approve: bool) -> None:
+        decided = 0
+        for pairing in queryset.select_related("bot"):
+            pairing_decide(request=pairing, approve=approve, actor=request.user)
+            decided += 1
+        verb = "Approved" if approve else "Rejected"
+        self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
+
+    @admin.action(description="Approve selected requests", permissions=["change"])
+    def approve_requests(self, request, queryset):
+        self._decide(request, queryset.exclude(status=PairingStatus.APPROVED), approve=True)
+
+    @admin.action(description="Reject selected requests", permissions=["change"])
+    def reject_requests(self, request, queryset):
+        self._decide(request, queryset.exclude(status=PairingStatus.REJECTED), approve=False)

@@ -252,6 +252,18 @@ class FakeTelegram(LoopbackServer):
             message.reply_markup = markup
         return self._message_json(message)
 
+    def on_editMessageReplyMarkup(self, params):
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        with self.lock:
+            message = self.messages.get(key)
+            if message is None:
+                raise _ApiError(400, "Bad Request: message to edit not found")
+            markup = params.get("reply_markup")
+            if message.reply_markup == markup:
+                raise _ApiError(400, "Bad Request: message is not modified")
+            message.reply_markup = markup
+        return self._message_json(message)
+
     def on_getFile(self, params):
         file_id = params["file_id"]
         if file_id not in self.files:

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -432,19 +432,20 @@ class TelegramAdapter:
 
     @staticmethod
     def _fingerprint(text: str, markup: InlineKeyboardMarkup | None) -> str:
-        payload = text + "\x00" + json.dumps(markup.to_dict() if markup else None, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        """ "<text hash>:<keyboard hash>": what a message shows, to skip no-op edits."""
+        keyboard = json.dumps(markup.to_dict() if markup else None, sort_keys=True)
+        return ":".join(hashlib.sha256(part.encode()).hexdigest()[:32] for part in (text, keyboard))
 
     def _remember_shown(self, chat_id: str, platform_message_id: str, fingerprint: str) -> None:
         from apps.core.redis import get_redis
 
         get_redis().set(self._shown_key(chat_id, platform_message_id), fingerprint, ex=86400)
 
-    def _is_shown(self, chat_id: str, platform_message_id: str, fingerprint: str) -> bool:
+    def _shown(self, chat_id: str, platform_message_id: str) -> str:
         from apps.core.redis import get_redis
 
         shown = get_redis().get(self._shown_key(chat_id, platform_message_id))
-        return shown is not None and shown.decode() == fingerprint
+        return shown.decode() if shown is not None else ""
 
     async def _send_piece(
         self,
@@ -488,9 +489,14 @@ class TelegramAdapter:
         text: str,
         markup: InlineKeyboardMarkup | None = None,
     ) -> bool:
-        """Edit a sent message; False (and no call) when it already shows exactly this."""
+        """Edit a sent message; False (and no call) when it already shows exactly this.
+
+        Only the keyboard changed (the final edit after streaming): only the keyboard
+        is edited, so the text is never sent twice.
+        """
         fingerprint = self._fingerprint(text, markup)
-        if self._is_shown(chat_id, platform_message_id, fingerprint):
+        shown = self._shown(chat_id, platform_message_id)
+        if shown == fingerprint:
             return False
         await self._pace(chat_id)
         arguments = {
@@ -499,14 +505,17 @@ class TelegramAdapter:
             "reply_markup": markup,
         }
         try:
-            try:
-                await client.edit_message_text(
-                    text=to_html(text), parse_mode=ParseMode.HTML, **arguments
-                )
-            except BadRequest as error:
-                if "can't parse entities" not in str(error).lower():
-                    raise
-                await client.edit_message_text(text=text, **arguments)
+            if shown.split(":")[0] == fingerprint.split(":")[0]:
+                await client.edit_message_reply_markup(**arguments)
+            else:
+                try:
+                    await client.edit_message_text(
+                        text=to_html(text), parse_mode=ParseMode.HTML, **arguments
+                    )
+                except BadRequest as error:
+                    if "can't parse entities" not in str(error).lower():
+                        raise
+                    await client.edit_message_text(text=text, **arguments)
         except BadRequest as error:
             if "not modified" not in str(error).lower():
                 raise
@@ -598,7 +607,7 @@ class TelegramAdapter:
             return message.platform_message_id
         if message.platform_message_id:
             fingerprint = self._fingerprint(split_text(text)[0], None)
-            if self._is_shown(message.chat_id, message.platform_message_id, fingerprint):
+            if self._shown(message.chat_id, message.platform_message_id) == fingerprint:
                 return message.platform_message_id
         return self._call(self._stream, message, text, chat_id=message.chat_id)
 
@@ -673,12 +682,38 @@ class TelegramAdapter:
                 read_timeout=5,
             )
 
-    def poll(self, *, offset: int | None, timeout: int, watchdog: float) -> tuple[Update, ...]:
-        """One long poll. Raises TimeoutError when it has not returned after `watchdog`s."""
+    def poll(
+        self,
+        *,
+        offset: int | None,
+        timeout: int,
+        watchdog: float,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[Update, ...]:
+        """One long poll (getUpdates), returning the updates from `offset` on.
+
+        Raises TimeoutError when the poll has not returned after `watchdog` seconds (the
+        request is abandoned) and PTB's TelegramError on API or network errors. Returns
+        nothing as soon as `should_stop()` is true.
+        """
 
         async def guarded() -> tuple[Update, ...]:
-            return await asyncio.wait_for(
-                self._get_updates(offset=offset, timeout=timeout), timeout=watchdog
-            )
+            loop = asyncio.get_running_loop()
+            task = asyncio.ensure_future(self._get_updates(offset=offset, timeout=timeout))
+            deadline = loop.time() + watchdog
+            try:
+                while not task.done():
+                    if should_stop is not None and should_stop():
+                        return ()
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError(f"getUpdates did not return within {watchdog:.0f}s")
+                    await asyncio.wait({task}, timeout=min(0.25, remaining))
+                return task.result()
+            finally:
+                if not task.done():
+                    task.cancel()
+                    with suppress(asyncio.CancelledError, TelegramError):
+                        await task
 
         return asyncio.run(guarded())
