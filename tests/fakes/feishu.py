@@ -9,6 +9,8 @@ Faults can be queued per operation: `fail("reply", 429, reset=1)`, `fail("patch"
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import itertools
 import json
 import re
@@ -18,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import websockets
+import websockets.asyncio.server
+from lark_oapi.ws.pb.pbbp2_pb2 import Frame
+
 from tests.fakes.server import LoopbackServer, Request, Response
+
+_frame_numbers = itertools.count(1)
 
 ROUTES = [
     ("POST", re.compile(r"^/open-apis/auth/v3/tenant_access_token/internal$"), "token"),
@@ -261,3 +269,109 @@ class FakeFeishu(LoopbackServer):
             200,
             {"code": 0, "msg": "ok", "bot": {"app_name": "Assistant", "open_id": self.bot_open_id}},
         )
+
+
+class FakeFeishuLongConnection:
+    """The WebSocket side of Feishu's long connection, in lark-oapi's own protobuf frames.
+
+    FakeFeishu's endpoint discovery (POST /callback/ws/endpoint) hands clients
+    `endpoint_answer()`; the test then pushes events with `push()` and reads the
+    clients' answers (and pings) from `frames`.
+    """
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.connections: list[Any] = []
+        self.frames: list[Frame] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def start():
+            return await websockets.asyncio.server.serve(self._serve, "127.0.0.1", 0)
+
+        self.server = self.loop.run_until_complete(start())
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _serve(self, connection) -> None:
+        self.connections.append(connection)
+        try:
+            async for data in connection:
+                frame = Frame()
+                frame.ParseFromString(data)
+                self.frames.append(frame)
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        finally:
+            self.connections.remove(connection)
+
+    def start(self) -> FakeFeishuLongConnection:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def endpoint_answer(self) -> dict[str, Any]:
+        return {
+            "code": 0,
+            "msg": "ok",
+            "data": {
+                "URL": f"ws://127.0.0.1:{self.port}/ws?device_id=fake-device&service_id=7",
+                "ClientConfig": {
+                    "ReconnectCount": -1,
+                    "ReconnectInterval": 1,
+                    "ReconnectNonce": 0,
+                    "PingInterval": 120,
+                },
+            },
+        }
+
+    def push(
+        self, payload: dict[str, Any], *, message_type: str = "event", connection: int = 0
+    ) -> str:
+        """Send an event frame to a connected client; returns the frame's message id."""
+        message_id = f"msg-{next(_frame_numbers)}"
+        frame = Frame()
+        for key, value in (
+            ("type", message_type),
+            ("message_id", message_id),
+            ("trace_id", f"trace-{message_id}"),
+            ("sum", "1"),
+            ("seq", "0"),
+        ):
+            header = frame.headers.add()
+            header.key, header.value = key, value
+        frame.service = 7
+        frame.method = 1  # DATA
+        frame.SeqID = 0
+        frame.LogID = 0
+        frame.payload = json.dumps(payload).encode()
+        client = self.connections[connection]
+        asyncio.run_coroutine_threadsafe(client.send(frame.SerializeToString()), self.loop).result(
+            10
+        )
+        return message_id
+
+    def answer_to(self, message_id: str) -> dict[str, Any] | None:
+        """The client's answer frame for a pushed event: {"code", "data" (decoded JSON)}."""
+        for frame in list(self.frames):
+            headers = {header.key: header.value for header in frame.headers}
+            if headers.get("message_id") == message_id and frame.method == 1:
+                answer = json.loads(frame.payload)
+                data = answer.get("data")
+                answer["data"] = json.loads(base64.b64decode(data)) if data else None
+                return answer
+        return None
