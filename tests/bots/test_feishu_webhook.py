@@ -512,3 +512,33 @@ def test_tenant_token_is_fetched_once_and_shared_through_redis(
     assert used == {f"Bearer {token}"}
     cached = get_redis().get(f"assistant:feishu:token:self_tenant_token:{feishu_bot.feishu_app_id}")
     assert cached.decode() == token
+
+
+def test_bot_learns_its_open_id_from_feishu_to_recognise_its_mentions(
+    client, worker, feishu_bot, fake_feishu
+):
+    feishu_bot.platform_username = ""
+    feishu_bot.save(update_fields=["platform_username"])
+    someone_else = message_event(
+        token=VERIFICATION_TOKEN,
+        chat_type="group",
+        text="@_user_1 hi",
+        mentions=[mention("@_user_1", "ou_bob", "Bob")],
+    )
+    addressed = message_event(
+        token=VERIFICATION_TOKEN,
+        chat_type="group",
+        text="@_user_1 hi bot",
+        mentions=[mention("@_user_1", BOT_OPEN_ID, "Assistant")],
+    )
+
+    assert post_event(client, feishu_bot, someone_else).status_code == 200
+    assert post_event(client, feishu_bot, addressed).status_code == 200
+
+    wait_for(lambda: delivered_answers())
+    feishu_bot.refresh_from_db()
+    assert feishu_bot.platform_username == BOT_OPEN_ID
+    assert len(fake_feishu.calls_of("bot_info")) == 1
+    inbound = Message.objects.get(direction=Direction.IN)
+    assert inbound.text == "hi bot"
+    assert inbound.external_id == addressed["header"]["event_id"]

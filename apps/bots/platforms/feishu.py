@@ -278,12 +278,14 @@ class FeishuAdapter:
         if not isinstance(chat_id, str) or not isinstance(message_id, str):
             raise WebhookRejected("message without chat_id or message_id", status=400)
         mentions = [m for m in message.get("mentions") or [] if isinstance(m, dict)]
-        bot_open_id = self.bot.platform_username
-        bot_keys = {
-            m.get("key")
-            for m in mentions
-            if bot_open_id and _get(m, "id", "open_id") == bot_open_id
-        }
+        bot_open_id = self.bot_open_id() if mentions else self.bot.platform_username
+        if bot_open_id:
+            bot_keys = {m.get("key") for m in mentions if _get(m, "id", "open_id") == bot_open_id}
+        else:
+            # We could not learn our own open_id. Without the sensitive "read all group
+            # messages" scope Feishu only delivers group messages that @mention the bot,
+            # so answering beats silently missing them.
+            bot_keys = {m.get("key") for m in mentions}
         names = {m.get("key"): m.get("name") or "" for m in mentions}
 
         def unmention(text: str) -> str:
@@ -393,6 +395,31 @@ class FeishuAdapter:
         reply = _reply.get()
         if reply is not None:
             reply.toasts.append(text)
+
+    def bot_open_id(self) -> str:
+        """The bot's own open_id (what its @mentions carry), fetched once and stored.
+
+        Kept in Bot.platform_username; "" when Feishu cannot be asked right now.
+        """
+        if self.bot.platform_username:
+            return self.bot.platform_username
+        request = (
+            lark.BaseRequest.builder()
+            .http_method(lark.HttpMethod.GET)
+            .uri("/open-apis/bot/v3/info")
+            .token_types({lark.AccessTokenType.TENANT})
+            .build()
+        )
+        try:
+            client = self.client()
+            response = self._call("bot info", lambda: client.request(request))
+            open_id = json.loads(response.raw.content)["bot"]["open_id"]
+        except (DeliveryError, KeyError, TypeError, ValueError) as error:
+            logger.warning("feishu bot %s: cannot learn its open_id: %s", self.bot.pk, error)
+            return ""
+        type(self.bot).objects.filter(pk=self.bot.pk).update(platform_username=open_id)
+        self.bot.platform_username = open_id
+        return open_id
 
     # Sending ----------------------------------------------------------------------------
 
