@@ -38,6 +38,8 @@ class FakeOpenAI(LoopbackServer):
         self.transcript = "transcribed words"
         self.transcriptions: list[dict[str, Any]] = []
         self._released = threading.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most chat streams served at the same time
 
     @property
     def base_url(self) -> str:
@@ -145,6 +147,16 @@ class FakeOpenAI(LoopbackServer):
         released = self._released
 
         def stream(write):
+            with self.lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                produce(write)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+        def produce(write):
             def event(payload):
                 write(f"data: {json.dumps(payload)}\n\n".encode())
 
