@@ -542,3 +542,23 @@ def test_bot_learns_its_open_id_from_feishu_to_recognise_its_mentions(
     inbound = Message.objects.get(direction=Direction.IN)
     assert inbound.text == "hi bot"
     assert inbound.external_id == addressed["header"]["event_id"]
+
+
+def test_long_answer_is_split_into_cards_under_the_size_limit(
+    client, worker, feishu_bot, fake_feishu, fake_openai
+):
+    paragraph = "这是一个很长的回答。" * 40  # CJK: 3 bytes a character
+    full = "\n\n".join(f"{n}. {paragraph}" for n in range(60))
+    fake_openai.reply = full
+    fake_openai.chunk_size = 2000
+
+    post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="write a lot"))
+
+    answer = wait_for(lambda: delivered_answers(), timeout=60)[0]
+    cards = fake_feishu.cards()
+    assert len(cards) >= 3
+    assert all(len(card.versions[-1].encode()) <= 30 * 1024 for card in cards)
+    assert "\n\n".join(card.text for card in cards) == full
+    assert [card.uuid for card in cards] == [f"answer-{answer.pk}-{n}" for n in range(len(cards))]
+    assert [len(card.buttons) for card in cards] == [0] * (len(cards) - 1) + [3]
+    assert answer.platform_message_id == cards[0].message_id

@@ -609,9 +609,12 @@ def card_split(text: str, limit: int = CARD_TEXT_BYTES) -> list[str]:
             else:
                 high = middle - 1
         window = rest[:low]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < low // 2:
-            cut = low
+        cut = low
+        for separator in ("\n\n", "\n", " "):
+            position = window.rfind(separator)
+            if position >= low // 2:
+                cut = position
+                break
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     if rest or not pieces:
