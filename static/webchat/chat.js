@@ -27,13 +27,55 @@
 
   function scroll() { log.scrollTop = log.scrollHeight; }
 
+  function textOf(li) {
+    let span = li.querySelector(".msg__text");
+    if (!span) {
+      span = document.createElement("span");
+      span.className = "msg__text";
+      li.prepend(span);
+    }
+    return span;
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  // Helpful / not helpful / regenerate under each delivered model answer.
+  function addActions(li, messageId) {
+    if (li.querySelector(".msg__actions")) return;
+    const actions = document.createElement("span");
+    actions.className = "msg__actions";
+    for (const [rating, label, title] of [["helpful", "👍", "Helpful"], ["not_helpful", "👎", "Not helpful"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "msg__action";
+      button.dataset.rating = rating;
+      button.title = title;
+      button.setAttribute("aria-label", title);
+      button.textContent = label;
+      button.addEventListener("click", () => send({ type: "feedback", message_id: messageId, rating }));
+      actions.appendChild(button);
+    }
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "msg__action";
+    again.dataset.action = "regenerate";
+    again.title = again.ariaLabel = "Write a new answer";
+    again.textContent = "↻";
+    again.addEventListener("click", () => send({ type: "regenerate", message_id: messageId }));
+    actions.appendChild(again);
+    li.appendChild(actions);
+  }
+
   function render(message) {
     const li = bubble(message.id, message.author);
     const streaming = message.status === "processing";
-    if (!streaming || message.text) li.textContent = message.text;
+    if (!streaming || message.text) textOf(li).textContent = message.text;
     li.classList.toggle("msg--pending", streaming && message.direction === "out");
     li.classList.toggle("msg--failed", message.status === "failed" && message.direction === "out");
     li.dataset.status = message.status;
+    if (message.author === "assistant" && message.status === "delivered") addActions(li, message.id);
     scroll();
   }
 
@@ -58,11 +100,14 @@
       else if (event.type === "message") render(event.message);
       else if (event.type === "token") {
         const li = bubbles.get(event.message_id);
-        if (li) { li.textContent += event.delta; scroll(); }
+        if (li) { textOf(li).textContent += event.delta; scroll(); }
       } else if (event.type === "ack") {
         unsent.delete(event.id);
         const local = bubbles.get(`local-${event.id}`);
         if (local) { local.remove(); bubbles.delete(`local-${event.id}`); }
+      } else if (event.type === "feedback_ok") {
+        const li = bubbles.get(event.message_id);
+        if (li) li.querySelectorAll("[data-rating]").forEach((b) => b.classList.toggle("is-chosen", b.dataset.rating === event.rating));
       } else if (event.type === "error") {
         state.textContent = event.error;
       }

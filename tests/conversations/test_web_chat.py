@@ -148,3 +148,104 @@ def test_disabled_bot_refuses_visitors(client, web_bot):
     connected, code = asyncio.run(scenario())
     assert not connected and code == 4403
     assert client.get(f"/chat/{web_bot.pk}/").status_code == 404
+
+
+def test_visitor_rates_an_answer_and_may_change_their_mind(client, worker, web_bot, fake_openai):
+    from apps.conversations.models import Feedback
+
+    communicator = communicator_for(client, web_bot)
+
+    async def scenario():
+        await communicator.connect()
+        await communicator.receive_json_from()
+        await communicator.send_json_to({"type": "message", "id": "c1", "text": "hi"})
+        events = await receive_until(
+            communicator,
+            lambda e: e["type"] == "message" and e["message"]["status"] == "delivered",
+        )
+        answer_id = events[-1]["message"]["id"]
+        replies = []
+        for rating in ("not_helpful", "helpful"):
+            await communicator.send_json_to(
+                {"type": "feedback", "message_id": answer_id, "rating": rating}
+            )
+            replies += await receive_until(communicator, lambda e: e["type"] == "feedback_ok")
+        await communicator.disconnect()
+        return answer_id, replies
+
+    answer_id, replies = asyncio.run(scenario())
+
+    assert replies[-1] == {"type": "feedback_ok", "message_id": answer_id, "rating": "helpful"}
+    feedback = Feedback.objects.get()  # one per visitor and answer: the latest counts
+    assert feedback.message_id == answer_id and feedback.rating == "helpful"
+
+
+@pytest.mark.parametrize(
+    "frame, error",
+    [
+        ({"type": "feedback", "message_id": 999999, "rating": "helpful"}, "no such answer"),
+        ({"type": "feedback", "message_id": "1", "rating": "helpful"}, "message_id"),
+        ({"type": "feedback", "message_id": 1, "rating": "meh"}, "rating"),
+        ({"type": "regenerate", "message_id": 999999}, "no such answer"),
+    ],
+)
+def test_bad_feedback_frames_get_an_error(client, web_bot, frame, error):
+    from apps.conversations.models import Conversation, Feedback
+
+    communicator = communicator_for(client, web_bot)
+    visitor = client.session["webchat_visitor"]
+    # Another visitor's answer is not this visitor's to rate.
+    other = Conversation.objects.create(bot=web_bot, chat_id="someone-else", chat_type="private")
+    Message.objects.create(
+        id=999999,
+        conversation=other,
+        bot=web_bot,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        text="theirs",
+        status=MessageStatus.DELIVERED,
+    )
+    Conversation.objects.create(bot=web_bot, chat_id=visitor, chat_type="private")
+
+    async def scenario():
+        await communicator.connect()
+        await communicator.receive_json_from()
+        await communicator.send_json_to(frame)
+        reply = await communicator.receive_json_from()
+        await communicator.disconnect()
+        return reply
+
+    reply = asyncio.run(scenario())
+    assert reply["type"] == "error" and error in reply["error"]
+    assert not Feedback.objects.exists()
+
+
+def test_visitor_regenerates_an_answer(client, worker, web_bot, fake_openai):
+    communicator = communicator_for(client, web_bot)
+
+    async def scenario():
+        await communicator.connect()
+        await communicator.receive_json_from()
+        await communicator.send_json_to({"type": "message", "id": "c1", "text": "a joke please"})
+        events = await receive_until(
+            communicator,
+            lambda e: e["type"] == "message" and e["message"]["status"] == "delivered",
+        )
+        first_id = events[-1]["message"]["id"]
+        fake_openai.reply = "A better joke."
+        await communicator.send_json_to({"type": "regenerate", "message_id": first_id})
+        again = await receive_until(
+            communicator,
+            lambda e: (
+                e["type"] == "message"
+                and e["message"]["status"] == "delivered"
+                and e["message"]["id"] != first_id
+            ),
+        )
+        await communicator.disconnect()
+        return again
+
+    again = asyncio.run(scenario())
+    assert any(e["type"] == "regenerate_ok" for e in again)
+    assert again[-1]["message"]["text"] == "A better joke."
+    assert len(fake_openai.requests) == 2

@@ -1,0 +1,108 @@
+"""The live console over real websockets: summaries, streamed tokens, takeover seen by others."""
+
+import asyncio
+
+from apps.conversations.models import Conversation
+from tests.console.conftest import staff_socket
+from tests.telegram_updates import post_update, private_text_update
+
+
+async def receive_until(communicator, predicate, timeout=30):
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await communicator.receive_json_from(timeout=timeout)
+            seen.append(event)
+            if predicate(event):
+                return seen
+
+
+def test_list_socket_announces_new_conversations_and_their_answers(
+    client, worker, viewer, telegram_bot, fake_openai
+):
+    fake_openai.reply = "Forty-two."
+    communicator = staff_socket(client, viewer, "/ws/console/")
+
+    async def scenario():
+        connected, _ = await communicator.connect()
+        assert connected
+        await asyncio.to_thread(
+            post_update, client, telegram_bot, private_text_update("meaning of life?")
+        )
+        events = await receive_until(
+            communicator, lambda e: e["conversation"]["last_text"] == "Forty-two."
+        )
+        await communicator.disconnect()
+        return events
+
+    events = asyncio.run(scenario())
+
+    assert all(event["type"] == "conversation" for event in events)
+    first = events[0]["conversation"]
+    conversation = Conversation.objects.get()
+    assert first["id"] == conversation.pk
+    assert first["bot"] == telegram_bot.name and first["platform"] == "telegram"
+    assert first["user"] == "Ada Lovelace"
+    assert first["last_text"] == "meaning of life?" and first["last_author"] == "user"
+    assert first["state"] == "ai"
+    assert events[-1]["conversation"]["last_author"] == "assistant"
+
+
+def test_conversation_socket_streams_tokens_and_shows_takeover_to_other_staff(
+    client, worker, viewer, operator, telegram_bot, fake_openai
+):
+    fake_openai.reply = "One two three four."
+    fake_openai.chunk_size = 4
+    post_update(client, telegram_bot, private_text_update("warm up"))
+    conversation = _wait_conversation()
+    watcher = staff_socket(client, viewer, f"/ws/console/conversations/{conversation.pk}/")
+
+    async def scenario():
+        connected, _ = await watcher.connect()
+        assert connected
+        snapshot = await watcher.receive_json_from()
+        await asyncio.to_thread(post_update, client, telegram_bot, private_text_update("count"))
+        streamed = await receive_until(
+            watcher,
+            lambda e: (
+                e["type"] == "message"
+                and e["message"]["author"] == "assistant"
+                and e["message"]["status"] == "delivered"
+                and e["message"]["text"] == "One two three four."
+                and e["message"]["id"] != snapshot_answer_id(snapshot)
+            ),
+        )
+        response = await asyncio.to_thread(take_over, client, operator, conversation)
+        assert response.status_code == 302
+        state = await receive_until(
+            watcher,
+            lambda e: e["type"] == "conversation" and e["conversation"]["state"] == "taken_over",
+        )
+        await watcher.disconnect()
+        return snapshot, streamed, state
+
+    snapshot, streamed, state = asyncio.run(scenario())
+
+    assert snapshot["type"] == "snapshot"
+    assert [m["text"] for m in snapshot["messages"]][0] == "warm up"
+    tokens = [e["delta"] for e in streamed if e["type"] == "token"]
+    assert "".join(tokens[-5:]) == "One two three four."
+    assert state[-1]["conversation"]["handled_by"] == "operator"
+
+
+def take_over(client, user, conversation):
+    client.force_login(user)
+    return client.post(f"/console/conversations/{conversation.pk}/take-over/")
+
+
+def snapshot_answer_id(snapshot):
+    answers = [m["id"] for m in snapshot["messages"] if m["author"] == "assistant"]
+    return answers[-1] if answers else None
+
+
+def _wait_conversation():
+    from tests.fakes.server import wait_for
+
+    return wait_for(
+        lambda: Conversation.objects.filter(messages__status="delivered").distinct().first()
+    )
