@@ -562,3 +562,49 @@ def test_long_answer_is_split_into_cards_under_the_size_limit(
     assert [card.uuid for card in cards] == [f"answer-{answer.pk}-{n}" for n in range(len(cards))]
     assert [len(card.buttons) for card in cards] == [0] * (len(cards) - 1) + [3]
     assert answer.platform_message_id == cards[0].message_id
+
+
+def test_a_token_feishu_no_longer_accepts_is_replaced_and_the_answer_delivered(
+    client, worker, feishu_bot, fake_feishu
+):
+    key = f"assistant:feishu:token:self_tenant_token:{feishu_bot.feishu_app_id}"
+    get_redis().set(key, "t-revoked", ex=3600)
+
+    post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="hi"))
+
+    wait_for(lambda: delivered_answers(), timeout=60)
+    assert len(fake_feishu.cards()) == 1
+    rejected = [
+        call
+        for call in fake_feishu.calls
+        if call.headers.get("authorization") == "Bearer t-revoked"
+    ]
+    assert rejected  # the stale token was tried, refused (99991663), then replaced
+    assert len(fake_feishu.calls_of("token")) == 1
+    assert get_redis().get(key).decode() in fake_feishu.tokens
+
+
+def test_wrong_app_secret_fails_the_answer_without_retrying_forever(
+    client, worker, feishu_bot, fake_feishu
+):
+    feishu_bot.feishu_app_secret = "wrong-secret"
+    feishu_bot.save(update_fields=["feishu_app_secret"])
+
+    post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="hi"))
+
+    failed = wait_for(
+        lambda: Message.objects.filter(direction=Direction.OUT, status=MessageStatus.FAILED).first()
+    )
+    assert "tenant_access_token" in failed.error
+    assert failed.delivery_attempts == 1
+    assert fake_feishu.cards() == []
+
+
+@pytest.mark.django_db
+def test_bot_without_verification_token_rejects_every_call(client, plain_feishu_bot):
+    plain_feishu_bot.feishu_verification_token = ""
+    plain_feishu_bot.save(update_fields=["feishu_verification_token"])
+
+    response = post_event(client, plain_feishu_bot, url_verification(token=""))
+
+    assert response.status_code == 403

@@ -196,6 +196,7 @@ class FeishuAdapter:
 
     def __init__(self, bot: Bot):
         self.bot = bot
+        self._client: lark.Client | None = None
 
     # Webhook ----------------------------------------------------------------------------
 
@@ -425,8 +426,10 @@ class FeishuAdapter:
 
     def client(self) -> lark.Client:
         """A lark-oapi client for this bot; tokens live in Redis, shared by all processes."""
+        if self._client is not None:
+            return self._client
         try:
-            return (
+            self._client = (
                 lark.Client.builder()
                 .app_id(self.bot.feishu_app_id)
                 .app_secret(self.bot.feishu_app_secret)
@@ -438,6 +441,7 @@ class FeishuAdapter:
             )
         except ValueError as error:  # a domain lark-oapi refuses
             raise DeliveryError(f"bad Feishu API base URL: {error}", retryable=False) from error
+        return self._client
 
     def _call(self, what: str, function: Callable[[], Any]) -> Any:
         """Run one SDK call; turn every failure into a DeliveryError that says if retrying helps."""
