@@ -178,6 +178,8 @@ def _broken_event(**changes):
         _broken_event(event__message__content='"a string"'),
         _broken_event(event__message__chat_id=None),
         _broken_event(event__message=[1]),
+        _broken_event(event__message__message_id="om_" + "x" * 200),
+        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
 def test_malformed_body_is_400_never_500(client, feishu_bot, body):

@@ -67,7 +67,7 @@ ACTION_LABELS = (
     ("not_helpful", "👎 Not helpful", "default"),
     ("regenerate", "🔄 Regenerate", "default"),
 )
-MENTION_KEY = re.compile(r"@_user_\d+")
+MENTION_KEY = re.compile(r"(@_user_\d+)( ?)")
 
 
 # Tokens ---------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def event_decrypt(body: bytes, encrypt_key: str) -> dict[str, Any]:
     """The JSON of a webhook body, decrypted when it is {"encrypt": ...}. Raises WebhookRejected."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise WebhookRejected(f"body is not JSON: {error}", status=400) from error
     if not isinstance(data, dict):
         raise WebhookRejected("body is not a JSON object", status=400)
@@ -153,7 +153,7 @@ def event_decrypt(body: bytes, encrypt_key: str) -> dict[str, Any]:
         raise WebhookRejected("encrypt is not a string", status=400)
     try:
         plain = json.loads(AESCipher(encrypt_key).decrypt_str(encrypted))
-    except (ValueError, UnicodeDecodeError) as error:  # bad base64/padding/JSON
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # base64/padding/JSON
         raise WebhookRejected(f"cannot decrypt the event: {error}", status=400) from error
     if not isinstance(plain, dict):
         raise WebhookRejected("decrypted event is not a JSON object", status=400)
@@ -166,6 +166,21 @@ def _get(data: Any, *path: str, default: Any = None) -> Any:
             return default
         data = data.get(key)
     return default if data is None else data
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _id(value: Any, what: str, limit: int = 128) -> str:
+    """A required id that fits our columns; anything else is a malformed event (400)."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise WebhookRejected(f"missing or malformed {what}", status=400)
+    return value
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _content(message: dict[str, Any]) -> dict[str, Any]:
@@ -181,10 +196,10 @@ def _content(message: dict[str, Any]) -> dict[str, Any]:
 
 def _post_body(content: dict[str, Any]) -> dict[str, Any]:
     """A post's {"title", "content"}; events carry it bare, the API language-keyed."""
-    if "content" in content:
+    if isinstance(content.get("content"), list):
         return content
     for value in content.values():
-        if isinstance(value, dict) and "content" in value:
+        if isinstance(value, dict) and isinstance(value.get("content"), list):
             return value
     return {}
 
@@ -254,9 +269,9 @@ class FeishuAdapter:
         event = data.get("event")
         if data.get("schema") != "2.0" or not isinstance(header, dict):
             raise WebhookRejected("not a schema 2.0 event", status=400)
-        event_id = header.get("event_id")
-        if not isinstance(event_id, str) or not event_id or not isinstance(event, dict):
-            raise WebhookRejected("event without event_id or body", status=400)
+        event_id = _id(header.get("event_id"), "event_id")
+        if not isinstance(event, dict):
+            raise WebhookRejected("event without a body", status=400)
         event_type = header.get("event_type")
         if event_type == "im.message.receive_v1":
             inbound = self._message(event_id, event)
@@ -275,10 +290,11 @@ class FeishuAdapter:
             raise WebhookRejected("message event without a message", status=400)
         if _get(event, "sender", "sender_type") == "app":
             return None  # our own (or another bot's) messages
-        chat_id, message_id = message.get("chat_id"), message.get("message_id")
-        if not isinstance(chat_id, str) or not isinstance(message_id, str):
-            raise WebhookRejected("message without chat_id or message_id", status=400)
-        mentions = [m for m in message.get("mentions") or [] if isinstance(m, dict)]
+        chat_id = _id(message.get("chat_id"), "chat_id")
+        message_id = _id(message.get("message_id"), "message_id")
+        mentions = [
+            m for m in _list(message.get("mentions")) if isinstance(m, dict) and _str(m.get("key"))
+        ]
         bot_open_id = self.bot_open_id() if mentions else self.bot.platform_username
         if bot_open_id:
             bot_keys = {m.get("key") for m in mentions if _get(m, "id", "open_id") == bot_open_id}
@@ -287,14 +303,14 @@ class FeishuAdapter:
             # messages" scope Feishu only delivers group messages that @mention the bot,
             # so answering beats silently missing them.
             bot_keys = {m.get("key") for m in mentions}
-        names = {m.get("key"): m.get("name") or "" for m in mentions}
+        names = {m["key"]: _str(m.get("name")) for m in mentions}
 
         def unmention(text: str) -> str:
             def swap(match: re.Match) -> str:
-                key = match.group(0)
+                key, space = match.group(1), match.group(2)
                 if key in bot_keys:
                     return ""
-                return f"@{names[key]}" if names.get(key) else key
+                return (f"@{names[key]}" if names.get(key) else key) + space
 
             return MENTION_KEY.sub(swap, text)
 
@@ -303,35 +319,37 @@ class FeishuAdapter:
         attachments: list[InboundAttachment] = []
         text = ""
         if kind == "text":
-            text = unmention(str(content.get("text") or ""))
+            text = unmention(_str(content.get("text")))
         elif kind == "post":
             text, attachments = self._post(_post_body(content), bot_keys, names)
-        elif kind == "image" and content.get("image_key"):
+        elif kind == "image" and _str(content.get("image_key")):
             attachments.append(
-                InboundAttachment(kind="image", platform_file_id=content["image_key"])
+                InboundAttachment(
+                    kind="image", platform_file_id=_id(content["image_key"], "image_key", 512)
+                )
             )
-        elif kind in ("file", "audio", "media") and content.get("file_key"):
+        elif kind in ("file", "audio", "media") and _str(content.get("file_key")):
             attachments.append(
                 InboundAttachment(
                     kind="audio" if kind == "audio" else "file",
-                    platform_file_id=content["file_key"],
-                    file_name=str(content.get("file_name") or ""),
+                    platform_file_id=_id(content["file_key"], "file_key", 512),
+                    file_name=_str(content.get("file_name"))[:255],
                     mime_type="audio/opus" if kind == "audio" else "",
                 )
             )
         else:
             return None  # stickers, cards, shares: nothing to answer
-        text = " ".join(part for part in text.split(" ") if part != "").strip()
+        text = text.strip()
         command = ""
         if text.startswith("/"):
             word = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
             command = word if word in COMMANDS else ""
-        sender_id = _get(event, "sender", "sender_id", "open_id", default="")
+        sender_id = _id(_get(event, "sender", "sender_id", "open_id"), "sender open_id")
         return InboundMessage(
             external_id=event_id,
             chat_id=chat_id,
             chat_type="private" if message.get("chat_type") == "p2p" else "group",
-            sender_id=str(sender_id),
+            sender_id=sender_id,
             sender_name="",
             text=text,
             platform_message_id=message_id,
@@ -349,25 +367,29 @@ class FeishuAdapter:
         title = post.get("title")
         if isinstance(title, str) and title.strip():
             lines.append(title.strip())
-        for paragraph in post.get("content") or []:
+        for paragraph in _list(post.get("content")):
             parts: list[str] = []
-            for element in paragraph if isinstance(paragraph, list) else []:
+            for element in _list(paragraph):
                 if not isinstance(element, dict):
                     continue
                 tag = element.get("tag")
                 if tag in ("text", "a", "code_block"):
-                    parts.append(str(element.get("text") or ""))
+                    parts.append(_str(element.get("text")))
                 elif tag == "at":
-                    key = element.get("user_id")
+                    key = _str(element.get("user_id"))
                     if key not in bot_keys:
-                        parts.append(f"@{element.get('user_name') or names.get(key) or ''}")
-                elif tag == "img" and element.get("image_key"):
+                        parts.append(f"@{_str(element.get('user_name')) or names.get(key) or ''}")
+                elif tag == "img" and _str(element.get("image_key")):
                     attachments.append(
-                        InboundAttachment(kind="image", platform_file_id=element["image_key"])
+                        InboundAttachment(
+                            kind="image", platform_file_id=_id(element["image_key"], "image", 512)
+                        )
                     )
-                elif tag == "media" and element.get("file_key"):
+                elif tag == "media" and _str(element.get("file_key")):
                     attachments.append(
-                        InboundAttachment(kind="file", platform_file_id=element["file_key"])
+                        InboundAttachment(
+                            kind="file", platform_file_id=_id(element["file_key"], "media", 512)
+                        )
                     )
             line = "".join(parts).strip()
             if line:
@@ -380,13 +402,15 @@ class FeishuAdapter:
             return None
         try:
             message_id = int(value.get("message_id"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not 0 < message_id < 2**63:
             return None
         return InboundAction(
             external_id=event_id,
-            chat_id=str(_get(event, "context", "open_chat_id", default="")),
-            sender_id=str(_get(event, "operator", "open_id", default="")),
-            action=str(value.get("action") or ""),
+            chat_id=_str(_get(event, "context", "open_chat_id"))[:128],
+            sender_id=_str(_get(event, "operator", "open_id"))[:128],
+            action=_str(value.get("action")),
             message_id=message_id,
             callback_id=event_id,
         )
