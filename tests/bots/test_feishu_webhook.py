@@ -445,7 +445,8 @@ def test_streaming_updates_one_card_and_finishes_with_the_full_answer(
 ):
     full = " ".join(f"word{i}" for i in range(60))
     fake_openai.reply = full
-    fake_openai.chunk_size = 3
+    fake_openai.chunk_size = 12
+    fake_openai.chunk_delay = 0.1  # a slow model: about 3 s of streaming
 
     post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="stream please"))
 
@@ -454,14 +455,18 @@ def test_streaming_updates_one_card_and_finishes_with_the_full_answer(
     assert len(fake_feishu.calls_of("reply")) == 1
     card = fake_feishu.cards()[0]
     assert answer.platform_message_id == card.message_id
-    # The first version was the streamed partial text, the last is the whole answer with buttons.
-    assert len(card.versions) >= 2
-    assert fake_feishu.calls_of("patch")
+    # The card grew while the model wrote: never empty, every version a prefix of the
+    # answer, and the last one the whole answer with its buttons.
+    assert len(card.versions) >= 3
     shown = [json.loads(v)["elements"][0]["content"] for v in card.versions]
-    assert shown[0].endswith(" …") and full.startswith(shown[0].removesuffix(" …"))
-    assert shown[0].strip(" …")
+    for partial in shown[:-1]:
+        assert partial.endswith(" …")
+        assert partial.removesuffix(" …").strip()
+        assert full.startswith(partial.removesuffix(" …"))
+    assert len(set(shown)) == len(shown)  # no update without a change
     assert card.text == full
     assert len(card.buttons) == 3
+    assert all(not json.loads(v)["elements"][1:] for v in card.versions[:-1])
 
 
 def test_rate_limits_and_server_errors_still_deliver_exactly_once(
@@ -610,3 +615,34 @@ def test_bot_without_verification_token_rejects_every_call(client, plain_feishu_
     response = post_event(client, plain_feishu_bot, url_verification(token=""))
 
     assert response.status_code == 403
+
+
+def test_allowlist_refusal_is_a_card_without_buttons(client, worker, feishu_bot, fake_feishu):
+    feishu_bot.access_policy = "allowlist"
+    feishu_bot.allowed_user_ids = ["ou_somebody_else"]
+    feishu_bot.save(update_fields=["access_policy", "allowed_user_ids"])
+
+    post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="hi"))
+
+    wait_for(lambda: fake_feishu.cards())
+    card = fake_feishu.cards()[0]
+    assert "only available to approved users" in card.text
+    assert card.buttons == []
+    assert Message.objects.get(direction=Direction.IN).status == MessageStatus.SKIPPED
+
+
+def test_group_keyword_trigger(client, worker, feishu_bot, fake_feishu, fake_openai):
+    feishu_bot.group_trigger = "keyword"
+    feishu_bot.group_keyword = "/ask"
+    feishu_bot.save(update_fields=["group_trigger", "group_keyword"])
+    group = {"chat_type": "group", "chat_id": "oc_team"}
+
+    post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="chatter", **group))
+    post_event(
+        client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="/ask why?", **group)
+    )
+
+    wait_for(lambda: delivered_answers())
+    inbound = Message.objects.get(direction=Direction.IN)
+    assert inbound.text == "why?"
+    assert len(fake_feishu.cards()) == 1
