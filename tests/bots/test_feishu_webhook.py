@@ -344,7 +344,13 @@ def test_post_with_image_becomes_text_and_an_image_attachment(
             "file_v2_1",
             "report.pdf",
         ),
-        ("audio", {"file_key": "file_v2_voice", "duration": 3000}, "audio", "file_v2_voice", ""),
+        (
+            "audio",
+            {"file_key": "file_v2_voice", "duration": 3000},
+            "audio",
+            "file_v2_voice",
+            "voice.ogg",
+        ),
     ],
 )
 def test_media_messages_are_stored_with_their_attachment(

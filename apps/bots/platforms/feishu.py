@@ -333,8 +333,10 @@ class FeishuAdapter:
                 InboundAttachment(
                     kind="audio" if kind == "audio" else "file",
                     platform_file_id=_id(content["file_key"], "file_key", 512),
-                    file_name=_str(content.get("file_name"))[:255],
-                    mime_type="audio/opus" if kind == "audio" else "",
+                    # Voice messages are Ogg Opus; the name tells transcription APIs so.
+                    file_name=_str(content.get("file_name"))[:255]
+                    or ("voice.ogg" if kind == "audio" else ""),
+                    mime_type="audio/ogg" if kind == "audio" else "",
                 )
             )
         else:
