@@ -103,10 +103,11 @@ def _summary(conversation: Conversation) -> dict[str, Any]:
 
 
 def console_conversations(
-    *, bot_id=None, platform: str | None = None, limit: int = 100
+    *, bot_id=None, platform: str = "", rating: str = "", limit: int = 100
 ) -> list[dict[str, Any]]:
-    """The console's list: summary rows, newest activity first."""
-    conversations = _with_summary_fields(conversation_list(bot_id=bot_id, platform=platform))
+    """The console's list: summary rows, newest activity first (optionally only rated ones)."""
+    search = HistoryFilter(bot_id=bot_id, platform=platform or "", rating=rating or "")
+    conversations = history_search(search=search)
     return [_summary(conversation) for conversation in conversations[:limit]]
 
 

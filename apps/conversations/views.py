@@ -108,14 +108,25 @@ def console_list(request):
     """The live list of conversations, newest activity first."""
     bot_id = request.GET.get("bot") or None
     platform = request.GET.get("platform") or ""
+    rating = request.GET.get("rating") or ""
     try:
-        rows = console_conversations(bot_id=bot_id, platform=platform)
+        rows = console_conversations(bot_id=bot_id, platform=platform, rating=rating)
     except ValidationError as error:  # a malformed bot id
         raise Http404("No such bot.") from error
     return render(
         request,
         "console/list.html",
-        {**_nav(request, "live"), "rows": rows, "bot_id": bot_id or "", "platform": platform},
+        {
+            **_nav(request, "live"),
+            "rows": rows,
+            "bot_id": bot_id or "",
+            "platform": platform,
+            "rating": rating,
+            "ratings": [
+                (Rating.HELPFUL, "Rated helpful"),
+                (Rating.NOT_HELPFUL, "Rated not helpful"),
+            ],
+        },
     )
 
 

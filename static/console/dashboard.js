@@ -11,7 +11,7 @@
     series: data.bots.map((b) => ({ name: b.bot, values: b.messages_per_day })),
     stacked: true,
     width: 1000,
-    format: (v) => String(Math.round(v)),
+    format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
   });
   Charts.bar(document.getElementById("chart-latency"), {
     labels: bots,

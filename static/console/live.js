@@ -6,6 +6,7 @@
   const state = document.getElementById("live-state");
   const filterBot = table.dataset.bot;
   const filterPlatform = table.dataset.platform;
+  const filterRating = table.dataset.rating;
   const base = table.dataset.urlBase;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   let retryDelay = 500;
@@ -17,12 +18,22 @@
     return td;
   }
 
-  function feedbackText(row) {
-    return [row.helpful ? `👍 ${row.helpful}` : "", row.not_helpful ? `👎 ${row.not_helpful}` : ""].join(" ").trim();
+  function feedbackCell(row) {
+    const td = cell("", "feedback");
+    for (const [count, sign, kind, title] of [[row.helpful, "+", "up", "helpful"], [row.not_helpful, "−", "down", "not helpful"]]) {
+      if (!count) continue;
+      const span = document.createElement("span");
+      span.className = `fb fb--${kind}`;
+      span.title = title;
+      span.textContent = `${sign}${count}`;
+      td.append(span, " ");
+    }
+    return td;
   }
 
   function render(row) {
     if ((filterBot && row.bot_id !== filterBot) || (filterPlatform && row.platform !== filterPlatform)) return;
+    if ((filterRating === "helpful" && !row.helpful) || (filterRating === "not_helpful" && !row.not_helpful)) return;
     const empty = body.querySelector("tr.empty");
     if (empty) empty.remove();
     let tr = body.querySelector(`tr[data-id="${row.id}"]`);
@@ -48,7 +59,7 @@
     }
     last.appendChild(document.createTextNode(row.last_text.length > 120 ? row.last_text.slice(0, 119) + "…" : row.last_text));
     tr.appendChild(last);
-    tr.appendChild(cell(feedbackText(row), "feedback"));
+    tr.appendChild(feedbackCell(row));
     const stateCell = cell("");
     const badge = document.createElement("span");
     badge.className = `state state--${row.state}`;

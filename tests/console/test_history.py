@@ -186,3 +186,22 @@ def test_jsonl_export_is_chat_fine_tuning_format(client, viewer, chats):
 def test_unknown_export_format_is_404(client, viewer):
     client.force_login(viewer)
     assert client.get("/console/history/export.xml").status_code == 404
+
+
+def test_console_list_filters_by_bot_platform_and_feedback(client, viewer, chats, web_bot):
+    client.force_login(viewer)
+    rated, failed, old = chats["rated"].pk, chats["failed"].pk, chats["old"].pk
+
+    def ids(**query):
+        response = client.get("/console/", query)
+        assert response.status_code == 200
+        return [row["id"] for row in response.context["rows"]]
+
+    assert ids() == [failed, rated, old]  # newest activity first
+    assert ids(platform="telegram") == [failed]
+    assert ids(bot=str(web_bot.pk)) == [rated, old]
+    assert ids(rating="not_helpful") == [rated]
+    rows = client.get("/console/").context["rows"]
+    assert {row["id"]: row["state"] for row in rows}[failed] == "failed"
+    assert {row["id"]: (row["helpful"], row["not_helpful"]) for row in rows}[rated] == (1, 1)
+    assert client.get("/console/", {"bot": "not-a-uuid"}).status_code == 404
