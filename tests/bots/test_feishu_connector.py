@@ -184,3 +184,31 @@ def test_two_connectors_in_threads_each_run_their_own_event_loop(
         for thread in threads:
             thread.join(10)
     assert not any(thread.is_alive() for thread in threads)
+
+
+def test_supervisor_runs_the_feishu_connector_and_stops_it_when_the_bot_is_disabled(
+    worker, feishu_bot, fake_feishu, fake_openai, long_connection
+):
+    from apps.bots.connectors.supervisor import Supervisor
+
+    feishu_bot.connection_mode = "persistent"
+    feishu_bot.save(update_fields=["connection_mode", "updated_at"])
+    stop = threading.Event()
+    supervisor = Supervisor(reload_seconds=0.2)
+    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: long_connection.connections)
+        frame = long_connection.push(message_event(token="", text="via the supervisor"))
+        assert wait_for(lambda: long_connection.answer_to(frame))["code"] == 200
+        wait_for(delivered_answers)
+        assert len(fake_feishu.cards()) == 1
+
+        feishu_bot.enabled = False
+        feishu_bot.save(update_fields=["enabled", "updated_at"])
+
+        wait_for(lambda: not long_connection.connections)
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
