@@ -1,7 +1,7 @@
 # The two commands: `make run` starts the platform, `make test` runs the suite.
 export PATH := $(HOME)/.local/bin:$(PATH)
 .DEFAULT_GOAL := run
-.PHONY: run test lint install
+.PHONY: run test test-browser lint install
 
 install:
 	@bash scripts/ensure_uv.sh
@@ -18,6 +18,12 @@ run: install
 test: install
 	@bash scripts/ensure_redis.sh
 	@uv run --no-sync pytest $(PYTEST_ARGS)
+
+# Only the browser tests (Playwright driving Debian's chromium; no browser download).
+test-browser: install
+	@bash scripts/ensure_redis.sh
+	@command -v chromium >/dev/null || { echo "The browser tests need Debian's chromium: apt-get install -y chromium"; exit 1; }
+	@uv run --no-sync pytest -m browser $(PYTEST_ARGS)
 
 lint:
 	@uv run --no-sync ruff check .

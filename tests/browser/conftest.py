@@ -81,7 +81,10 @@ def live_server_url(celery_session_worker):
 def browser():
     """Chromium for one test module (Playwright's sync API must not outlive it)."""
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+        message = f"chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it (.ci/run): a missing browser is a failure
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread, so Django would refuse
