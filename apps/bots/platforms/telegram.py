@@ -646,32 +646,33 @@ class TelegramAdapter:
             [BotCommand(name, description) for name, description in COMMANDS.items()]
         )
 
-    async def _set_webhook(self, url: str) -> bool:
+    async def _set_webhook(self, url: str) -> tuple[bool, str]:
         async with self._client() as client:
             me = await client.get_me()
-            self._store_username(me.username or "")
             done = await client.set_webhook(
                 url=url,
                 secret_token=self.bot.telegram_webhook_secret,
                 allowed_updates=ALLOWED_UPDATES,
             )
             await self._register_commands(client)
-            return done
+            return done, me.username or ""
 
     def set_webhook(self, url: str) -> bool:
         """Register `url` with Telegram, with this bot's secret token, and the commands."""
-        return asyncio.run(self._set_webhook(url))
+        done, username = asyncio.run(self._set_webhook(url))
+        self._store_username(username)
+        return done
 
-    async def _prepare_polling(self) -> None:
+    async def _prepare_polling(self) -> str:
         async with self._client() as client:
             me = await client.get_me()
-            self._store_username(me.username or "")
             await client.delete_webhook(drop_pending_updates=False)
             await self._register_commands(client)
+            return me.username or ""
 
     def prepare_polling(self) -> None:
         """Before long polling: learn our username, drop the webhook, register commands."""
-        asyncio.run(self._prepare_polling())
+        self._store_username(asyncio.run(self._prepare_polling()))
 
     async def _get_updates(self, *, offset: int | None, timeout: int) -> tuple[Update, ...]:
         async with self._client() as client:

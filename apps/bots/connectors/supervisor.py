@@ -1,0 +1,181 @@
+"""Runs one connector thread per persistent-mode bot and keeps them alive."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from apps.bots.choices import ConnectionMode
+from apps.bots.connectors import CONNECTORS
+from apps.bots.models import Bot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    """One bot's connector: the running thread, or when to start the next one."""
+
+    bot_id: object
+    updated_at: datetime
+    connector: object | None = None
+    thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: str = ""
+    failures: int = 0
+    started_at: float = 0.0
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """Keeps a connector running for every enabled bot in persistent mode.
+
+    Every `reload_seconds` it re-reads the bots: new ones start, changed ones (their
+    updated_at moved) restart with the new settings, disabled or switched-back ones stop.
+    A connector that dies or whose heartbeat goes stale is restarted with exponential
+    backoff. Each bot's connector_status and connector_heartbeat_at show the state.
+    """
+
+    def __init__(
+        self,
+        *,
+        reload_seconds: float | None = None,
+        stall_seconds: float | None = None,
+        backoff_max: float | None = None,
+        connectors: dict[str, str] | None = None,
+    ):
+        self.reload_seconds = reload_seconds or getattr(settings, "CONNECTORS_RELOAD_SECONDS", 3.0)
+        self.stall_seconds = stall_seconds or getattr(settings, "CONNECTORS_STALL_SECONDS", 180.0)
+        self.backoff_max = backoff_max or getattr(settings, "CONNECTORS_BACKOFF_MAX", 60.0)
+        self.connectors = CONNECTORS if connectors is None else connectors
+        self.slots: dict[object, _Slot] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        """Supervise until `stop` is set, then stop every connector."""
+        logger.info("connector supervisor started")
+        try:
+            while not stop.is_set():
+                try:
+                    self.reconcile()
+                except Exception:  # a database hiccup must not end supervision
+                    logger.exception("connector supervisor: reconcile failed")
+                finally:
+                    close_old_connections()
+                stop.wait(self.reload_seconds)
+        finally:
+            self.shutdown()
+            connection.close()
+
+    def reconcile(self) -> None:
+        """Bring the running connectors in line with the bots' settings (one pass)."""
+        wanted = {
+            bot.pk: bot
+            for bot in Bot.objects.filter(
+                enabled=True,
+                connection_mode=ConnectionMode.PERSISTENT,
+                platform__in=list(self.connectors),
+            )
+        }
+        for bot_id, slot in list(self.slots.items()):
+            bot = wanted.get(bot_id)
+            if bot is None or bot.updated_at != slot.updated_at:
+                self._halt(slot)
+                del self.slots[bot_id]
+                if bot is None:
+                    self._report(bot_id, "stopped", heartbeat=None)
+        now = time.monotonic()
+        for bot_id, bot in wanted.items():
+            slot = self.slots.get(bot_id)
+            if slot is None:
+                slot = self.slots[bot_id] = _Slot(bot_id=bot_id, updated_at=bot.updated_at)
+                self._start(slot, bot)
+                continue
+            if slot.thread is not None and not slot.thread.is_alive():
+                self._schedule_restart(slot, f"failed: {slot.error or 'connector ended'}")
+            elif slot.thread is not None and self._stalled(slot, now):
+                slot.stop.set()  # abandon it; the thread ends on its own or with the process
+                self._schedule_restart(slot, "stalled")
+            elif slot.thread is None and now >= slot.restart_at:
+                self._start(slot, bot)
+            elif slot.thread is not None:
+                if now - slot.started_at > 60 and slot.failures:
+                    slot.failures = 0  # healthy for a while: the next failure starts over
+                self._report(bot_id, getattr(slot.connector, "status", "running"), slot)
+
+    def shutdown(self, *, timeout: float = 5.0) -> None:
+        """Stop every connector and wait briefly for them."""
+        for slot in self.slots.values():
+            slot.stop.set()
+        for bot_id, slot in list(self.slots.items()):
+            if slot.thread is not None:
+                slot.thread.join(timeout)
+            self._report(bot_id, "stopped", heartbeat=None)
+        self.slots.clear()
+        logger.info("connector supervisor stopped")
+
+    # Internals -------------------------------------------------------------------------
+
+    def _start(self, slot: _Slot, bot: Bot) -> None:
+        slot.stop = threading.Event()
+        slot.error = ""
+        try:
+            connector = import_string(self.connectors[bot.platform])(bot)
+        except Exception as error:  # noqa: BLE001 - shown in the admin, retried
+            slot.error = f"{error.__class__.__name__}: {error}"
+            self._schedule_restart(slot, f"failed to start: {slot.error}")
+            return
+        slot.connector = connector
+        slot.started_at = time.monotonic()
+        slot.thread = threading.Thread(
+            target=self._run_connector,
+            args=(slot, connector, slot.stop),
+            name=f"connector-{bot.platform}-{bot.pk}",
+            daemon=True,
+        )
+        slot.thread.start()
+        self._report(slot.bot_id, "starting", slot)
+        logger.info("connector for bot %s (%s) started", bot.pk, bot.name)
+
+    @staticmethod
+    def _run_connector(slot: _Slot, connector, stop: threading.Event) -> None:
+        try:
+            connector.run(stop)
+        except Exception as error:  # noqa: BLE001 - reported and restarted
+            slot.error = f"{error.__class__.__name__}: {error}"
+            logger.exception("connector for bot %s failed", slot.bot_id)
+        finally:
+            connection.close()
+
+    def _halt(self, slot: _Slot) -> None:
+        slot.stop.set()
+        if slot.thread is not None:
+            slot.thread.join(2.0)
+
+    def _stalled(self, slot: _Slot, now: float) -> bool:
+        heartbeat = getattr(slot.connector, "heartbeat", None)
+        return heartbeat is not None and now - heartbeat > self.stall_seconds
+
+    def _schedule_restart(self, slot: _Slot, reason: str) -> None:
+        slot.failures += 1
+        delay = min(self.backoff_max, 2.0 ** (slot.failures - 1))
+        slot.thread = None
+        slot.restart_at = time.monotonic() + delay
+        logger.warning("connector for bot %s %s; restarting in %.0fs", slot.bot_id, reason, delay)
+        self._report(slot.bot_id, f"{reason}; restarting in {delay:.0f}s", heartbeat=None)
+
+    def _report(self, bot_id, status: str, slot: _Slot | None = None, *, heartbeat=...) -> None:
+        fields: dict[str, object] = {"connector_status": status[:200]}
+        if heartbeat is ...:
+            beat = getattr(slot.connector, "heartbeat", None) if slot else None
+            age = max(0.0, time.monotonic() - beat) if beat is not None else 0.0
+            fields["connector_heartbeat_at"] = timezone.now() - timedelta(seconds=age)
+        # update(): runtime state, not configuration (updated_at stays put).
+        Bot.objects.filter(pk=bot_id).update(**fields)

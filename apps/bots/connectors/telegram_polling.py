@@ -1,0 +1,98 @@
+"""Telegram long polling: getUpdates in a loop, for bots without a public webhook URL."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from telegram.error import Conflict, InvalidToken, TelegramError
+
+from apps.bots.models import Bot
+from apps.bots.platforms.telegram import TelegramAdapter
+from apps.bots.services import inbound_receive
+
+logger = logging.getLogger(__name__)
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+class TelegramPoller:
+    """Long-polls one bot's updates and ingests them, persisting the offset after each.
+
+    The offset moves past an update only once it is stored, so a restart neither loses
+    updates nor repeats them (ingest dedups the rare overlap). A poll that does not
+    return within its timeout plus a margin is abandoned (the watchdog); network and
+    server errors back off exponentially and recover.
+    """
+
+    def __init__(self, bot: Bot):
+        self.bot = bot
+        self.adapter = TelegramAdapter(bot)
+        self.heartbeat = time.monotonic()
+        self.status = "starting"
+        self.poll_timeout = int(_setting("TELEGRAM_POLL_TIMEOUT", 25))
+        self.watchdog_margin = _setting("TELEGRAM_POLL_WATCHDOG_MARGIN", 10)
+        self.backoff_max = _setting("TELEGRAM_POLL_BACKOFF_MAX", 60)
+
+    def run(self, stop: threading.Event) -> None:
+        offset = (
+            Bot.objects.filter(pk=self.bot.pk)
+            .values_list("telegram_update_offset", flat=True)
+            .first()
+        )
+        prepared = False
+        failures = 0
+        while not stop.is_set():
+            self.heartbeat = time.monotonic()
+            try:
+                if not prepared:
+                    self.adapter.prepare_polling()  # deleteWebhook, setMyCommands
+                    prepared = True
+                updates = self.adapter.poll(
+                    offset=offset,
+                    timeout=self.poll_timeout,
+                    watchdog=self.poll_timeout + self.watchdog_margin,
+                    should_stop=stop.is_set,
+                )
+            except InvalidToken:
+                self.status = "failed: Telegram rejected the token"
+                raise
+            except Conflict as error:
+                # Someone set a webhook meanwhile: delete it again before polling.
+                prepared = False
+                failures += 1
+                self._back_off(stop, failures, f"conflict: {error}")
+                continue
+            except (TelegramError, TimeoutError, OSError) as error:
+                failures += 1
+                self._back_off(stop, failures, f"{error.__class__.__name__}: {error}")
+                continue
+            failures = 0
+            self.heartbeat = time.monotonic()
+            self.status = "polling"
+            for update in updates:
+                offset = self._ingest(update)
+
+    def _ingest(self, update) -> int:
+        """Store one update, then move the offset past it (in that order)."""
+        try:
+            items = self.adapter.parse_update(update)
+        except Exception:  # a malformed update must not block the ones behind it
+            logger.exception("skipping unparsable update %s", update.update_id)
+            items = []
+        inbound_receive(bot=self.bot, items=items)
+        offset = update.update_id + 1
+        # update(): the offset is state, not configuration (updated_at stays).
+        Bot.objects.filter(pk=self.bot.pk).update(telegram_update_offset=offset)
+        return offset
+
+    def _back_off(self, stop: threading.Event, failures: int, reason: str) -> None:
+        delay = min(self.backoff_max, 0.5 * 2 ** (failures - 1))
+        self.status = f"retrying in {delay:.0f}s after {reason}"[:200]
+        logger.warning("bot %s: polling failed (%s); retrying in %.1fs", self.bot.pk, reason, delay)
+        self.heartbeat = time.monotonic()
+        stop.wait(delay)

@@ -1,0 +1,148 @@
+"""Persistent mode: Telegram long polling and the connector supervisor, on a real worker."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from apps.bots.choices import ConnectionMode
+from apps.bots.connectors.supervisor import Supervisor
+from apps.bots.connectors.telegram_polling import TelegramPoller
+from apps.bots.models import Bot
+from apps.bots.services import bot_update
+from apps.conversations.choices import Direction, MessageStatus
+from apps.conversations.models import Message
+from tests.fakes.server import wait_for
+from tests.telegram_updates import private_text_update
+
+
+@pytest.fixture
+def fast_polling(settings):
+    settings.TELEGRAM_POLL_TIMEOUT = 1
+    settings.TELEGRAM_POLL_WATCHDOG_MARGIN = 1
+    settings.TELEGRAM_POLL_BACKOFF_MAX = 1
+    return settings
+
+
+def answered_texts() -> list[str]:
+    """The users' messages that were answered (once each) and whose answers are delivered.
+
+    Messages that arrive together are answered together in one turn.
+    """
+    inbound = Message.objects.filter(direction=Direction.IN)
+    if inbound.exclude(status=MessageStatus.ANSWERED).exists():
+        return []
+    if (
+        Message.objects.filter(direction=Direction.OUT)
+        .exclude(status=MessageStatus.DELIVERED)
+        .exists()
+    ):
+        return []
+    return list(inbound.order_by("id").values_list("text", flat=True))
+
+
+def wait_answered(count: int) -> list[str]:
+    return wait_for(lambda: t if len(t := answered_texts()) >= count else None, timeout=60)
+
+
+class Running:
+    """Runs a connector or the supervisor in a thread until the test ends."""
+
+    def __init__(self, target):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=target, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+def test_long_polling_survives_a_stall_and_failures_without_loss_or_duplicates(
+    worker, telegram_bot, fake_telegram, fake_openai, fast_polling
+):
+    fake_telegram.webhook = {"url": "https://old.example.com/hook"}  # left from webhook mode
+    bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
+    first = private_text_update("one")
+    fake_telegram.push_update(first)
+
+    poller = TelegramPoller(telegram_bot)
+    running = Running(poller.run)
+    assert wait_answered(1) == ["one"]
+    assert fake_telegram.sent("deleteWebhook") and not fake_telegram.webhook
+    assert [c["command"] for c in fake_telegram.commands] == ["start", "help", "reset", "model"]
+
+    # The next poll hangs like a dead connection: the watchdog abandons it.
+    fake_telegram.stall_polls(1)
+    wait_for(lambda: fake_telegram.stalls == 0)
+    # Then the API fails for a while (502, 500, 429) while users keep writing.
+    fake_telegram.fail("getUpdates", 502)
+    fake_telegram.fail("getUpdates", 500)
+    fake_telegram.fail("getUpdates", 429, retry_after=1)
+    fake_telegram.push_update(private_text_update("two"))
+    fake_telegram.push_update(private_text_update("three"))
+
+    assert wait_answered(3) == ["one", "two", "three"]
+    failed = [c.status for c in fake_telegram.sent("getUpdates") if c.status != 200]
+    assert sorted(failed) == [429, 500, 502]
+    assert poller.status == "polling"
+
+    # A restart picks up where the last one stopped: nothing lost, nothing repeated.
+    running.halt()
+    last = Bot.objects.get(pk=telegram_bot.pk).telegram_update_offset
+    fake_telegram.push_update(private_text_update("four"))
+    running = Running(TelegramPoller(Bot.objects.get(pk=telegram_bot.pk)).run)
+    assert wait_answered(4) == ["one", "two", "three", "four"]
+    running.halt()
+    assert Bot.objects.get(pk=telegram_bot.pk).telegram_update_offset == last + 1
+    # Each turn's answer was sent once ("two" and "three" usually arrive in one batch
+    # and are answered together in one turn).
+    turns = len(fake_openai.requests)
+    assert turns == Message.objects.filter(direction=Direction.OUT).count()
+    assert turns in (3, 4)
+    assert len(fake_telegram.sent("sendMessage", ok_only=True)) == turns
+    assert fake_openai.requests[-1]["messages"][-1]["content"] == "four"
+
+
+def test_supervisor_picks_up_a_bot_switched_to_persistent_mode_and_follows_changes(
+    worker, telegram_bot, fake_telegram, fake_openai, fast_polling
+):
+    supervisor = Supervisor(reload_seconds=0.2)
+    running = Running(supervisor.run)
+    fake_telegram.push_update(private_text_update("hello from polling"))
+
+    bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
+
+    assert wait_answered(1) == ["hello from polling"]
+    row = wait_for(
+        lambda: (
+            b if (b := Bot.objects.get(pk=telegram_bot.pk)).connector_status == "polling" else None
+        )
+    )
+    assert row.connector_heartbeat_at is not None
+
+    # A changed bot restarts with its new settings (it deletes the webhook again).
+    bot_update(bot=telegram_bot, name="renamed")
+    wait_for(lambda: len(fake_telegram.sent("deleteWebhook")) >= 2)
+
+    # A disabled bot's connector stops.
+    bot_update(bot=telegram_bot, enabled=False)
+    wait_for(lambda: Bot.objects.get(pk=telegram_bot.pk).connector_status == "stopped")
+    assert supervisor.slots == {}
+    running.halt()
+
+
+def test_supervisor_restarts_a_connector_that_died(
+    worker, telegram_bot, fake_telegram, fake_openai, fast_polling
+):
+    fake_telegram.fail("getMe", 401, description="Unauthorized")  # the first start dies
+    bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
+    running = Running(Supervisor(reload_seconds=0.2).run)
+    fake_telegram.push_update(private_text_update("still there?"))
+
+    assert wait_answered(1) == ["still there?"]
+    assert [c.status for c in fake_telegram.sent("getMe")][:2] == [401, 200]
+    running.halt()
+    assert Bot.objects.get(pk=telegram_bot.pk).connector_status == "stopped"
