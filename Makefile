@@ -12,7 +12,7 @@ run: install
 	@bash scripts/ensure_redis.sh
 	@uv run --no-sync python manage.py migrate --noinput
 	@uv run --no-sync python manage.py setup_platform
-	@echo "Starting web (http://127.0.0.1:$${PORT:-8000}), worker, beat and the local model. Ctrl-C stops them all."
+	@echo "Starting web (http://127.0.0.1:$${PORT:-8000}), worker, beat, connectors and the local model. Ctrl-C stops them all."
 	@uv run --no-sync honcho start -f Procfile --port $${PORT:-8000}
 
 test: install
