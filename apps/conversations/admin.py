@@ -1,6 +1,9 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
-from apps.conversations.models import Conversation, Message
+from apps.audit.services import client_ip
+from apps.conversations.models import Conversation, Feedback, Message
 
 
 class MessageInline(admin.TabularInline):
@@ -17,8 +20,16 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "bot", "chat_type", "started_at", "last_activity_at"]
-    list_filter = ["bot", "bot__platform", "chat_type"]
+    list_display = [
+        "__str__",
+        "bot",
+        "chat_type",
+        "started_at",
+        "last_activity_at",
+        "handled_by",
+        "console_link",
+    ]
+    list_filter = ["bot", "bot__platform", "chat_type", ("handled_by", admin.EmptyFieldListFilter)]
     search_fields = ["chat_id", "participants"]
     readonly_fields = [
         "bot",
@@ -27,8 +38,54 @@ class ConversationAdmin(admin.ModelAdmin):
         "participants",
         "started_at",
         "last_activity_at",
+        "handled_by",
+        "taken_over_at",
+        "closed_at",
+        "console_link",
     ]
     inlines = [MessageInline]
+    actions = ["take_over", "hand_back"]
+
+    def has_takeover_permission(self, request) -> bool:
+        return request.user.has_perm("conversations.takeover_conversation")
+
+    @admin.display(description="Console")
+    def console_link(self, conversation: Conversation) -> str:
+        url = reverse("console-conversation", args=[conversation.pk])
+        return format_html('<a href="{}">Open live</a>', url)
+
+    @admin.action(description="Take over (the AI stops answering)", permissions=["takeover"])
+    def take_over(self, request, queryset):
+        from apps.conversations.services.console import conversation_take_over
+
+        for conversation_id in queryset.values_list("id", flat=True):
+            conversation_take_over(
+                conversation_id=conversation_id, actor=request.user, ip_address=client_ip(request)
+            )
+        self.message_user(request, f"Took over {queryset.count()} conversation(s).")
+
+    @admin.action(description="Hand back to the AI", permissions=["takeover"])
+    def hand_back(self, request, queryset):
+        from apps.conversations.services.console import conversation_hand_back
+
+        for conversation_id in queryset.values_list("id", flat=True):
+            conversation_hand_back(
+                conversation_id=conversation_id, actor=request.user, ip_address=client_ip(request)
+            )
+        self.message_user(request, f"Handed {queryset.count()} conversation(s) back to the AI.")
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ["message", "rating", "platform_user_id", "created_at"]
+    list_filter = ["rating", "message__bot"]
+    search_fields = ["platform_user_id", "message__text"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Feedback._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Message)
