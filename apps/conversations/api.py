@@ -3,8 +3,15 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.conversations.selectors import conversation_list, message_list
+from apps.audit.services import client_ip
+from apps.conversations.selectors import conversation_list, conversation_summary, message_list
 from apps.conversations.serializers import ConversationSerializer, MessageSerializer
+from apps.conversations.services.console import (
+    ConsoleError,
+    conversation_hand_back,
+    conversation_take_over,
+    staff_reply_send,
+)
 from apps.conversations.services.turns import MessageNotRetryable, message_retry
 
 
@@ -47,5 +54,56 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             message = message_retry(message_id=int(message_id))
         except MessageNotRetryable as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    def _takeover_allowed(self, request) -> Response | None:
+        if not request.user.has_perm("conversations.takeover_conversation"):
+            return Response(
+                {"detail": "Taking conversations over needs the takeover permission."},
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        return None
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="take-over", url_name="take-over")
+    def take_over(self, request, pk=None):
+        """Stop the AI answering this conversation; the caller answers it (audited)."""
+        conversation = self.get_object()
+        if refused := self._takeover_allowed(request):
+            return refused
+        conversation_take_over(
+            conversation_id=conversation.pk, actor=request.user, ip_address=client_ip(request)
+        )
+        return Response(conversation_summary(conversation_id=conversation.pk))
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="hand-back", url_name="hand-back")
+    def hand_back(self, request, pk=None):
+        """Let the AI answer this conversation again (audited)."""
+        conversation = self.get_object()
+        if refused := self._takeover_allowed(request):
+            return refused
+        conversation_hand_back(
+            conversation_id=conversation.pk, actor=request.user, ip_address=client_ip(request)
+        )
+        return Response(conversation_summary(conversation_id=conversation.pk))
+
+    @extend_schema(request={"application/json": {"type": "object"}}, responses=MessageSerializer)
+    @action(detail=True, methods=["post"])
+    def reply(self, request, pk=None):
+        """Reply as staff in a taken-over conversation: {"text": "..."}; delivered by the worker."""
+        conversation = self.get_object()
+        if refused := self._takeover_allowed(request):
+            return refused
+        text = request.data.get("text")
+        try:
+            message = staff_reply_send(
+                conversation_id=conversation.pk,
+                actor=request.user,
+                text=text if isinstance(text, str) else "",
+                ip_address=client_ip(request),
+            )
+        except ConsoleError as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
