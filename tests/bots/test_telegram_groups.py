@@ -167,3 +167,22 @@ def test_group_upgrade_to_supergroup_is_followed(
     conversation.refresh_from_db()
     assert conversation.chat_id == "-100555"
     assert conversation.closed_at is None
+
+
+def test_sending_into_an_upgraded_group_follows_it_to_the_supergroup(
+    client, worker, telegram_bot, fake_telegram, fake_openai
+):
+    fake_openai.reply = "Here you go."
+    fake_telegram.fail("sendMessage", 400, migrate_to_chat_id=-100999)
+    old_group = -4002
+
+    post_update(
+        client,
+        telegram_bot,
+        group_text_update("@assistant_test_bot hi", mention=True, chat_id=old_group),
+    )
+
+    [answer] = delivered()
+    assert answer.conversation.chat_id == "-100999"
+    assert [m.text for m in fake_telegram.chat(-100999)] == ["Here you go."]
+    assert fake_telegram.chat(old_group) == []

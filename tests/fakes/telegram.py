@@ -107,12 +107,16 @@ class FakeTelegram(LoopbackServer):
         *,
         times: int = 1,
         retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
         description: str = "Internal Server Error",
     ) -> None:
         body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
         if retry_after is not None:
             body["description"] = f"Too Many Requests: retry after {retry_after}"
             body["parameters"] = {"retry_after": retry_after}
+        if migrate_to_chat_id is not None:
+            body["description"] = "Bad Request: group chat was upgraded to a supergroup chat"
+            body["parameters"] = {"migrate_to_chat_id": migrate_to_chat_id}
         with self.lock:
             self.faults.setdefault(method, []).extend([Response(status, body)] * times)
 

@@ -68,6 +68,7 @@ CALLBACK_DATA = re.compile(r"^a:(?P<action>[a-z_]+):(?P<message_id>\d+)$")
 PACE_PRIVATE_SECONDS = 1.0
 PACE_GROUP_SECONDS = 3.0
 PACE_MAX_WAIT_SECONDS = 15.0
+PACE_STREAM_TOLERANCE_SECONDS = 0.3  # a streaming update waits this long at most, else skips
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -420,12 +421,17 @@ class TelegramAdapter:
         except TelegramError as error:
             raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error
 
-    async def _pace(self, chat_id: str) -> None:
-        wait = ChatPacer(self.bot, chat_id).reserve()
+    async def _pace(self, chat_id: str, *, skip_if_busy: bool = False) -> bool:
+        """Wait for the chat's next send slot; False (no slot taken) to skip a busy chat."""
+        cap = PACE_STREAM_TOLERANCE_SECONDS if skip_if_busy else PACE_MAX_WAIT_SECONDS
+        wait = ChatPacer(self.bot, chat_id).reserve(cap=cap)
         if wait < 0:
+            if skip_if_busy:
+                return False
             raise DeliveryError("chat is busy; pacing", retryable=True, retry_after=-wait)
         if wait:
             await asyncio.sleep(wait)
+        return True
 
     def _shown_key(self, chat_id: str, platform_message_id: str) -> str:
         return f"assistant:tgshown:{self.bot.pk}:{chat_id}:{platform_message_id}"
@@ -488,6 +494,7 @@ class TelegramAdapter:
         platform_message_id: str,
         text: str,
         markup: InlineKeyboardMarkup | None = None,
+        skip_if_busy: bool = False,
     ) -> bool:
         """Edit a sent message; False (and no call) when it already shows exactly this.
 
@@ -498,7 +505,8 @@ class TelegramAdapter:
         shown = self._shown(chat_id, platform_message_id)
         if shown == fingerprint:
             return False
-        await self._pace(chat_id)
+        if not await self._pace(chat_id, skip_if_busy=skip_if_busy):
+            return False
         arguments = {
             "chat_id": int(chat_id),
             "message_id": int(platform_message_id),
@@ -581,6 +589,9 @@ class TelegramAdapter:
         return self._call(self._send, message, chat_id=message.chat_id)
 
     async def _stream(self, message: OutboundMessage, text: str) -> str:
+        # Streaming is a courtesy: when the chat's pace says wait, this update is
+        # skipped (the next one or the final send() shows the text) instead of
+        # holding up the model's stream.
         piece = split_text(text)[0]
         async with self._client() as client:
             if message.platform_message_id:
@@ -589,9 +600,11 @@ class TelegramAdapter:
                     chat_id=message.chat_id,
                     platform_message_id=message.platform_message_id,
                     text=piece,
+                    skip_if_busy=True,
                 )
                 return message.platform_message_id
-            await self._pace(message.chat_id)
+            if not await self._pace(message.chat_id, skip_if_busy=True):
+                return ""
             platform_message_id = await self._send_piece(
                 client,
                 chat_id=message.chat_id,
