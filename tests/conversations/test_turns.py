@@ -379,3 +379,27 @@ def test_voice_without_a_transcription_model_gets_a_clear_reply(
     [reply] = outbound(1, Author.SYSTEM)
     assert reply.text == turns.NO_VOICE_REPLY
     assert fake_openai.requests == [] and fake_openai.transcriptions == []
+
+
+def test_a_failed_delivery_is_sent_again_on_retry(
+    client, worker, telegram_bot, fake_telegram, fake_openai, staff_user
+):
+    # The streaming send and the final send are both refused for good.
+    fake_telegram.fail("sendMessage", 400, times=2, description="Bad Request: chat not found")
+    post_update(client, telegram_bot, private_text_update("hello"))
+    failed = wait_for(
+        lambda: Message.objects.filter(
+            direction=Direction.OUT, status=MessageStatus.FAILED, author=Author.ASSISTANT
+        ).first()
+    )
+    assert failed.error.startswith("delivery failed") and failed.text == fake_openai.reply
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    url = f"/api/v1/conversations/{failed.conversation_id}/messages/{failed.pk}/retry/"
+    assert api.post(url).status_code == 202
+
+    [answer] = outbound(1, Author.ASSISTANT)
+    assert answer.pk == failed.pk
+    assert shown(fake_telegram) == [fake_openai.reply]
+    assert len(fake_openai.requests) == 1  # the answer was sent again, not regenerated
