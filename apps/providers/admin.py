@@ -118,7 +118,7 @@ class ModelProfileAdmin(AuditedModelAdmin):
     def test_view(self, request, profile_id: int):
         """Send a probe to the profile (GET shows the form, POST runs it) and show the timings."""
         profile = get_object_or_404(ModelProfile.objects.select_related("provider"), pk=profile_id)
-        if not self.has_view_permission(request, profile):
+        if not self.has_change_permission(request, profile):  # a probe costs tokens
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied

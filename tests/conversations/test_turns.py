@@ -17,7 +17,7 @@ from apps.conversations.services import turns
 from apps.core.redis import get_redis
 from apps.providers.client import INTERRUPTED_NOTE
 from apps.providers.models import ModelProfile
-from apps.providers.selectors import usage_totals
+from apps.providers.selectors import usage_by_day, usage_totals
 from tests.fakes.server import wait_for
 from tests.telegram_updates import photo_update, post_update, private_text_update, voice_update
 
@@ -223,6 +223,9 @@ def test_cost_and_usage_totals(client, worker, telegram_bot, fake_telegram, fake
     assert usage_totals(bot_id=telegram_bot.pk, day=timezone.localdate()) == totals
     yesterday = timezone.localdate() - timezone.timedelta(days=1)
     assert usage_totals(bot_id=telegram_bot.pk, day=yesterday).answers == 0
+    by_day = usage_by_day(bot_id=telegram_bot.pk, days=2)
+    assert [day for day, _ in by_day] == [yesterday, timezone.localdate()]
+    assert by_day[0][1].answers == 0 and by_day[1][1] == totals
 
 
 def test_bot_daily_budget_gives_a_polite_reply_and_no_model_call(

@@ -257,3 +257,13 @@ def test_images_are_sent_as_data_url_parts(fake_openai, db):
     sent = fake_openai.requests[0]["messages"][0]["content"]
     assert sent[0] == {"type": "text", "text": "what is this?"}
     assert sent[1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}
+
+
+def test_backoff_grows_with_jitter_and_respects_retry_after(settings):
+    settings.MODEL_RETRY_BASE_SECONDS = 1.0
+    settings.MODEL_RETRY_MAX_SECONDS = 8.0
+    for attempt, ceiling in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (6, 8.0)]:
+        delays = [client.retry_delay(attempt=attempt, retry_after=None) for _ in range(50)]
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+        assert len(set(delays)) > 1  # jittered
+    assert client.retry_delay(attempt=0, retry_after=5.0) == 5.0
