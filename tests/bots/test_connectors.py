@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import os
+import signal
 import threading
 
 import pytest
+from django.core.management import call_command
 
 from apps.bots.choices import ConnectionMode
 from apps.bots.connectors.supervisor import Supervisor
@@ -146,3 +150,24 @@ def test_supervisor_restarts_a_connector_that_died(
     assert [c.status for c in fake_telegram.sent("getMe")][:2] == [401, 200]
     running.halt()
     assert Bot.objects.get(pk=telegram_bot.pk).connector_status == "stopped"
+
+
+def test_run_connectors_polls_until_sigterm_then_stops_cleanly(
+    transactional_db, telegram_bot, fake_telegram, fast_polling
+):
+    bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
+
+    def terminate_once_polling():
+        wait_for(lambda: Bot.objects.get(pk=telegram_bot.pk).connector_status == "polling")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_polling, daemon=True)
+    killer.start()
+    output = io.StringIO()
+
+    call_command("run_connectors", reload_seconds=0.2, stdout=output)
+
+    killer.join(5)
+    assert "Connectors stopped." in output.getvalue()
+    assert Bot.objects.get(pk=telegram_bot.pk).connector_status == "stopped"
+    assert fake_telegram.sent("getUpdates")

@@ -9,17 +9,32 @@ from apps.bots.connectors.supervisor import Supervisor
 class Command(BaseCommand):
     help = (
         "Keep persistent connections (Telegram long polling, Feishu long connection) for "
-        "every enabled bot in persistent mode. Picks up changes in the admin; Ctrl-C stops."
+        "every enabled bot in persistent mode. Picks up changes in the admin; Ctrl-C or "
+        "SIGTERM stops it cleanly."
     )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reload-seconds",
+            type=float,
+            default=None,
+            help="How often the bot list is re-read (default 3).",
+        )
+
+    def handle(self, *args, reload_seconds=None, **options):
         stop = threading.Event()
 
         def request_stop(signum, frame):
             stop.set()
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        self.stdout.write("Connectors running; Ctrl-C stops.")
-        Supervisor().run(stop)
+        previous = {
+            signum: signal.signal(signum, request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self.stdout.write("Connectors running; Ctrl-C stops.")
+            Supervisor(reload_seconds=reload_seconds).run(stop)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         self.stdout.write("Connectors stopped.")
