@@ -186,3 +186,13 @@ def test_sending_into_an_upgraded_group_follows_it_to_the_supergroup(
     assert answer.conversation.chat_id == "-100999"
     assert [m.text for m in fake_telegram.chat(-100999)] == ["Here you go."]
     assert fake_telegram.chat(old_group) == []
+
+
+@pytest.mark.django_db
+def test_only_the_mention_is_removed_and_the_rest_keeps_its_spacing(client, telegram_bot):
+    text = "explain  this:\n    x  =  1  # 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 @assistant_test_bot  please"
+    update = group_text_update(text, mention=True)
+
+    assert post_update(client, telegram_bot, update).json()["stored"] == 1
+
+    assert Message.objects.get().text == "explain  this:\n    x  =  1  # 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 please"

@@ -123,11 +123,12 @@ def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([[button(*spec) for spec in ACTION_BUTTONS], [button(*REGENERATE)]])
 
 
-def _utf16_remove(text: str, spans: list[tuple[int, int]]) -> str:
-    """`text` without the (offset, length) spans, counted in UTF-16 code units."""
+def _utf16_replace(text: str, spans: list[tuple[int, int]], marker: str) -> str:
+    """`text` with each (offset, length) span, counted in UTF-16 code units, replaced."""
     encoded = text.encode("utf-16-le")
+    replacement = marker.encode("utf-16-le")
     for offset, length in sorted(spans, reverse=True):
-        encoded = encoded[: offset * 2] + encoded[(offset + length) * 2 :]
+        encoded = encoded[: offset * 2] + replacement + encoded[(offset + length) * 2 :]
     return encoded.decode("utf-16-le")
 
 
@@ -288,10 +289,12 @@ class TelegramAdapter:
         attachments = self._attachments(message)
         if not text and not attachments:
             return None
-        cleaned = _utf16_remove(text, spans) if spans else text
-        cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip(" \t,:")
+        if spans:
+            # Only the gap a removed mention leaves is tidied; the rest stays as written.
+            text = re.sub(r"[ \t]*\x00[ \t]*", " ", _utf16_replace(text, spans, "\x00"))
+            text = text.strip(" \t,:，：")
         return {
-            "text": cleaned.strip(),
+            "text": text.strip(),
             "mentioned": mentioned,
             "reply_to_bot": reply_to_bot,
             "command": command,
