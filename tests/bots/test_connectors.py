@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import threading
+import time
 
 import pytest
 from django.core.management import call_command
@@ -171,3 +172,45 @@ def test_run_connectors_polls_until_sigterm_then_stops_cleanly(
     assert "Connectors stopped." in output.getvalue()
     assert Bot.objects.get(pk=telegram_bot.pk).connector_status == "stopped"
     assert fake_telegram.sent("getUpdates")
+
+
+class HangingConnector:
+    """A connector whose first run hangs without a heartbeat (a wedged SDK call)."""
+
+    started: list[HangingConnector] = []
+
+    def __init__(self, bot):
+        self.bot = bot
+        self.heartbeat = time.monotonic()
+        self.status = "connected"
+        HangingConnector.started.append(self)
+        self.wedged = len(HangingConnector.started) == 1
+        self.release = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        if self.wedged:
+            self.release.wait(30)  # ignores `stop`, never beats
+            return
+        while not stop.wait(0.05):
+            self.heartbeat = time.monotonic()
+
+
+def test_supervisor_abandons_a_stalled_connector_and_starts_a_new_one(
+    transactional_db, telegram_bot
+):
+    HangingConnector.started = []
+    bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
+    supervisor = Supervisor(
+        reload_seconds=0.1,
+        stall_seconds=0.5,
+        connectors={"telegram": "tests.bots.test_connectors.HangingConnector"},
+    )
+    running = Running(supervisor.run)
+
+    second = wait_for(lambda: len(HangingConnector.started) >= 2 and HangingConnector.started[1])
+    first = HangingConnector.started[0]
+    assert first.wedged and not second.wedged
+    wait_for(lambda: Bot.objects.get(pk=telegram_bot.pk).connector_status == "connected")
+    running.halt()
+    first.release.set()
+    assert len(HangingConnector.started) == 2  # the healthy one was left alone
