@@ -115,7 +115,6 @@ def test_429_and_500_for_a_while_still_deliver_exactly_once(
     fake_openai.reply = "Survived the storm."
     fake_telegram.fail("sendMessage", 429, retry_after=1)
     fake_telegram.fail("sendMessage", 500, times=2)
-    fake_telegram.fail("editMessageText", 500, times=2)
 
     post_update(client, telegram_bot, private_text_update("hello?"))
     [answer] = delivered(timeout=90)
@@ -126,6 +125,27 @@ def test_429_and_500_for_a_while_still_deliver_exactly_once(
     assert answer.delivery_attempts >= 2
     failed = [c.status for c in fake_telegram.calls if c.status != 200]
     assert 429 in failed and 500 in failed
+
+
+def test_failing_edits_after_the_first_streamed_message_still_end_in_one_full_answer(
+    client, worker, telegram_bot, fake_telegram, fake_openai
+):
+    full = "Alpha beta gamma delta epsilon zeta eta theta iota kappa."
+    fake_openai.reply = full
+    fake_openai.chunk_size = 8
+    fake_openai.chunk_delay = 0.4
+    fake_telegram.fail("editMessageText", 429, retry_after=1)
+    fake_telegram.fail("editMessageText", 500, times=2)
+
+    post_update(client, telegram_bot, private_text_update("greek letters"))
+    [answer] = delivered(timeout=90)
+
+    assert len(fake_telegram.sent("sendMessage")) == 1
+    [shown] = fake_telegram.chat(CHAT)
+    assert shown.text == full == answer.text
+    assert shown.reply_markup  # the buttons arrived with the final text
+    failed = sorted(c.status for c in fake_telegram.sent("editMessageText") if c.status != 200)
+    assert failed == [429, 500, 500]
 
 
 def test_download_fetches_the_file_through_get_file(telegram_bot, fake_telegram):
