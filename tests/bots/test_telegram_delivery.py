@@ -148,6 +148,21 @@ def test_failing_edits_after_the_first_streamed_message_still_end_in_one_full_an
     assert failed == [429, 500, 500]
 
 
+def test_typing_is_repeated_while_a_slow_model_thinks(
+    client, worker, telegram_bot, fake_telegram, fake_openai, profile
+):
+    profile.first_token_timeout = 30
+    profile.save(update_fields=["first_token_timeout"])
+    fake_openai.first_token_delay = 9  # longer than the ~5 s a typing status lasts
+
+    post_update(client, telegram_bot, private_text_update("think hard"))
+    delivered(timeout=60)
+
+    methods = [call.method for call in fake_telegram.calls]
+    before_answer = methods[: methods.index("sendMessage")]
+    assert before_answer.count("sendChatAction") >= 2
+
+
 def test_download_fetches_the_file_through_get_file(telegram_bot, fake_telegram):
     from apps.bots.platforms.base import InboundAttachment, adapter_for
 

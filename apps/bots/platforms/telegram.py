@@ -9,6 +9,7 @@ import html
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -134,6 +135,11 @@ def _utf16_replace(text: str, spans: list[tuple[int, int]], marker: str) -> str:
 
 def _seconds(value: Any) -> float:
     return float(value.total_seconds() if hasattr(value, "total_seconds") else value)
+
+
+# "typing…" lasts about 5 s: repeat it while the model has not answered (up to a minute).
+TYPING_EVERY_SECONDS = 4.0
+TYPING_REPEATS = 15
 
 
 # Pacing --------------------------------------------------------------------------------
@@ -487,6 +493,7 @@ class TelegramAdapter:
             )
         platform_message_id = str(sent.message_id)
         self._remember_shown(chat_id, platform_message_id, self._fingerprint(text, markup))
+        self._mark_sent(chat_id)
         return platform_message_id
 
     async def _edit_piece(
@@ -632,8 +639,39 @@ class TelegramAdapter:
             await client.send_chat_action(chat_id=int(chat_id), action=ChatAction.TYPING)
 
     def typing(self, message: OutboundMessage) -> None:
+        """Show "typing…" now and every few seconds until something is sent to the chat.
+
+        Telegram shows the status for about 5 s; a slow model's first token can take longer.
+        """
         with suppress(Exception):
             asyncio.run(self._typing(message.chat_id))
+        threading.Thread(
+            target=self._keep_typing, args=(message.chat_id, time.time()), daemon=True
+        ).start()
+
+    def _keep_typing(self, chat_id: str, since: float) -> None:
+        for _ in range(TYPING_REPEATS):
+            time.sleep(TYPING_EVERY_SECONDS)
+            try:
+                if self._sent_since(chat_id, since):
+                    return
+                asyncio.run(self._typing(chat_id))
+            except Exception:  # noqa: BLE001 - best effort: stop quietly
+                return
+
+    def _sent_key(self, chat_id: str) -> str:
+        return f"assistant:tgsent:{self.bot.pk}:{chat_id}"
+
+    def _mark_sent(self, chat_id: str) -> None:
+        from apps.core.redis import get_redis
+
+        get_redis().set(self._sent_key(chat_id), time.time(), ex=600)
+
+    def _sent_since(self, chat_id: str, since: float) -> bool:
+        from apps.core.redis import get_redis
+
+        sent_at = get_redis().get(self._sent_key(chat_id))
+        return sent_at is not None and float(sent_at) >= since
 
     async def _download(self, file_id: str) -> bytes:
         async with self._client(read_timeout=60) as client:
