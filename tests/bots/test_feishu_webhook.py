@@ -652,3 +652,23 @@ def test_group_keyword_trigger(client, worker, feishu_bot, fake_feishu, fake_ope
     inbound = Message.objects.get(direction=Direction.IN)
     assert inbound.text == "why?"
     assert len(fake_feishu.cards()) == 1
+
+
+def test_reset_command_in_a_group_counts_only_when_addressed_to_the_bot(
+    client, worker, feishu_bot, fake_feishu
+):
+    group = {"chat_type": "group", "chat_id": "oc_team"}
+    post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="/reset", **group))
+    addressed = message_event(
+        token=VERIFICATION_TOKEN,
+        text="@_user_1 /reset",
+        mentions=[mention("@_user_1", BOT_OPEN_ID, "Assistant")],
+        **group,
+    )
+    post_event(client, feishu_bot, addressed)
+
+    wait_for(lambda: fake_feishu.cards())
+    inbound = Message.objects.get(direction=Direction.IN)
+    assert inbound.external_id == addressed["header"]["event_id"]
+    assert inbound.conversation.closed_at is not None
+    assert "new conversation" in fake_feishu.cards()[0].text

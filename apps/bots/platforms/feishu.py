@@ -343,14 +343,16 @@ class FeishuAdapter:
             return None  # stickers, cards, shares: nothing to answer
         text = text.strip()
         command = ""
-        if text.startswith("/"):
+        is_private = message.get("chat_type") == "p2p"
+        # In groups a command counts only when addressed to us (other bots share the chat).
+        if text.startswith("/") and (is_private or bot_keys):
             word = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
             command = word if word in COMMANDS else ""
         sender_id = _id(_get(event, "sender", "sender_id", "open_id"), "sender open_id")
         return InboundMessage(
             external_id=event_id,
             chat_id=chat_id,
-            chat_type="private" if message.get("chat_type") == "p2p" else "group",
+            chat_type="private" if is_private else "group",
             sender_id=sender_id,
             sender_name="",
             text=text,
