@@ -196,3 +196,19 @@ def test_only_the_mention_is_removed_and_the_rest_keeps_its_spacing(client, tele
     assert post_update(client, telegram_bot, update).json()["stored"] == 1
 
     assert Message.objects.get().text == "explain  this:\n    x  =  1  # 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 please"
+
+
+@pytest.mark.django_db
+def test_a_mention_is_never_dropped_when_the_username_is_not_known_yet(
+    client, telegram_bot, fake_telegram
+):
+    fake_telegram.fail("getMe", 500)
+    update = group_text_update("@assistant_test_bot are you there?", mention=True)
+
+    first = post_update(client, telegram_bot, update)
+    assert first.status_code == 503  # Telegram delivers it again later
+    assert Message.objects.count() == 0
+
+    again = post_update(client, telegram_bot, update)
+    assert again.status_code == 200 and again.json()["stored"] == 1
+    assert Message.objects.get().text == "are you there?"

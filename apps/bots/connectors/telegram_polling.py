@@ -10,6 +10,7 @@ from django.conf import settings
 from telegram.error import Conflict, InvalidToken, TelegramError
 
 from apps.bots.models import Bot
+from apps.bots.platforms.base import WebhookRejected
 from apps.bots.platforms.telegram import TelegramAdapter
 from apps.bots.services import inbound_receive
 
@@ -81,6 +82,11 @@ class TelegramPoller:
         """Store one update, then move the offset past it (in that order)."""
         try:
             items = self.adapter.parse_update(update)
+        except WebhookRejected as error:
+            if error.status >= 500:
+                raise  # could not be understood *yet*: retried, never skipped
+            logger.exception("skipping unparsable update %s", update.update_id)
+            items = []
         except Exception:  # a malformed update must not block the ones behind it
             logger.exception("skipping unparsable update %s", update.update_id)
             items = []

@@ -364,13 +364,21 @@ class TelegramAdapter:
         return bool(username) and mention.lower() == f"@{username}".lower()
 
     def username(self) -> str:
-        """The bot's @username without the @, fetched once with getMe and stored."""
+        """The bot's @username without the @, fetched once with getMe and stored.
+
+        Without it a mention cannot be recognised, so failing to learn it raises a 503
+        (Telegram redelivers the update later; the poller retries) rather than
+        silently ignoring a message addressed to the bot.
+        """
         if not self.bot.platform_username:
             try:
                 me = asyncio.run(self._get_me())
             except TelegramError as error:
                 logger.warning("getMe failed for bot %s: %s", self.bot.pk, error)
-                return ""
+                raise WebhookRejected(
+                    f"could not learn the bot's username (getMe: {error}); try again",
+                    status=503,
+                ) from error
             self._store_username(me.username or "")
         return self.bot.platform_username
 
