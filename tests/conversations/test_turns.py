@@ -30,7 +30,9 @@ def _isolated(settings, tmp_path):
     settings.MODEL_RETRY_BASE_SECONDS = 0.05
     settings.MODEL_RETRY_MAX_SECONDS = 0.2
     redis = get_redis()
-    for pattern in ("assistant:provider:*", "assistant:answer-cache:*"):
+    # Row ids restart with each test's fresh tables, so per-message Redis state (delivery
+    # locks of earlier tests' messages) must not outlive its test.
+    for pattern in ("assistant:provider:*", "assistant:answer-cache:*", "assistant:deliver:*"):
         keys = list(redis.scan_iter(pattern))
         if keys:
             redis.delete(*keys)
