@@ -72,6 +72,10 @@ def message_deliver(*, message_id: int) -> Message | DeliveryRetry | None:
     """
     lock = get_redis().lock(f"assistant:deliver:{message_id}", timeout=120, blocking=False)
     if not lock.acquire():
+        # Another delivery of this message is finishing. If it leaves the message
+        # undelivered (e.g. a retry requested the moment it failed), look again shortly;
+        # a message already delivered or failed makes that later look a no-op.
+        dispatch_delivery(message_id, 2.0)
         return None
     try:
         message = Message.objects.select_related("conversation__bot", "reply_to").get(pk=message_id)
