@@ -604,7 +604,13 @@ class TelegramAdapter:
     def send(self, message: OutboundMessage) -> SentMessage:
         if not message.text.strip():
             raise DeliveryError("empty answer", retryable=False)
-        return self._call(self._send, message, chat_id=message.chat_id)
+        try:
+            return self._call(self._send, message, chat_id=message.chat_id)
+        except DeliveryError as error:
+            if not error.retryable:
+                with suppress(Exception):
+                    self._mark_sent(message.chat_id)  # nothing is coming: stop "typing…"
+            raise
 
     async def _stream(self, message: OutboundMessage, text: str) -> str:
         # Streaming is a courtesy: when the chat's pace says wait, this update is
