@@ -214,3 +214,42 @@ def test_supervisor_abandons_a_stalled_connector_and_starts_a_new_one(
     running.halt()
     first.release.set()
     assert len(HangingConnector.started) == 2  # the healthy one was left alone
+
+
+class BeatingConnector:
+    """A healthy connector that records each start."""
+
+    started: list[BeatingConnector] = []
+
+    def __init__(self, bot):
+        self.heartbeat = time.monotonic()
+        self.status = "connected"
+        self.stopped = threading.Event()
+        BeatingConnector.started.append(self)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(0.05):
+            self.heartbeat = time.monotonic()
+        self.stopped.set()
+
+
+def test_two_supervisors_run_a_bot_once_and_the_standby_takes_over(transactional_db, telegram_bot):
+    BeatingConnector.started = []
+    bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
+    registry = {"telegram": "tests.bots.test_connectors.BeatingConnector"}
+    active = Supervisor(reload_seconds=0.1, connectors=registry)
+    standby = Supervisor(reload_seconds=0.1, connectors=registry)
+
+    running_active = Running(active.run)
+    wait_for(lambda: BeatingConnector.started)
+    running_standby = Running(standby.run)
+    wait_for(lambda: standby.passes >= 3)
+
+    assert len(BeatingConnector.started) == 1  # the standby did not start a second one
+    assert standby.slots == {}
+
+    running_active.halt()  # the owner goes away and gives up its lease
+    assert BeatingConnector.started[0].stopped.is_set()
+    wait_for(lambda: len(BeatingConnector.started) == 2)
+    assert list(standby.slots) == [telegram_bot.pk]
+    running_standby.halt()

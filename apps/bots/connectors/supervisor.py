@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -12,12 +15,27 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 from apps.bots.choices import ConnectionMode
 from apps.bots.connectors import CONNECTORS
 from apps.bots.models import Bot
+from apps.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
+
+_LEASE_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 @dataclass
@@ -57,6 +75,12 @@ class Supervisor:
         self.backoff_max = backoff_max or getattr(settings, "CONNECTORS_BACKOFF_MAX", 60.0)
         self.connectors = CONNECTORS if connectors is None else connectors
         self.slots: dict[object, _Slot] = {}
+        self.passes = 0  # reconcile passes done (observable progress)
+        # One connector per bot across all run_connectors processes: a Redis lease,
+        # renewed every pass, decides which process runs it (Telegram answers 409 to a
+        # second poller; a standby process takes over when the owner goes away).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = max(15.0, self.reload_seconds * 5)
 
     def run(self, stop: threading.Event) -> None:
         """Supervise until `stop` is set, then stop every connector."""
@@ -86,15 +110,21 @@ class Supervisor:
         }
         for bot_id, slot in list(self.slots.items()):
             bot = wanted.get(bot_id)
-            if bot is None or bot.updated_at != slot.updated_at:
+            leased = bot is not None and self._lease(bot_id)
+            if bot is None or bot.updated_at != slot.updated_at or not leased:
                 self._halt(slot)
                 del self.slots[bot_id]
                 if bot is None:
+                    self._release(bot_id)
                     self._report(bot_id, "stopped", heartbeat=None)
+                elif not leased:
+                    logger.warning("bot %s: lease lost; another process runs it", bot_id)
         now = time.monotonic()
         for bot_id, bot in wanted.items():
             slot = self.slots.get(bot_id)
             if slot is None:
+                if not self._lease(bot_id):
+                    continue  # another run_connectors process runs this bot
                 slot = self.slots[bot_id] = _Slot(bot_id=bot_id, updated_at=bot.updated_at)
                 self._start(slot, bot)
                 continue
@@ -109,6 +139,7 @@ class Supervisor:
                 if now - slot.started_at > 60 and slot.failures:
                     slot.failures = 0  # healthy for a while: the next failure starts over
                 self._report(bot_id, getattr(slot.connector, "status", "running"), slot)
+        self.passes += 1
 
     def shutdown(self, *, timeout: float = 5.0) -> None:
         """Stop every connector and wait briefly for them."""
@@ -118,10 +149,28 @@ class Supervisor:
             if slot.thread is not None:
                 slot.thread.join(timeout)
             self._report(bot_id, "stopped", heartbeat=None)
+            self._release(bot_id)
         self.slots.clear()
         logger.info("connector supervisor stopped")
 
     # Internals -------------------------------------------------------------------------
+
+    def _lease_key(self, bot_id) -> str:
+        return f"assistant:connector-lease:{bot_id}"
+
+    def _lease(self, bot_id) -> bool:
+        """Take or renew this process's lease on running the bot's connector."""
+        return bool(
+            get_redis().eval(
+                _LEASE_SCRIPT, 1, self._lease_key(bot_id), self.owner, int(self.lease_seconds)
+            )
+        )
+
+    def _release(self, bot_id) -> None:
+        try:
+            get_redis().eval(_RELEASE_SCRIPT, 1, self._lease_key(bot_id), self.owner)
+        except RedisError:
+            logger.warning("could not release the lease of bot %s; it expires", bot_id)
 
     def _start(self, slot: _Slot, bot: Bot) -> None:
         slot.stop = threading.Event()
