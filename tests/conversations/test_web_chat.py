@@ -36,6 +36,18 @@ async def receive_until(communicator, predicate, timeout=30):
                 return seen
 
 
+async def ask(communicator, text: str) -> dict:
+    """Connect, send one message and return the delivered answer's message payload."""
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await communicator.send_json_to({"type": "message", "id": "c1", "text": text})
+    events = await receive_until(
+        communicator,
+        lambda e: e["type"] == "message" and e["message"]["status"] == "delivered",
+    )
+    return events[-1]["message"]
+
+
 def test_answer_streams_token_by_token(client, worker, web_bot, fake_openai):
     fake_openai.reply = "One two three four five six."
     fake_openai.chunk_size = 4
@@ -156,14 +168,7 @@ def test_visitor_rates_an_answer_and_may_change_their_mind(client, worker, web_b
     communicator = communicator_for(client, web_bot)
 
     async def scenario():
-        await communicator.connect()
-        await communicator.receive_json_from()
-        await communicator.send_json_to({"type": "message", "id": "c1", "text": "hi"})
-        events = await receive_until(
-            communicator,
-            lambda e: e["type"] == "message" and e["message"]["status"] == "delivered",
-        )
-        answer_id = events[-1]["message"]["id"]
+        answer_id = (await ask(communicator, "hi"))["id"]
         replies = []
         for rating in ("not_helpful", "helpful"):
             await communicator.send_json_to(
@@ -224,14 +229,7 @@ def test_visitor_regenerates_an_answer(client, worker, web_bot, fake_openai):
     communicator = communicator_for(client, web_bot)
 
     async def scenario():
-        await communicator.connect()
-        await communicator.receive_json_from()
-        await communicator.send_json_to({"type": "message", "id": "c1", "text": "a joke please"})
-        events = await receive_until(
-            communicator,
-            lambda e: e["type"] == "message" and e["message"]["status"] == "delivered",
-        )
-        first_id = events[-1]["message"]["id"]
+        first_id = (await ask(communicator, "a joke please"))["id"]
         fake_openai.reply = "A better joke."
         await communicator.send_json_to({"type": "regenerate", "message_id": first_id})
         again = await receive_until(
