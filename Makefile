@@ -1,7 +1,7 @@
 # The two commands: `make run` starts the platform, `make test` runs the suite.
 export PATH := $(HOME)/.local/bin:$(PATH)
 .DEFAULT_GOAL := run
-.PHONY: run test test-browser lint install
+.PHONY: run test test-browser lint install bench
 
 install:
 	@bash scripts/ensure_uv.sh
@@ -29,3 +29,11 @@ lint:
 	@uv run --no-sync ruff check .
 	@uv run --no-sync ruff format --check .
 	@uv run --no-sync python manage.py makemigrations --check --dry-run
+
+# Load benchmark: the real stack (Procfile's web and worker, beat, PostgreSQL, Redis)
+# beside a bare relay, against loopback fakes; results in bench/RESULTS.md. Under 10 min.
+# Quick look (leaves RESULTS.md alone): make bench BENCH_ARGS=--quick; knobs:
+# BENCH_ARGS=--help. Needs PostgreSQL at 127.0.0.1:5432 (drops/creates assistant_bench).
+bench: install
+	@bash scripts/ensure_redis.sh
+	@uv run --no-sync python bench/run.py $(BENCH_ARGS)

@@ -13,6 +13,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from apps.bots.webhooks import WebhookApp  # noqa: E402
 from assistant.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.DEBUG:
@@ -21,7 +22,8 @@ if settings.DEBUG:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Webhooks take a short path in front of Django (apps/bots/webhooks.py).
+        "http": WebhookApp(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

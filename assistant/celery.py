@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
 
@@ -15,6 +16,6 @@ app.conf.beat_schedule = {
     # task or a dead worker left behind.
     "sweep-stuck-messages": {
         "task": "conversations.sweep_stuck_task",
-        "schedule": 30.0,
+        "schedule": settings.SWEEP_EVERY_SECONDS,
     },
 }

@@ -93,6 +93,18 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DB_POOL", default=True
+):
+    # A bounded pool per process (psycopg_pool): a flood of webhooks waits for a
+    # connection (and is answered 503 after DB_POOL_TIMEOUT) instead of opening
+    # PostgreSQL connections until the server refuses ("too many clients").
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the web process and the worker threads share the file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -119,7 +131,13 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py refuses (rather than waits) past max_connections: room for bursts.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                }
+            ],
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
         },
     }
@@ -179,8 +197,24 @@ SPECTACULAR_SETTINGS = {
 # The pipeline.
 # A message still `received` after this long without a turn gets re-dispatched.
 SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=30)
-# A turn may hold a conversation this long before its lock expires (dead worker).
-TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=600)
+# A running turn renews its conversation's lock every third of this; a dead worker's
+# lock expires after it, and the sweeper then gives the conversation a new turn.
+TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=20)
+# How often (seconds) beat runs the sweeper.
+SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=10.0)
+
+# The turn engine (apps/conversations/engine.py), per worker process.
+# Conversations answered at once; more wait in the queue for this or another worker.
+ENGINE_MAX_TURNS = env.int("ENGINE_MAX_TURNS", default=1000)
+# Threads (and so database connections) the engine's database steps run in.
+ENGINE_DB_THREADS = env.int("ENGINE_DB_THREADS", default=8)
+# Threads for platform SDKs that only block (Feishu's), and for media downloads.
+ENGINE_IO_THREADS = env.int("ENGINE_IO_THREADS", default=16)
+# Up to this many answers streaming at once, chats are updated at the platform's pace
+# (Telegram: every second); beyond it, every chat's updates are spaced out in proportion.
+ENGINE_STREAMS_AT_FULL_PACE = env.int("ENGINE_STREAMS_AT_FULL_PACE", default=100)
+# Live events (tokens, message states, console rows) are sent in batches this often.
+EVENT_BATCH_SECONDS = env.float("EVENT_BATCH_SECONDS", default=0.05)
 # How many times a retryable delivery failure is retried before the answer is failed.
 DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 
@@ -194,7 +228,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "Lark": {"level": "WARNING"}},
+    "loggers": {
+        # One line per HTTP request (every model call, every Bot API call) is noise.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "Lark": {"level": "WARNING"},
+    },
 }
 
 if not DEBUG:

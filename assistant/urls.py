@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from apps.bots.api import BotViewSet
-from apps.bots.webhooks import FeishuWebhookView, TelegramWebhookView
+from apps.bots.webhooks import feishu_webhook, telegram_webhook
 from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import health
@@ -23,12 +23,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path(
         "api/webhooks/telegram/<uuid:bot_id>/",
-        TelegramWebhookView.as_view(),
+        telegram_webhook,
         name="webhook-telegram",
     ),
     path(
         "api/webhooks/feishu/<uuid:bot_id>/",
-        FeishuWebhookView.as_view(),
+        feishu_webhook,
         name="webhook-feishu",
     ),
     path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),

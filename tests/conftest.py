@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.worker import state as worker_state
 from django.conf import settings
 
 from assistant.celery import app as celery_app
@@ -48,6 +51,41 @@ def fake_telegram():
     server.stop()
 
 
+SETTLE_SECONDS = 30
+_worker_running = False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before a test's fixtures go (its fakes, then the database flush), let its work end.
+
+    A webhook a test posted may still be answering on the session's worker. Flushing
+    the database under a running turn deadlocks PostgreSQL's TRUNCATE against the
+    turn's INSERT, and leaves the rows for the next test; a turn outliving its fakes
+    fails against closed ports.
+    """
+    if _worker_running:
+        _settle_pipeline()
+    yield
+
+
+def _settle_pipeline() -> None:
+    """Wait until the broker's queues are empty and the worker and its engine are idle."""
+    from apps.conversations.engine import turn_engine
+    from apps.core.aio import process_loop
+    from apps.core.redis import get_redis
+
+    queues = [settings.CELERY_LLM_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE]
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        process_loop.run(turn_engine.settle(timeout=max(0.0, deadline - time.monotonic())))
+        waiting = sum(get_redis().llen(queue) for queue in queues)
+        if not waiting and not worker_state.active_requests and not turn_engine.tasks:
+            return
+        time.sleep(0.02)  # a task between the broker and the engine; look again
+    raise AssertionError(f"the pipeline was still busy {SETTLE_SECONDS}s after the test")
+
+
 @pytest.fixture(scope="session")
 def celery_session_worker(django_db_setup, django_db_blocker):
     """A real Celery worker (thread pool) consuming the real Redis broker."""
@@ -64,7 +102,12 @@ def celery_session_worker(django_db_setup, django_db_blocker):
             shutdown_timeout=30,
         ) as worker,
     ):
-        yield worker
+        global _worker_running
+        _worker_running = True
+        try:
+            yield worker
+        finally:
+            _worker_running = False
 
 
 @pytest.fixture

@@ -47,10 +47,12 @@ def message_list(*, conversation_id: int) -> QuerySet[Message]:
 def _with_summary_fields(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
     latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id")
     latest_inbound = latest.filter(direction=Direction.IN)
+    # What was last said: an answer still being written (no text yet) is not shown.
+    latest_said = latest.exclude(text="")
     feedback = Feedback.objects.filter(message__conversation=OuterRef("pk"))
     return conversations.select_related("bot", "handled_by").annotate(
-        last_text=Subquery(latest.values("text")[:1]),
-        last_author=Subquery(latest.values("author")[:1]),
+        last_text=Subquery(latest_said.values("text")[:1]),
+        last_author=Subquery(latest_said.values("author")[:1]),
         last_inbound_status=Subquery(latest_inbound.values("status")[:1]),
         helpful_count=Subquery(
             feedback.filter(rating=Rating.HELPFUL)
@@ -115,6 +117,12 @@ def conversation_summary(*, conversation_id: int) -> dict[str, Any] | None:
     """One conversation's console row (what ConversationEvent carries), or None."""
     conversation = _with_summary_fields(Conversation.objects.filter(pk=conversation_id)).first()
     return _summary(conversation) if conversation else None
+
+
+def conversation_summaries(*, conversation_ids: list[int]) -> list[dict[str, Any]]:
+    """Several conversations' console rows in one query (ids that no longer exist are left out)."""
+    conversations = _with_summary_fields(Conversation.objects.filter(pk__in=conversation_ids))
+    return [_summary(conversation) for conversation in conversations]
 
 
 # History ----------------------------------------------------------------------

@@ -1,19 +1,21 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 
 from apps.conversations import services
+from apps.conversations.engine import turn_engine
+from apps.core.aio import process_loop
 
 
-@shared_task(name="conversations.respond_task", bind=True, max_retries=None)
-def respond_task(self, conversation_id: int) -> int:
-    """Answer what is pending in a conversation (queue "llm")."""
-    try:
-        return services.conversation_respond(conversation_id=conversation_id)
-    except services.TurnBusy:
-        # The running turn answers what arrived meanwhile; this retry only
-        # covers the moment between its last look and releasing the lock.
-        raise self.retry(countdown=2, max_retries=300) from None
+@shared_task(name="conversations.respond_task")
+def respond_task(conversation_id: int) -> None:
+    """Answer what is pending in a conversation (queue "llm").
+
+    The turn runs on this process's turn engine; the task returns as soon as the
+    engine has taken it (the database, not the broker, remembers unfinished work).
+    """
+    turn_engine.submit(conversation_id)
 
 
 @shared_task(name="conversations.deliver_task")
@@ -26,3 +28,12 @@ def deliver_task(message_id: int) -> None:
 def sweep_stuck_task() -> dict[str, int]:
     """Periodic: re-dispatch messages stuck in received/processing/answered."""
     return services.messages_sweep()
+
+
+SHUTDOWN_GRACE_SECONDS = 30
+
+
+@worker_shutting_down.connect
+def _finish_running_turns(**kwargs) -> None:
+    """A warm shutdown lets the turns in flight finish (the sweeper covers a cold one)."""
+    process_loop.run(turn_engine.settle(timeout=SHUTDOWN_GRACE_SECONDS))

@@ -16,21 +16,20 @@ which this deployment does not allow.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import contextlib
 import email.utils
 import logging
-import queue
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from django.conf import settings
 
+from apps.core.aio import LoopClock, process_loop, wait_measured
 from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
 
@@ -126,24 +125,26 @@ class ModelError(Exception):
         self.attempts = attempts or []
 
 
-_clients: dict[tuple[int, str], openai.OpenAI] = {}
-_clients_lock = threading.Lock()
+_clients: dict[int, tuple[str, openai.AsyncOpenAI]] = {}
 
 
-def _client_for(provider: Provider) -> openai.OpenAI:
-    # One client (and HTTP connection pool) per provider version, shared by threads.
-    key = (provider.pk, provider.updated_at.isoformat() if provider.updated_at else "")
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = openai.OpenAI(
-                base_url=provider.base_url,
-                api_key=provider.api_key or "not-needed",
-                timeout=provider.request_timeout,
-                default_headers=provider.extra_headers or None,
-                max_retries=0,  # retries are ours: backoff, Retry-After, cooldown, fallback
-            )
-            _clients[key] = client
+def _client_for(provider: Provider) -> openai.AsyncOpenAI:
+    """The provider's long-lived client (and HTTP connection pool), rebuilt when it changes.
+
+    Only the process loop (apps.core.aio) uses these: their pools belong to it.
+    """
+    version = provider.updated_at.isoformat() if provider.updated_at else ""
+    cached = _clients.get(provider.pk)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    client = openai.AsyncOpenAI(
+        base_url=provider.base_url,
+        api_key=provider.api_key or "not-needed",
+        timeout=provider.request_timeout,
+        default_headers=provider.extra_headers or None,
+        max_retries=0,  # retries are ours: backoff, Retry-After, cooldown, fallback
+    )
+    _clients[provider.pk] = (version, client)
     return client
 
 
@@ -239,11 +240,14 @@ class _Content(str):
 _ALIVE = object()  # a chunk that shows the model is working (e.g. reasoning) but has no text
 
 
-def _timed_stream(profile: ModelProfile, messages: list[ChatMessage]) -> Iterator[str | Usage]:
+async def _timed_stream(
+    profile: ModelProfile, messages: list[ChatMessage]
+) -> AsyncIterator[str | Usage]:
     """Stream text pieces then usage; raise ModelError on failure, first-token timeout or stall.
 
-    The SDK's iterator runs in a helper thread so that the waits for the first
-    token and between tokens are measured here, independently of socket timeouts.
+    A reader task consumes the SDK's stream, so the waits for the first token and
+    between tokens are measured here, independently of socket timeouts, and in the
+    model's time: the process loop's own lag does not count (apps.core.aio.LoopClock).
     """
     provider = profile.provider
     request = dict(
@@ -254,96 +258,90 @@ def _timed_stream(profile: ModelProfile, messages: list[ChatMessage]) -> Iterato
         stream=True,
         stream_options={"include_usage": True},
     )
-    items: queue.Queue = queue.Queue()
-    abandoned = threading.Event()
-    holder: dict[str, Any] = {}
+    items: asyncio.Queue = asyncio.Queue()
 
-    def produce() -> None:
+    async def produce() -> None:
         try:
-            stream = _client_for(provider).chat.completions.create(**request)
-            holder["stream"] = stream
-            for chunk in stream:
-                if abandoned.is_set():
-                    break
-                if chunk.usage is not None:
-                    items.put(
-                        Usage(
-                            prompt_tokens=chunk.usage.prompt_tokens or 0,
-                            completion_tokens=chunk.usage.completion_tokens or 0,
+            stream = await _client_for(provider).chat.completions.create(**request)
+            try:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        items.put_nowait(
+                            Usage(
+                                prompt_tokens=chunk.usage.prompt_tokens or 0,
+                                completion_tokens=chunk.usage.completion_tokens or 0,
+                            )
                         )
-                    )
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta is None:
-                        continue
-                    if delta.content:
-                        items.put(_Content(delta.content))
-                    elif (delta.model_extra or {}).get("reasoning_content"):
-                        items.put(_ALIVE)
-            items.put(_DONE)
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta is None:
+                            continue
+                        if delta.content:
+                            items.put_nowait(_Content(delta.content))
+                        elif (delta.model_extra or {}).get("reasoning_content"):
+                            items.put_nowait(_ALIVE)
+            finally:
+                await stream.close()
+            items.put_nowait(_DONE)
+        except asyncio.CancelledError:
+            raise
         except openai.OpenAIError as exc:
-            items.put(_error_from(exc))
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer thread
-            items.put(
+            items.put_nowait(_error_from(exc))
+        except Exception as exc:  # noqa: BLE001 - handed to the reader of the queue
+            items.put_nowait(
                 ModelError(f"{exc.__class__.__name__}: {exc}", retryable=True, kind=CONNECTION)
             )
-        finally:
-            stream = holder.get("stream")
-            if stream is not None and abandoned.is_set():
-                with contextlib.suppress(Exception):  # best effort on an abandoned stream
-                    stream.close()
 
-    thread = threading.Thread(target=produce, name=f"model-stream-{profile.pk}", daemon=True)
-    thread.start()
-    started = time.monotonic()
+    producer = asyncio.create_task(produce())
+    clock = LoopClock()
     alive = False
     try:
         while True:
-            if alive:
-                wait = profile.stall_timeout
-            else:
-                wait = max(0.0, profile.first_token_timeout - (time.monotonic() - started))
-            try:
-                item = items.get(timeout=wait)
-            except queue.Empty:
-                if alive:
+            if items.empty():
+                wait = profile.stall_timeout if alive else profile.first_token_timeout
+                try:
+                    item = await wait_measured(items.get(), timeout=wait, clock=clock)
+                except TimeoutError:
+                    if alive:
+                        raise ModelError(
+                            f"stream stalled: no token for {profile.stall_timeout:g}s",
+                            retryable=True,
+                            kind=STALL,
+                        ) from None
                     raise ModelError(
-                        f"stream stalled: no token for {profile.stall_timeout:g}s",
+                        f"no first token within {profile.first_token_timeout:g}s",
                         retryable=True,
-                        kind=STALL,
+                        kind=FIRST_TOKEN_TIMEOUT,
                     ) from None
-                raise ModelError(
-                    f"no first token within {profile.first_token_timeout:g}s",
-                    retryable=True,
-                    kind=FIRST_TOKEN_TIMEOUT,
-                ) from None
+            else:
+                item = items.get_nowait()
             if item is _DONE:
                 return
             if isinstance(item, ModelError):
                 raise item
+            if item is _ALIVE or isinstance(item, _Content):
+                alive = True
+                clock.restart()  # from now on, the wait is between tokens
             if item is _ALIVE:
-                alive = True
                 continue
-            if isinstance(item, _Content):
-                alive = True
-                yield str(item)
-            else:
-                yield item
+            yield str(item) if isinstance(item, _Content) else item
     finally:
-        abandoned.set()
-        stream = holder.get("stream")
-        if stream is not None and thread.is_alive():
-            with contextlib.suppress(Exception):  # best effort on an abandoned stream
-                stream.close()
+        if not producer.done():
+            producer.cancel()
 
 
 def profile_chain(profile: ModelProfile) -> list[ModelProfile]:
-    """The profile followed by its fallbacks, each once."""
+    """The profile followed by its fallbacks, each once, with their providers loaded.
+
+    Synchronous (it reads the database); `astream_reply` takes its result, so the
+    streaming itself never touches the ORM.
+    """
     chain: list[ModelProfile] = []
     seen: set[int] = set()
     current: ModelProfile | None = profile
     while current is not None and current.pk not in seen:
         seen.add(current.pk)
+        current.provider  # noqa: B018 - loaded here, read on the process loop
         chain.append(current)
         current = current.fallback
     return chain
@@ -377,12 +375,30 @@ def stream_reply(
     on_delta: Callable[[str], None],
     use_fallbacks: bool = True,
 ) -> Reply:
+    """Synchronous `astream_reply` for ordinary code (probes, housekeeping, tests).
+
+    It runs on the process loop; `on_delta` is called from the loop's thread.
+    """
+    chain = profile_chain(profile) if use_fallbacks else profile_chain(profile)[:1]
+    return process_loop.run(
+        astream_reply(chain=chain, messages=messages, build=build, on_delta=on_delta)
+    )
+
+
+async def astream_reply(
+    *,
+    chain: list[ModelProfile],
+    messages: list[ChatMessage] | None = None,
+    build: PromptBuilder | None = None,
+    on_delta: Callable[[str], None],
+) -> Reply:
     """Stream an answer, calling `on_delta` with each piece of text as it arrives.
 
-    The prompt is `build(candidate, squeeze)` (squeeze 0 normally, higher after a
-    context-length error asks for a smaller prompt), or `messages` after the
-    candidate's system prompt. Raises ModelError (with `attempts`) when every
-    profile failed before producing text.
+    `chain` is the profile and its fallbacks (`profile_chain()`). The prompt is
+    `build(candidate, squeeze)` (squeeze 0 normally, higher after a context-length
+    error asks for a smaller prompt), or `messages` after the candidate's system
+    prompt. Raises ModelError (with `attempts`) when every profile failed before
+    producing text.
     """
     if build is None:
         fixed = list(messages or [])
@@ -392,7 +408,6 @@ def stream_reply(
 
     attempts: list[dict[str, Any]] = []
     last_error: ModelError | None = None
-    chain = profile_chain(profile) if use_fallbacks else [profile]
     for candidate in chain:
         provider = candidate.provider
 
@@ -416,7 +431,7 @@ def stream_reply(
             last_error = ModelError("provider cooling down", retryable=True, kind=COOLING_DOWN)
             continue
         try:
-            reply = _stream_candidate(candidate, build, on_delta, attempts)
+            reply = await _stream_candidate(candidate, build, on_delta, attempts)
         except ModelError as error:
             last_error = error
             continue
@@ -433,7 +448,7 @@ def stream_reply(
     )
 
 
-def _stream_candidate(
+async def _stream_candidate(
     candidate: ModelProfile,
     build: PromptBuilder,
     on_delta: Callable[[str], None],
@@ -448,15 +463,15 @@ def _stream_candidate(
         prompt = build(candidate, squeeze)
         parts: list[str] = []
         usage: Usage | None = None
-        started = time.monotonic()
+        clock = LoopClock()
         first_token_seconds: float | None = None
         try:
-            for item in _timed_stream(candidate, prompt):
+            async for item in _timed_stream(candidate, prompt):
                 if isinstance(item, Usage):
                     usage = item
                     continue
                 if first_token_seconds is None:
-                    first_token_seconds = time.monotonic() - started
+                    first_token_seconds = clock.elapsed()
                 parts.append(item)
                 on_delta(item)
         except ModelError as error:
@@ -490,7 +505,7 @@ def _stream_candidate(
                 if delay <= max_wait:
                     attempts.append(_failed(candidate, error, f"retrying in {delay:.1f}s"))
                     retry += 1
-                    time.sleep(delay)
+                    await asyncio.sleep(delay)
                     continue
             logger.warning("profile %s failed: %s", candidate.name, error)
             attempts.append(
@@ -562,11 +577,16 @@ def transcribe(*, profile: ModelProfile, audio: bytes, file_name: str, mime_type
         raise ModelError(
             "this profile has no transcription model", retryable=False, kind=BAD_REQUEST
         )
-    try:
-        result = _client_for(profile.provider).audio.transcriptions.create(
+    client = _client_for(profile.provider)
+
+    async def call():
+        return await client.audio.transcriptions.create(
             model=profile.transcription_model,
             file=(file_name or "voice.ogg", audio, mime_type or "application/octet-stream"),
         )
+
+    try:
+        result = process_loop.run(call())
     except openai.OpenAIError as exc:
         raise _error_from(exc) from exc
     return (getattr(result, "text", "") or "").strip()

@@ -20,6 +20,8 @@ def route(*, conversation) -> Decision:
     bot = conversation.bot
     if bot.profile_id is None:
         return Decision(profile=None, reason=f"bot {bot.name!r} has no model profile")
+    if "profile" in bot._state.fields_cache:  # the caller loaded it (with its provider)
+        return Decision(profile=bot.profile)
     profile = ModelProfile.objects.select_related("provider", "fallback__provider").get(
         pk=bot.profile_id
     )

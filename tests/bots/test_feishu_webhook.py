@@ -496,6 +496,9 @@ def test_card_update_frequency_limit_is_retried_and_the_card_completed(
     client, worker, feishu_bot, fake_feishu, fake_openai
 ):
     fake_openai.reply = "Streamed, then throttled, then complete."
+    # Slow enough that the card is created while streaming, then patched.
+    fake_openai.chunk_size = 5
+    fake_openai.chunk_delay = 0.2
     fake_feishu.fail("patch", 400, code=230020, times=2)
 
     post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="hi"))

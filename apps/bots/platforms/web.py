@@ -19,12 +19,19 @@ class WebChatAdapter:
     """
 
     stream_interval = None
+    typing_every = None
 
     def __init__(self, bot: Bot):
         self.bot = bot
 
     def typing(self, message: OutboundMessage) -> None:
         pass  # the browser shows a cursor on the answer while it streams
+
+    async def atyping(self, message: OutboundMessage) -> None:
+        pass
+
+    async def asend(self, message: OutboundMessage) -> SentMessage:
+        return self.send(message)
 
     def parse_frame(self, *, visitor_id: str, visitor_name: str, frame: Any) -> InboundMessage:
         """A browser's {"type": "message", "id": ..., "text": ...} frame as an InboundMessage."""

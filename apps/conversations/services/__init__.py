@@ -17,16 +17,15 @@ from apps.conversations.services.ingest import (
     web_chat_conversation,
     web_chat_open,
 )
-from apps.conversations.services.turns import TurnBusy, conversation_respond
+from apps.conversations.services.turns import message_retry
 
 __all__ = [
     "DeliveryRetry",
-    "TurnBusy",
     "WebChat",
     "action_ingest",
-    "conversation_respond",
     "message_deliver",
     "message_ingest",
+    "message_retry",
     "messages_sweep",
     "reply_system",
     "web_chat_conversation",

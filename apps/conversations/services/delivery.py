@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,14 +12,20 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from redis.exceptions import LockError
 
-from apps.bots.platforms.base import DeliveryError, OutboundMessage, adapter_for
+from apps.bots.platforms.base import (
+    DeliveryError,
+    OutboundMessage,
+    SentMessage,
+    adapter_for,
+    platform_send,
+)
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
-from apps.core.redis import get_redis
+from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
+from apps.core.aio import process_loop
+from apps.core.redis import get_async_redis, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -64,49 +70,83 @@ def outbound_for(message: Message) -> OutboundMessage:
 
 
 def message_deliver(*, message_id: int) -> Message | DeliveryRetry | None:
-    """Send a recorded answer to its chat, once.
+    """Send a recorded answer to its chat, once (see `amessage_deliver`)."""
+    return process_loop.run(amessage_deliver(message_id=message_id))
+
+
+async def amessage_deliver(
+    *, message_id: int, message: Message | None = None
+) -> Message | DeliveryRetry | None:
+    """Send a recorded answer to its chat, once, from the process loop.
 
     The answer is recorded (status answered) before sending, so a retried call
     only sends what is not yet delivered. Returns the delivered message, a
     DeliveryRetry when a retryable failure was scheduled again, or None.
+    `message` is the answer as its turn just recorded it (saves reading it again).
     """
-    lock = get_redis().lock(f"assistant:deliver:{message_id}", timeout=120, blocking=False)
-    if not lock.acquire():
+    redis = get_async_redis()
+    key = f"assistant:deliver:{message_id}"
+    token = uuid.uuid4().hex
+    if not await redis.set(key, token, nx=True, ex=DELIVERY_LOCK_SECONDS):
         # Another delivery of this message is finishing. If it leaves the message
         # undelivered (e.g. a retry requested the moment it failed), look again shortly;
         # a message already delivered or failed makes that later look a no-op.
-        dispatch_delivery(message_id, 2.0)
+        await process_loop.db(dispatch_delivery, message_id, 2.0)
         return None
     try:
-        message = Message.objects.select_related("conversation__bot", "reply_to").get(pk=message_id)
-        if message.status != MessageStatus.ANSWERED:
-            return None
-        conversation = message.conversation
-        message.delivery_attempts += 1
+        if message is None or message.status != MessageStatus.ANSWERED:
+            message = await process_loop.db(_deliverable, message_id)
+            if message is None:
+                return None
+        else:
+            message.delivery_attempts += 1
+        adapter = adapter_for(message.conversation.bot)
         try:
-            sent = adapter_for(conversation.bot).send(outbound_for(message))
+            sent = await platform_send(adapter, outbound_for(message))
         except DeliveryError as error:
-            message.error = f"delivery failed: {error}"
-            if error.retryable and message.delivery_attempts < settings.DELIVERY_MAX_ATTEMPTS:
-                message.save(update_fields=["error", "delivery_attempts"])
-                delay = error.retry_after or _backoff(message.delivery_attempts)
-                dispatch_delivery(message.pk, delay)
-                return DeliveryRetry(delay)
-            message.status = MessageStatus.FAILED
-            message.save(update_fields=["status", "error", "delivery_attempts"])
-            publish(conversation.pk, MessageEvent(message_payload(message)))
-            return None
-        message.status = MessageStatus.DELIVERED
-        message.platform_message_id = sent.platform_message_id
-        message.delivered_at = timezone.now()
-        message.save(
-            update_fields=["status", "platform_message_id", "delivered_at", "delivery_attempts"]
-        )
-        publish(conversation.pk, MessageEvent(message_payload(message)))
-        return message
+            return await process_loop.db(_delivery_failed, message, error)
+        return await process_loop.db(_delivered, message, sent)
     finally:
-        with contextlib.suppress(LockError):
-            lock.release()
+        await redis.eval(_RELEASE_SCRIPT, 1, key, token)
+
+
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+DELIVERY_LOCK_SECONDS = 120
+
+
+def _deliverable(message_id: int) -> Message | None:
+    message = Message.objects.select_related("conversation__bot", "reply_to").get(pk=message_id)
+    if message.status != MessageStatus.ANSWERED:
+        return None
+    message.delivery_attempts += 1
+    return message
+
+
+def _delivery_failed(message: Message, error: DeliveryError) -> DeliveryRetry | None:
+    message.error = f"delivery failed: {error}"
+    if error.retryable and message.delivery_attempts < settings.DELIVERY_MAX_ATTEMPTS:
+        message.save(update_fields=["error", "delivery_attempts"])
+        delay = error.retry_after or _backoff(message.delivery_attempts)
+        dispatch_delivery(message.pk, delay)
+        return DeliveryRetry(delay)
+    message.status = MessageStatus.FAILED
+    message.save(update_fields=["status", "error", "delivery_attempts"])
+    publish(message.conversation_id, MessageEvent(message_payload(message)))
+    return None
+
+
+def _delivered(message: Message, sent: SentMessage) -> Message:
+    message.status = MessageStatus.DELIVERED
+    message.platform_message_id = sent.platform_message_id
+    message.delivered_at = timezone.now()
+    message.save(
+        update_fields=["status", "platform_message_id", "delivered_at", "delivery_attempts"]
+    )
+    publish(message.conversation_id, MessageEvent(message_payload(message)))
+    return message
 
 
 def _backoff(attempt: int) -> float:
@@ -119,14 +159,22 @@ def messages_sweep() -> dict[str, int]:
     now = timezone.now()
     stale_received = now - timedelta(seconds=settings.SWEEP_RECEIVED_AFTER_SECONDS)
     stale_processing = now - timedelta(seconds=settings.TURN_LOCK_SECONDS)
-    conversation_ids = set(
-        Message.objects.filter(direction=Direction.IN)
-        .filter(
-            Q(status=MessageStatus.RECEIVED, received_at__lt=stale_received)
-            | Q(status=MessageStatus.PROCESSING, model_started_at__lt=stale_processing)
+    conversation_ids = sorted(
+        set(
+            Message.objects.filter(direction=Direction.IN)
+            .filter(
+                Q(status=MessageStatus.RECEIVED, received_at__lt=stale_received)
+                | Q(status=MessageStatus.PROCESSING, model_started_at__lt=stale_processing)
+            )
+            .values_list("conversation_id", flat=True)
         )
-        .values_list("conversation_id", flat=True)
     )
+    if conversation_ids:
+        # A turn whose lock is still renewed is alive (a long answer), not stuck.
+        held = get_redis().mget([turn_lock_key(pk) for pk in conversation_ids])
+        conversation_ids = [
+            pk for pk, owner in zip(conversation_ids, held, strict=False) if owner is None
+        ]
     for conversation_id in conversation_ids:
         dispatch_turn(conversation_id)
     undelivered = list(

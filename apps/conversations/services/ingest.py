@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -51,48 +52,62 @@ def conversation_open(*, bot: Bot, inbound: InboundMessage) -> Conversation:
     return conversation
 
 
-@transaction.atomic
 def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
     """Store an inbound message and schedule its answer; None if not stored.
 
     Not stored: a repeated delivery (platforms deliver at least once; the
     (bot, external_id) constraint makes it a no-op) or a group message that is
     not addressed to the bot under its group trigger.
+
+    The webhook waits for this, so it costs few round trips: no transaction
+    around the whole (the message row is the one write that matters, and it is
+    inserted whole; its attachments go in with it in one transaction).
     """
-    if Message.objects.filter(
-        bot=bot, direction=Direction.IN, external_id=inbound.external_id
-    ).exists():
-        return None
+    # Repeated deliveries are refused by the (bot, external_id) constraint on insert,
+    # without a query first; nothing that matters happens before the insert.
     accepted = inbound_accept(bot=bot, inbound=inbound)
     if accepted is None:
         return None
     conversation = conversation_open(bot=bot, inbound=accepted)
+    message = Message(
+        conversation=conversation,
+        bot=bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        sender_id=accepted.sender_id,
+        text=accepted.text,
+        external_id=accepted.external_id,
+        platform_message_id=accepted.platform_message_id,
+        status=MessageStatus.RECEIVED,
+    )
+    # One INSERT on its own needs no transaction; with attachments (or inside a caller's
+    # transaction, where a duplicate must only roll back a savepoint) it gets one.
+    atomic = bool(accepted.attachments) or transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                bot=bot,
-                direction=Direction.IN,
-                author=Author.USER,
-                sender_id=accepted.sender_id,
-                text=accepted.text,
-                external_id=accepted.external_id,
-                platform_message_id=accepted.platform_message_id,
-                status=MessageStatus.RECEIVED,
+        with transaction.atomic() if atomic else contextlib.nullcontext():
+            message.save(force_insert=True)
+            MessageAttachment.objects.bulk_create(
+                MessageAttachment(
+                    message=message,
+                    kind=attachment.kind,
+                    platform_file_id=attachment.platform_file_id,
+                    mime_type=attachment.mime_type,
+                    file_name=attachment.file_name,
+                    size=attachment.size,
+                )
+                for attachment in accepted.attachments
             )
     except IntegrityError:
         return None  # a concurrent delivery of the same event won the race
-    MessageAttachment.objects.bulk_create(
-        MessageAttachment(
-            message=message,
-            kind=attachment.kind,
-            platform_file_id=attachment.platform_file_id,
-            mime_type=attachment.mime_type,
-            file_name=attachment.file_name,
-            size=attachment.size,
-        )
-        for attachment in accepted.attachments
-    )
+    with transaction.atomic():
+        _message_stored(bot, conversation, message, accepted)
+    return message
+
+
+def _message_stored(
+    bot: Bot, conversation: Conversation, message: Message, accepted: InboundMessage
+) -> None:
+    """Tell watchers, then answer: a fixed reply, a command, staff, or a turn."""
     publish(conversation.pk, MessageEvent(message_payload(message)))
 
     refusal = access_check(bot=bot, inbound=accepted)
@@ -104,7 +119,6 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
         _answer_fixed(message, None, status=MessageStatus.SKIPPED, note="staff took over")
     else:
         dispatch_turn(conversation.pk)
-    return message
 
 
 def _answer_fixed(message: Message, text: str | None, *, status: str, note: str) -> None:

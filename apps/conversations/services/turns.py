@@ -1,34 +1,41 @@
-"""Turns: one at a time per conversation, answering everything pending together."""
+"""Turns: the database steps of answering everything pending in a conversation together.
+
+These are the synchronous halves of a turn; apps.conversations.engine runs them
+in its database threads and does the waiting (model, platform) on the process loop.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
-from redis.exceptions import LockError
 
-from apps.bots.platforms.base import DeliveryError, InboundAttachment, PlatformAdapter, adapter_for
+from apps.bots.platforms.base import (
+    InboundAttachment,
+    OutboundMessage,
+    PlatformAdapter,
+    adapter_for,
+)
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
-from apps.conversations.events import MessageEvent, TokenEvent, message_payload, publish
+from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
-from apps.conversations.services.delivery import message_deliver, outbound_for, reply_system
+from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
 from apps.core.redis import get_redis
 from apps.providers.client import (
     ChatMessage,
     ModelError,
+    PromptBuilder,
+    Reply,
     estimate_message_tokens,
     image_part,
     messages_with_system,
-    stream_reply,
+    profile_chain,
     text_part,
     transcribe,
 )
@@ -60,103 +67,245 @@ SUMMARY_PROMPT = (
 )
 
 
-class TurnBusy(Exception):
-    """Another worker is running a turn of this conversation right now."""
+def turn_claim(*, conversation_id: int) -> list[Message]:
+    """Mark what is pending in a conversation as `processing` and return it (oldest first).
 
-
-def conversation_respond(*, conversation_id: int) -> int:
-    """Answer everything pending in a conversation, one turn at a time.
-
-    Returns the number of turns run. Raises TurnBusy when another worker holds
-    the conversation; that worker answers what arrived meanwhile.
+    The caller holds the conversation's turn lock, so no other turn touches these
+    rows: no transaction is needed. Messages already `processing` were left by a
+    turn that died: they are answered again now, and its half-written answer is
+    marked failed first.
     """
-    lock = get_redis().lock(
-        f"assistant:turn:{conversation_id}", timeout=settings.TURN_LOCK_SECONDS, blocking=False
-    )
-    if not lock.acquire():
-        raise TurnBusy(conversation_id)
-    turns = 0
-    try:
-        while True:
-            pending = _claim_pending(conversation_id)
-            if not pending:
-                return turns
-            _run_turn(conversation_id, pending)
-            turns += 1
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            logger.warning("turn lock for conversation %s expired mid-turn", conversation_id)
-
-
-@transaction.atomic
-def _claim_pending(conversation_id: int) -> list[Message]:
-    # We hold the conversation's lock, so anything `processing` was left by a
-    # turn that died: its inbound messages are answered again now, and its
-    # half-generated answer is marked failed.
-    Message.objects.filter(
-        conversation_id=conversation_id, direction=Direction.OUT, status=MessageStatus.PROCESSING
-    ).update(status=MessageStatus.FAILED, error="interrupted: the worker was lost mid-answer")
     pending = list(
-        Message.objects.select_for_update()
-        .filter(
+        Message.objects.filter(
             conversation_id=conversation_id,
             direction=Direction.IN,
             status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
         )
         .order_by("id")
+        .annotate(has_attachments=Exists(MessageAttachment.objects.filter(message=OuterRef("pk"))))
     )
     if not pending:
         return []
-    if Conversation.objects.filter(pk=conversation_id, handled_by__isnull=False).exists():
+    if any(message.status == MessageStatus.PROCESSING for message in pending):
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            direction=Direction.OUT,
+            status=MessageStatus.PROCESSING,
+        ).update(status=MessageStatus.FAILED, error="interrupted: the worker was lost mid-answer")
+    now = timezone.now()
+    Message.objects.filter(pk__in=[message.pk for message in pending]).update(
+        status=MessageStatus.PROCESSING, model_started_at=now
+    )
+    for message in pending:
+        message.status = MessageStatus.PROCESSING
+        message.model_started_at = now
+    return pending
+
+
+def turn_start(*, conversation_id: int) -> PreparedTurn | None:
+    """Claim what is pending and get its answer ready, in one trip to a database thread.
+
+    None when nothing was pending or the turn needed no model (see `turn_prepare`).
+    """
+    pending = turn_claim(conversation_id=conversation_id)
+    if not pending:
+        return None
+    return turn_prepare(conversation_id=conversation_id, pending=pending)
+
+
+def turn_pending_exists(*, conversation_id: int) -> bool:
+    """Whether user messages wait for a turn in this conversation."""
+    return Message.objects.filter(
+        conversation_id=conversation_id,
+        direction=Direction.IN,
+        status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+    ).exists()
+
+
+@dataclass
+class PreparedTurn:
+    """A turn ready for the model: the answer row, the prompt, and where it goes.
+
+    `answered` is set when no model call is needed (the response cache had it).
+    """
+
+    conversation: Conversation
+    pending: list[Message]
+    adapter: PlatformAdapter
+    answer: Message
+    outbound: OutboundMessage
+    chain: list[ModelProfile]
+    build: PromptBuilder
+    cache_key: str | None
+    answered: bool = False
+
+
+def turn_prepare(*, conversation_id: int, pending: list[Message]) -> PreparedTurn | None:
+    """Decide how to answer the claimed messages, and get the model call ready.
+
+    Answers without a model (no profile, budget used up, unreadable input) are
+    recorded here and None is returned. Otherwise the answer row is created
+    (`processing`) and the prompt is built from the history, compacting it when
+    it no longer fits.
+    """
+    conversation = Conversation.objects.select_related(
+        "bot__profile__provider", "bot__profile__fallback__provider"
+    ).get(pk=conversation_id)
+    if conversation.handled_by_id is not None:
         # Staff took over after these arrived: they are shown to staff, not answered.
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(
             status=MessageStatus.SKIPPED, error="staff took over"
         )
-        return []
-    now = timezone.now()
-    for message in pending:
-        message.status = MessageStatus.PROCESSING
-        message.model_started_at = now
-    Message.objects.bulk_update(pending, ["status", "model_started_at"])
-    return pending
+        return None
+    decision = route(conversation=conversation)
+    if decision.profile is None:
+        _fail_turn(conversation, pending, decision.reason)
+        return None
+    profile = decision.profile
+
+    refusal = _budget_refusal(conversation, pending)
+    if refusal is not None:
+        _answer_fixed_turn(conversation, pending, refusal, note="daily token budget reached")
+        return None
+
+    adapter = adapter_for(conversation.bot)
+    inputs = [_input_for(adapter, message, profile) for message in pending]
+    if not any(item.understood_by(profile) for item in inputs):
+        _answer_fixed_turn(
+            conversation, pending, _unsupported_reply(inputs), note="input not supported"
+        )
+        return None
+
+    answer = Message.objects.create(
+        conversation=conversation,
+        bot=conversation.bot,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        status=MessageStatus.PROCESSING,
+        reply_to=pending[-1],
+        profile=profile,
+        model_started_at=timezone.now(),
+    )
+    publish(conversation_id, MessageEvent(message_payload(answer)))
+    prepared = PreparedTurn(
+        conversation=conversation,
+        pending=pending,
+        adapter=adapter,
+        answer=answer,
+        outbound=outbound_for(answer),
+        chain=profile_chain(profile),
+        build=_prompt_builder(conversation, [], inputs),
+        cache_key=_cache_key(conversation, profile, pending, inputs),
+    )
+    if prepared.cache_key is not None:
+        cached = get_redis().get(prepared.cache_key)
+        if cached is not None:
+            prepared.answered = turn_record(prepared=prepared, text=cached.decode(), cached=True)
+            return prepared
+
+    history = _history_rows(conversation, before_id=pending[0].pk)
+    history = _compact_if_needed(conversation, profile, history, inputs)
+    prepared.build = _prompt_builder(conversation, history, inputs)
+    return prepared
 
 
-class _StreamToChat:
-    """Shows the answer in the chat while it streams, throttled to the platform's pace."""
+def turn_stream_started(*, prepared: PreparedTurn, platform_message_id: str) -> None:
+    """The streamed answer is in the chat: remember where, so delivery edits it, never resends."""
+    Message.objects.filter(pk=prepared.answer.pk).update(platform_message_id=platform_message_id)
+    prepared.answer.platform_message_id = platform_message_id
 
-    def __init__(self, adapter: PlatformAdapter, answer: Message):
-        self.adapter = adapter
-        self.interval = getattr(adapter, "stream_interval", None)
-        self.outbound = outbound_for(answer)
-        self.answer = answer
-        self.text = ""
-        self.last_update = 0.0
-        self.broken = False
 
-    def add(self, delta: str) -> None:
-        self.text += delta
-        if self.interval is None or self.broken:
-            return
-        now = time.monotonic()
-        if now - self.last_update < self.interval:
-            return
-        self.last_update = now
-        try:
-            platform_message_id = self.adapter.stream_update(self.outbound, self.text)
-        except DeliveryError as error:
-            # The final send() still delivers the whole answer.
-            logger.warning("streaming to the chat stopped: %s", error)
-            self.broken = True
-            return
-        if platform_message_id and not self.outbound.platform_message_id:
-            self.outbound = replace(self.outbound, platform_message_id=platform_message_id)
-            # Recorded at once, so a retried delivery edits this message, never sends another.
-            Message.objects.filter(pk=self.answer.pk).update(
-                platform_message_id=platform_message_id
+def turn_record(
+    *, prepared: PreparedTurn, text: str, reply: Reply | None = None, cached: bool = False
+) -> bool:
+    """Record the answer (status answered) and close the turn's user messages.
+
+    Returns False, recording nothing, when the answer is no longer this turn's to
+    give: its worker was taken for dead and another turn took the messages over.
+    """
+    answer = prepared.answer
+    answer.text = text
+    answer.status = MessageStatus.ANSWERED
+    answer.model_done_at = timezone.now()
+    answer.cached = cached
+    if reply is not None:
+        answer.profile = reply.profile
+        answer.attempts = reply.attempts
+        answer.prompt_tokens = reply.usage.prompt_tokens
+        answer.completion_tokens = reply.usage.completion_tokens
+        answer.tokens_estimated = reply.usage.estimated
+        answer.cost = usage_cost(
+            profile=reply.profile,
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+        )
+        if reply.interrupted:
+            answer.error = "answer interrupted: " + next(
+                (a["reason"] for a in reply.attempts if a["outcome"] == "interrupted"), ""
             )
-            self.answer.platform_message_id = platform_message_id
+    else:
+        answer.attempts = [
+            {
+                "profile": answer.profile.name if answer.profile else "",
+                "profile_id": answer.profile_id,
+                "outcome": "cached",
+                "reason": "answered from the response cache",
+            }
+        ]
+        answer.prompt_tokens = 0
+        answer.completion_tokens = 0
+        answer.cost = 0
+    recorded = {
+        name: getattr(answer, name)
+        for name in (
+            "text",
+            "status",
+            "model_done_at",
+            "cached",
+            "profile",
+            "attempts",
+            "prompt_tokens",
+            "completion_tokens",
+            "tokens_estimated",
+            "cost",
+            "error",
+            "first_token_at",
+        )
+    }
+    with transaction.atomic():
+        # Only while the answer is still `processing`, i.e. still this turn's.
+        if not Message.objects.filter(pk=answer.pk, status=MessageStatus.PROCESSING).update(
+            **recorded
+        ):
+            logger.warning("answer %s was taken over by another turn; dropped", answer.pk)
+            return False
+        Message.objects.filter(pk__in=[m.pk for m in prepared.pending]).update(
+            status=MessageStatus.ANSWERED
+        )
+        Conversation.objects.filter(pk=prepared.conversation.pk).update(
+            last_activity_at=timezone.now()
+        )
+        publish(prepared.conversation.pk, MessageEvent(message_payload(answer)))
+    if reply is not None and prepared.cache_key is not None:
+        first = prepared.chain[0]
+        if not reply.interrupted and reply.profile.pk == first.pk:
+            get_redis().set(prepared.cache_key, reply.text, ex=first.cache_ttl)
+    return True
+
+
+def turn_model_failed(*, prepared: PreparedTurn, error: ModelError) -> None:
+    """Every profile failed: the answer is failed (with what was tried) and the user told."""
+    answer = prepared.answer
+    answer.status = MessageStatus.FAILED
+    answer.error = str(error)
+    answer.attempts = error.attempts
+    answer.model_done_at = timezone.now()
+    with transaction.atomic():
+        answer.save(
+            update_fields=["status", "error", "attempts", "model_done_at", "first_token_at"]
+        )
+        publish(prepared.conversation.pk, MessageEvent(message_payload(answer)))
+        _fail_turn(prepared.conversation, prepared.pending, f"model call failed: {error}")
 
 
 @dataclass
@@ -186,128 +335,6 @@ class _Input:
 
     def understood_by(self, profile: ModelProfile) -> bool:
         return bool(self.text) or bool(self.images and profile.accepts_images)
-
-
-def _run_turn(conversation_id: int, pending: list[Message]) -> None:
-    conversation = Conversation.objects.select_related("bot").get(pk=conversation_id)
-    decision = route(conversation=conversation)
-    if decision.profile is None:
-        _fail_turn(conversation, pending, decision.reason)
-        return
-    profile = decision.profile
-
-    refusal = _budget_refusal(conversation, pending)
-    if refusal is not None:
-        _answer_fixed_turn(conversation, pending, refusal, note="daily token budget reached")
-        return
-
-    adapter = adapter_for(conversation.bot)
-    inputs = [_input_for(adapter, message, profile) for message in pending]
-    if not any(item.understood_by(profile) for item in inputs):
-        _answer_fixed_turn(
-            conversation, pending, _unsupported_reply(inputs), note="input not supported"
-        )
-        return
-
-    answer = Message.objects.create(
-        conversation=conversation,
-        bot=conversation.bot,
-        direction=Direction.OUT,
-        author=Author.ASSISTANT,
-        status=MessageStatus.PROCESSING,
-        reply_to=pending[-1],
-        profile=profile,
-        model_started_at=timezone.now(),
-    )
-    publish(conversation_id, MessageEvent(message_payload(answer)))
-
-    cache_key = _cache_key(conversation, profile, pending, inputs)
-    if cache_key is not None:
-        cached = get_redis().get(cache_key)
-        if cached is not None:
-            _record_answer(conversation_id, answer, pending, text=cached.decode(), cached=True)
-            message_deliver(message_id=answer.pk)
-            return
-
-    chat_stream = _StreamToChat(adapter, answer)
-    with contextlib.suppress(Exception):
-        adapter.typing(chat_stream.outbound)
-
-    history = _history_rows(conversation, before_id=pending[0].pk)
-    history = _compact_if_needed(conversation, profile, history, inputs)
-    build = _prompt_builder(conversation, history, inputs)
-
-    def on_delta(delta: str) -> None:
-        if answer.first_token_at is None:
-            answer.first_token_at = timezone.now()
-        publish(conversation_id, TokenEvent(message_id=answer.pk, delta=delta))
-        chat_stream.add(delta)
-
-    try:
-        reply = stream_reply(profile=profile, build=build, on_delta=on_delta)
-    except ModelError as error:
-        answer.status = MessageStatus.FAILED
-        answer.error = str(error)
-        answer.attempts = error.attempts
-        answer.model_done_at = timezone.now()
-        answer.save(
-            update_fields=["status", "error", "attempts", "model_done_at", "first_token_at"]
-        )
-        publish(conversation_id, MessageEvent(message_payload(answer)))
-        _fail_turn(conversation, pending, f"model call failed: {error}")
-        return
-
-    _record_answer(conversation_id, answer, pending, text=reply.text, reply=reply)
-    if cache_key is not None and not reply.interrupted and reply.profile.pk == profile.pk:
-        get_redis().set(cache_key, reply.text, ex=profile.cache_ttl)
-    message_deliver(message_id=answer.pk)
-
-
-def _record_answer(
-    conversation_id: int,
-    answer: Message,
-    pending: list[Message],
-    *,
-    text: str,
-    reply=None,
-    cached: bool = False,
-) -> None:
-    with transaction.atomic():
-        answer.text = text
-        answer.status = MessageStatus.ANSWERED
-        answer.model_done_at = timezone.now()
-        answer.cached = cached
-        if reply is not None:
-            answer.profile = reply.profile
-            answer.attempts = reply.attempts
-            answer.prompt_tokens = reply.usage.prompt_tokens
-            answer.completion_tokens = reply.usage.completion_tokens
-            answer.tokens_estimated = reply.usage.estimated
-            answer.cost = usage_cost(
-                profile=reply.profile,
-                prompt_tokens=reply.usage.prompt_tokens,
-                completion_tokens=reply.usage.completion_tokens,
-            )
-            if reply.interrupted:
-                answer.error = "answer interrupted: " + next(
-                    (a["reason"] for a in reply.attempts if a["outcome"] == "interrupted"), ""
-                )
-        else:
-            answer.attempts = [
-                {
-                    "profile": answer.profile.name if answer.profile else "",
-                    "profile_id": answer.profile_id,
-                    "outcome": "cached",
-                    "reason": "answered from the response cache",
-                }
-            ]
-            answer.prompt_tokens = 0
-            answer.completion_tokens = 0
-            answer.cost = 0
-        answer.save()
-        Message.objects.filter(pk__in=[m.pk for m in pending]).update(status=MessageStatus.ANSWERED)
-        Conversation.objects.filter(pk=conversation_id).update(last_activity_at=timezone.now())
-        publish(conversation_id, MessageEvent(message_payload(answer)))
 
 
 # Budgets -------------------------------------------------------------------
@@ -346,6 +373,8 @@ def _input_for(adapter: PlatformAdapter, message: Message, profile: ModelProfile
     """Download a message's media (once; bytes kept in MessageAttachment.content) and read it."""
     item = _Input(message=message, text=message.text)
     transcripts: list[str] = []
+    if not getattr(message, "has_attachments", True):
+        return item  # most messages are text only: no query for their attachments
     for attachment in message.attachments.all():
         data = _attachment_bytes(adapter, message, attachment)
         if data is None:

@@ -1,0 +1,339 @@
+"""The turn engine: many conversations' turns at once on one event loop per worker process.
+
+A Celery task (`respond_task`) only hands a conversation id to `turn_engine.submit()`
+and returns; the turn runs as a coroutine on the process loop (apps.core.aio).
+Per turn that costs one coroutine and a few small tasks, not a thread: the model
+stream, the streaming edits, "typing…" and the delivery all wait side by side, on
+long-lived HTTP clients. Database work runs in the loop's bounded database threads.
+
+The guarantees of DESIGN.md hold:
+- one turn at a time per conversation: a Redis lock per conversation, renewed
+  while the turn runs (a heartbeat), so a dead worker's lock expires within
+  `TURN_LOCK_SECONDS` and the sweeper re-dispatches its conversation;
+- messages that arrive during a turn are answered by the next turn of the same
+  run, and after releasing the lock the engine looks once more, so a task that
+  found the lock busy can safely end;
+- an answer is recorded before it is sent, and only by the turn that still owns
+  it (`turn_record`), so a retried or taken-over turn never answers twice.
+
+The engine takes at most `ENGINE_MAX_TURNS` conversations at once per process;
+beyond that `submit()` blocks the Celery thread, so the rest waits in the queue
+for this or another worker process instead of piling up here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from dataclasses import replace
+
+import redis.asyncio
+from django.conf import settings
+from django.utils import timezone
+
+from apps.bots.platforms.base import (
+    DeliveryError,
+    platform_stream_update,
+    platform_typing,
+)
+from apps.conversations import events
+from apps.conversations.events import TokenEvent, publish_now
+from apps.conversations.services.delivery import amessage_deliver
+from apps.conversations.services.dispatch import turn_lock_key
+from apps.conversations.services.turns import (
+    PreparedTurn,
+    turn_model_failed,
+    turn_pending_exists,
+    turn_record,
+    turn_start,
+    turn_stream_started,
+)
+from apps.core.aio import process_loop
+from apps.core.redis import get_async_redis
+from apps.providers.client import ModelError, astream_reply
+
+logger = logging.getLogger(__name__)
+
+TYPING_REPEATS = 15  # "typing…" is repeated for a minute at most
+
+_RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class TurnEngine:
+    """Runs conversations' turns on the process loop; one instance per process."""
+
+    def __init__(self) -> None:
+        self._capacity: threading.BoundedSemaphore | None = None
+        self._capacity_lock = threading.Lock()
+        self.running: set[int] = set()  # conversations with a run on this process
+        self.locks: dict[int, str] = {}  # conversation id -> our lock token
+        self.tasks: set[asyncio.Task] = set()
+        self.streams = 0  # answers streaming into chats right now
+        self._renewer: asyncio.Task | None = None
+        self._renewal_client: redis.asyncio.Redis | None = None
+
+    @property
+    def capacity(self) -> threading.BoundedSemaphore:
+        with self._capacity_lock:
+            if self._capacity is None:
+                self._capacity = threading.BoundedSemaphore(settings.ENGINE_MAX_TURNS)
+            return self._capacity
+
+    # Entry points -------------------------------------------------------------------
+
+    def submit(self, conversation_id: int) -> None:
+        """Answer what is pending in the conversation (from any thread but the loop's).
+
+        Returns at once unless the engine is full, then waits for room.
+        """
+        self.capacity.acquire()
+        process_loop.call_soon(self._start, conversation_id)
+
+    def _start(self, conversation_id: int) -> None:
+        if conversation_id in self.running:
+            # This process's run of the conversation looks for new messages before it ends.
+            self.capacity.release()
+            return
+        self.running.add(conversation_id)
+        task = asyncio.get_running_loop().create_task(self._run(conversation_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for every running turn to finish."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def settle(self, timeout: float) -> None:
+        """Let this process's work in flight end: turns, then their events and thread calls.
+
+        Turns still running after `timeout` seconds are cancelled; their conversations
+        stay `processing` and the sweeper answers them.
+        """
+        await asyncio.sleep(0)  # turns submitted from other threads just before
+        try:
+            await asyncio.wait_for(asyncio.shield(self.drain()), timeout)
+        except TimeoutError:
+            logger.warning("cancelling %d turns still running after %ss", len(self.tasks), timeout)
+            for task in list(self.tasks):
+                task.cancel()
+            await self.drain()
+        await events.flush()
+        await process_loop.threads_idle()
+
+    # A conversation's run -------------------------------------------------------------
+
+    async def _run(self, conversation_id: int) -> None:
+        try:
+            while True:
+                if not await self._lock(conversation_id):
+                    # Another process runs this conversation; it looks for new
+                    # messages after releasing its lock, so nothing is left behind.
+                    return
+                try:
+                    # Everything pending now is answered together in one turn.
+                    prepared = await process_loop.db(turn_start, conversation_id=conversation_id)
+                    if prepared is not None:
+                        await self._turn(conversation_id, prepared)
+                finally:
+                    await self._unlock(conversation_id)
+                # What arrived meanwhile (its task may have found the lock busy and
+                # ended) is answered by the next turn of this run.
+                if not await process_loop.db(turn_pending_exists, conversation_id=conversation_id):
+                    return
+        except Exception:
+            # Left `processing`: the sweeper gives the conversation another turn.
+            logger.exception("the turn of conversation %s failed", conversation_id)
+        finally:
+            self.running.discard(conversation_id)
+            self.capacity.release()
+
+    async def _turn(self, conversation_id: int, prepared: PreparedTurn) -> None:
+        if prepared.answered:  # from the response cache
+            await amessage_deliver(message_id=prepared.answer.pk, message=prepared.answer)
+            return
+        stream = ChatStream(prepared, engine=self)
+        answer = prepared.answer
+
+        def on_delta(delta: str) -> None:
+            if answer.first_token_at is None:
+                answer.first_token_at = timezone.now()
+            publish_now(conversation_id, TokenEvent(message_id=answer.pk, delta=delta))
+            stream.push(delta)
+
+        stream.start()
+        try:
+            reply = await astream_reply(
+                chain=prepared.chain, build=prepared.build, on_delta=on_delta
+            )
+        except ModelError as error:
+            await stream.close()
+            await process_loop.db(turn_model_failed, prepared=prepared, error=error)
+            return
+        finally:
+            await stream.close()
+        if await process_loop.db(turn_record, prepared=prepared, text=reply.text, reply=reply):
+            # A failed streaming update may have changed the chat (a group upgraded to a
+            # supergroup moves the conversation): then the delivery reads it again.
+            await amessage_deliver(message_id=answer.pk, message=None if stream.failed else answer)
+
+    # The conversation lock, with a heartbeat ------------------------------------------
+
+    async def _lock(self, conversation_id: int) -> bool:
+        token = uuid.uuid4().hex
+        taken = await get_async_redis().set(
+            turn_lock_key(conversation_id), token, nx=True, ex=settings.TURN_LOCK_SECONDS
+        )
+        if not taken:
+            return False
+        self.locks[conversation_id] = token
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_locks())
+        return True
+
+    async def _unlock(self, conversation_id: int) -> None:
+        token = self.locks.pop(conversation_id, None)
+        if token is not None:
+            await get_async_redis().eval(_RELEASE_SCRIPT, 1, turn_lock_key(conversation_id), token)
+
+    def _renewal_redis(self) -> redis.asyncio.Redis:
+        """A connection of its own: renewals never queue behind a busy shared pool."""
+        if self._renewal_client is None:
+            self._renewal_client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        return self._renewal_client
+
+    async def _renew_locks(self) -> None:
+        """Every third of the lock's lifetime, extend every lock this process holds."""
+        period = settings.TURN_LOCK_SECONDS / 3
+        milliseconds = settings.TURN_LOCK_SECONDS * 1000
+        while True:
+            await asyncio.sleep(period)
+            held = list(self.locks.items())
+            if not held:
+                continue
+            try:
+                async with self._renewal_redis().pipeline(transaction=False) as pipe:
+                    for conversation_id, token in held:
+                        pipe.eval(
+                            _RENEW_SCRIPT, 1, turn_lock_key(conversation_id), token, milliseconds
+                        )
+                    renewed = await pipe.execute()
+            except Exception:  # noqa: BLE001 - try again next period; the lock outlives one miss
+                logger.exception("renewing %d turn locks failed", len(held))
+                continue
+            for (conversation_id, _token), ok in zip(held, renewed, strict=True):
+                if not ok and conversation_id in self.locks:
+                    # Its answer is recorded only if still ours (turn_record checks).
+                    logger.warning("turn lock of conversation %s was lost", conversation_id)
+
+
+class ChatStream:
+    """Shows an answer in the chat while the model writes it, without ever holding it up.
+
+    The model's reader only appends text (`push`). A separate task (the pump) sends
+    the latest text when the platform's pace allows: at most one update per
+    `stream_interval`, counted from the end of the previous update, and stretched
+    when many answers stream at once. Intermediate texts are skipped: the latest
+    wins. Another small task repeats "typing…" until the first text is shown.
+    """
+
+    def __init__(self, prepared: PreparedTurn, *, engine: TurnEngine):
+        self.prepared = prepared
+        self.adapter = prepared.adapter
+        self.outbound = prepared.outbound
+        self.engine = engine
+        self.interval = getattr(self.adapter, "stream_interval", None)
+        self.text = ""
+        self.changed = asyncio.Event()
+        self.closed = False
+        self.updating = False
+        self.failed = False  # a streaming update failed
+        self.pump: asyncio.Task | None = None
+        self.typing: asyncio.Task | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.typing = loop.create_task(self._keep_typing())
+        if self.interval is not None:
+            self.engine.streams += 1
+            self.pump = loop.create_task(self._pump())
+
+    def push(self, delta: str) -> None:
+        self.text += delta
+        self.changed.set()
+
+    async def close(self) -> None:
+        """Stop streaming; an update already on its way is let finish (never cut in half)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.typing is not None:
+            self.typing.cancel()
+        if self.pump is not None:
+            self.engine.streams -= 1
+            if self.updating:
+                self.changed.set()
+                await asyncio.gather(self.pump, return_exceptions=True)
+            else:
+                self.pump.cancel()
+
+    def _pause(self) -> float:
+        """Seconds between updates: the platform's pace, longer when many answers stream."""
+        crowd = self.engine.streams / settings.ENGINE_STREAMS_AT_FULL_PACE
+        return self.interval * max(1.0, crowd)
+
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = 0.0
+        while not self.closed:
+            await self.changed.wait()
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.closed:
+                return
+            self.changed.clear()
+            self.updating = True
+            try:
+                platform_message_id = await platform_stream_update(
+                    self.adapter, self.outbound, self.text
+                )
+            except DeliveryError as error:
+                # The final delivery still sends the whole answer.
+                logger.warning("streaming to the chat stopped: %s", error)
+                self.failed = True
+                return
+            finally:
+                self.updating = False
+            if platform_message_id and not self.outbound.platform_message_id:
+                self.outbound = replace(self.outbound, platform_message_id=platform_message_id)
+                if self.typing is not None:
+                    self.typing.cancel()
+                # Recorded at once, so a retried delivery edits this message, never sends another.
+                await process_loop.db(
+                    turn_stream_started,
+                    prepared=self.prepared,
+                    platform_message_id=platform_message_id,
+                )
+            next_at = loop.time() + self._pause()
+
+    async def _keep_typing(self) -> None:
+        every = getattr(self.adapter, "typing_every", None)
+        for _ in range(TYPING_REPEATS if every else 1):
+            if self.outbound.platform_message_id:
+                return
+            await platform_typing(self.adapter, self.outbound)
+            if every:
+                await asyncio.sleep(every)
+
+
+turn_engine = TurnEngine()

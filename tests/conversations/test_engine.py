@@ -1,0 +1,104 @@
+"""The turn engine: many turns at once per worker process, streaming that never holds up
+the model, and time-outs that measure the model rather than a busy worker."""
+
+from __future__ import annotations
+
+import time
+
+from apps.conversations.choices import Author, Direction, MessageStatus
+from apps.conversations.models import Message
+from apps.core.aio import process_loop
+from apps.core.redis import get_redis
+from apps.providers.client import ChatMessage, stream_reply
+from tests.fakes.server import wait_for
+from tests.telegram_updates import post_update, private_text_update
+
+WORKER_THREADS = 8  # tests/conftest.py's celery_session_worker
+
+
+def delivered_answers(count: int, timeout: float = 90):
+    def rows():
+        found = list(
+            Message.objects.filter(
+                direction=Direction.OUT,
+                author=Author.ASSISTANT,
+                status=MessageStatus.DELIVERED,
+            )
+        )
+        return found if len(found) >= count else None
+
+    return wait_for(rows, timeout=timeout)
+
+
+def test_one_worker_answers_many_conversations_at_the_same_time(
+    client, worker, telegram_bot, fake_telegram, fake_openai, profile
+):
+    profile.first_token_timeout = 30
+    profile.save()
+    # Every answer waits 3 s for its first token: answers can only be quick together.
+    fake_openai.first_token_delay = 3.0
+    fake_openai.reply_for = lambda body: "answer to " + body["messages"][-1]["content"]
+    users = range(1001, 1041)
+    for user_id in users:
+        post_update(client, telegram_bot, private_text_update(f"u{user_id}", user_id=user_id))
+
+    answers = delivered_answers(len(users))
+
+    assert len(answers) == len(users)
+    # Far more model streams were open at once than the worker has threads.
+    assert fake_openai.max_in_flight > 2 * WORKER_THREADS
+    for user_id in users:
+        [shown] = fake_telegram.chat(user_id)  # exactly one message per chat: no duplicate
+        assert shown.text == f"answer to u{user_id}"
+
+
+def test_slow_chat_updates_are_coalesced_and_never_hold_up_the_model(
+    client, worker, telegram_bot, fake_telegram, fake_openai
+):
+    words = [f"word{number}" for number in range(60)]
+    fake_openai.reply = " ".join(words)
+    fake_openai.chunk_size = 6  # about 70 pieces
+    fake_openai.chunk_delay = 0.03
+    # Each Bot API call takes longer than the pace between updates.
+    fake_telegram.delays = {"sendMessage": 1.2, "editMessageText": 1.2}
+    post_update(client, telegram_bot, private_text_update("count"))
+
+    [answer] = delivered_answers(1)
+
+    pieces = len(fake_openai.reply) // fake_openai.chunk_size
+    updates = [
+        call
+        for call in fake_telegram.calls
+        if call.method in ("sendMessage", "editMessageText") and call.params.get("chat_id")
+    ]
+    [shown] = fake_telegram.chat(4242)
+    assert shown.text == fake_openai.reply == answer.text
+    assert len(fake_telegram.sent("sendMessage")) == 1
+    # The latest text wins: a handful of updates for tens of pieces, one at a time.
+    assert len(updates) < pieces / 5
+    for before, after in zip(updates, updates[1:], strict=False):
+        assert after.started >= before.finished
+
+
+def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
+    profile.first_token_timeout = 1.0
+    profile.save()
+    fake_openai.first_token_delay = 0.1
+
+    def freeze_the_loop(body):
+        # The worker's loop is stuck (CPU-bound work, a long GC) for longer than the
+        # first-token timeout, just after sending the request; the model answers in time.
+        process_loop.loop.call_soon_threadsafe(time.sleep, 2.5)
+        return None
+
+    fake_openai.reply_for = freeze_the_loop
+    health_key = f"assistant:provider:{profile.provider_id}:health"
+    get_redis().delete(health_key)
+
+    reply = stream_reply(
+        profile=profile, messages=[ChatMessage("user", "hello")], on_delta=lambda delta: None
+    )
+
+    assert reply.text == fake_openai.reply
+    assert [attempt["outcome"] for attempt in reply.attempts] == ["answered"]
+    assert int(get_redis().hget(health_key, "failures") or 0) == 0
