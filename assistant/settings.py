@@ -136,6 +136,12 @@ CHANNEL_LAYERS = {
                 {
                     "address": REDIS_URL,
                     "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                    # A consumer waits for events with BZPOPMIN, which Redis holds for up
+                    # to 5 s (RedisChannelLayer.brpop_timeout). redis-py >= 8 stops reading
+                    # after 5 s by default, so every idle websocket died with "Timeout
+                    # reading from …". The read timeout must outlast the pop; it stays
+                    # finite so a dead connection is still noticed.
+                    "socket_timeout": 15.0,
                 }
             ],
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),

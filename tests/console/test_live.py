@@ -106,3 +106,36 @@ def _wait_conversation():
     return wait_for(
         lambda: Conversation.objects.filter(messages__status="delivered").distinct().first()
     )
+
+
+IDLE_SECONDS = 30
+
+
+def test_an_idle_socket_stays_open_and_still_gets_events(
+    client, worker, viewer, telegram_bot, fake_openai, caplog
+):
+    """Nothing happens for 30 s, then a conversation starts: the same socket shows it.
+
+    The channel layer waits for events with a blocking Redis pop (5 s at a time); a
+    client read timeout no longer than that pop used to end every idle socket after
+    about 5 s with "Timeout reading from <redis>".
+    """
+    fake_openai.reply = "Still here."
+    communicator = staff_socket(client, viewer, "/ws/console/")
+
+    async def scenario():
+        connected, _ = await communicator.connect()
+        assert connected
+        assert await communicator.receive_nothing(timeout=IDLE_SECONDS)
+        assert not communicator.future.done(), "the consumer ended while the socket was idle"
+        await asyncio.to_thread(post_update, client, telegram_bot, private_text_update("hello?"))
+        events = await receive_until(
+            communicator, lambda e: e["conversation"]["last_text"] == "Still here."
+        )
+        await communicator.disconnect()
+        return events
+
+    events = asyncio.run(scenario())
+
+    assert events[0]["conversation"]["last_text"] == "hello?"
+    assert not [r for r in caplog.records if "Timeout reading" in r.getMessage()]
