@@ -6,6 +6,7 @@ work on a laptop; production refuses to start without its secrets.
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -116,8 +117,39 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Tests use their own database number so a running dev worker never takes their tasks.
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/" + ("15" if TESTING else "0"))
+
+def _redis_db(url: str) -> int:
+    """The database number a redis:// (path or ?db=) or unix:// (?db=) URL selects."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if "db" in query:
+        return int(query["db"])
+    path = parts.path.strip("/") if parts.scheme != "unix" else ""
+    return int(path) if path else 0
+
+
+def _redis_url_with_db(url: str, db: int) -> str:
+    """`url`'s server and credentials, database `db`."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != "db"]
+    if parts.scheme == "unix":  # the socket's path stays; the database is a parameter
+        return f"unix://{parts.netloc}{parts.path}?{urlencode([*query, ('db', str(db))])}"
+    return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
+
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Tests flush their Redis database at start: it is always TEST_REDIS_DB on REDIS_URL's
+# server, never the database REDIS_URL names (a developer's data, a running worker's
+# queues), and they refuse to start if the two are the same.
+TEST_REDIS_DB = env.int("TEST_REDIS_DB", default=15)
+if TESTING:
+    if _redis_db(REDIS_URL) == TEST_REDIS_DB:
+        raise ImproperlyConfigured(
+            f"REDIS_URL selects Redis database {TEST_REDIS_DB}, which the tests empty. "
+            "Point REDIS_URL at another database, or set TEST_REDIS_DB to a database "
+            "the tests may own."
+        )
+    REDIS_URL = _redis_url_with_db(REDIS_URL, TEST_REDIS_DB)
 
 CACHES = {
     "default": {
@@ -149,7 +181,8 @@ CHANNEL_LAYERS = {
     }
 }
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Tests always use their own Redis database as the broker (they purge its queues).
+CELERY_BROKER_URL = REDIS_URL if TESTING else env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="default")
 CELERY_LLM_QUEUE = env.str("CELERY_LLM_QUEUE", default="llm")
 CELERY_TASK_ROUTES = {"conversations.respond_task": {"queue": CELERY_LLM_QUEUE}}

@@ -30,10 +30,22 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis():
-    """Tests own their Redis database (db 15 by default): start it empty."""
+    """Tests own their Redis database (TEST_REDIS_DB, 15 by default): start it empty.
+
+    Only that database: settings point every Redis client of a test run at it, and
+    this refuses to flush any other (say, settings replaced by another module).
+    """
     from apps.core.redis import get_redis
 
-    get_redis().flushdb()
+    client = get_redis()
+    selected = client.connection_pool.connection_kwargs.get("db", 0)
+    owned = getattr(settings, "TEST_REDIS_DB", None)
+    if selected != owned or not getattr(settings, "TESTING", False):
+        pytest.exit(
+            f"refusing to empty Redis database {selected}: tests own only TEST_REDIS_DB={owned}",
+            returncode=3,
+        )
+    client.flushdb()
     yield
 
 
