@@ -37,8 +37,11 @@ if not SECRET_KEY or not FIELD_ENCRYPTION_KEYS:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# The public https origin used to build webhook URLs, e.g. https://bots.example.com
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The public https origin used to build webhook URLs, e.g. https://bots.example.com.
+# Default: this machine's web process, on PORT as `make run` starts it.
+PUBLIC_BASE_URL = env.str(
+    "PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+).rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",

@@ -90,3 +90,13 @@ def test_a_test_run_against_a_redis_url_on_its_database_starts_nothing_and_flush
     assert "REDIS_URL selects Redis database 15" in child.stdout + child.stderr
     assert redis.get(sentinel) == b"kept"
     redis.delete(sentinel)
+
+
+def test_webhook_urls_default_to_the_port_the_web_process_listens_on(monkeypatch):
+    assert load_settings(monkeypatch)["PUBLIC_BASE_URL"] == "http://127.0.0.1:8000"
+    assert load_settings(monkeypatch, PORT="8123")["PUBLIC_BASE_URL"] == "http://127.0.0.1:8123"
+
+
+def test_an_explicit_public_base_url_wins_over_the_port(monkeypatch):
+    namespace = load_settings(monkeypatch, PORT="8123", PUBLIC_BASE_URL="https://bots.example.com/")
+    assert namespace["PUBLIC_BASE_URL"] == "https://bots.example.com"
