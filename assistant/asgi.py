@@ -14,7 +14,11 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from apps.bots.webhooks import WebhookApp  # noqa: E402
+from apps.core.preload import sdks_preload  # noqa: E402
 from assistant.routing import websocket_urlpatterns  # noqa: E402
+
+# At start, not on the first webhook: importing the platform SDKs takes seconds.
+sdks_preload()
 
 if settings.DEBUG:
     # `make run` has no nginx in front; production serves /static/ from nginx.

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
@@ -19,3 +20,11 @@ app.conf.beat_schedule = {
         "schedule": settings.SWEEP_EVERY_SECONDS,
     },
 }
+
+
+@worker_init.connect
+def _preload_sdks(**kwargs) -> None:
+    """Import the platform and model SDKs as the worker starts, not in its first turn."""
+    from apps.core.preload import sdks_preload
+
+    sdks_preload()

@@ -24,7 +24,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.bots.choices import Platform
-from apps.bots.platforms import feishu
 from apps.bots.platforms.base import WebhookRejected
 from apps.bots.services import webhook_receive
 from apps.core.aio import process_loop
@@ -53,6 +52,8 @@ def _telegram(bot_id, headers: dict[str, str], body: bytes) -> Answer:
 
 
 def _feishu(bot_id, headers: dict[str, str], body: bytes) -> Answer:
+    from apps.bots.platforms import feishu  # lark-oapi takes seconds to import: on first use
+
     # The reply (challenge echo, card toast) is collected while receiving, in this thread.
     with feishu.webhook_reply() as reply:
         try:

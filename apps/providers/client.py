@@ -24,14 +24,19 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from django.conf import settings
 
 from apps.core.aio import LoopClock, process_loop, wait_measured
 from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
+
+if TYPE_CHECKING:
+    import openai
+
+# `openai` is imported where a model is called, not here: the SDK takes about a second
+# to import, and every web process and `manage.py` command imports this module.
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +142,8 @@ def _client_for(provider: Provider) -> openai.AsyncOpenAI:
     cached = _clients.get(provider.pk)
     if cached is not None and cached[0] == version:
         return cached[1]
+    import openai
+
     client = openai.AsyncOpenAI(
         base_url=provider.base_url,
         api_key=provider.api_key or "not-needed",
@@ -175,6 +182,8 @@ def _is_context_length(exc: openai.APIStatusError) -> bool:
 
 
 def _error_from(exc: Exception) -> ModelError:
+    import openai
+
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = f"HTTP {status}: {exc.message}"
@@ -249,6 +258,8 @@ async def _timed_stream(
     between tokens are measured here, independently of socket timeouts, and in the
     model's time: the process loop's own lag does not count (apps.core.aio.LoopClock).
     """
+    import openai
+
     provider = profile.provider
     request = dict(
         model=profile.model,
@@ -577,6 +588,8 @@ def transcribe(*, profile: ModelProfile, audio: bytes, file_name: str, mime_type
         raise ModelError(
             "this profile has no transcription model", retryable=False, kind=BAD_REQUEST
         )
+    import openai
+
     client = _client_for(profile.provider)
 
     async def call():
