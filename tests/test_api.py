@@ -101,3 +101,28 @@ def test_schema_and_docs_are_served(api, client, staff_user):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
+
+
+def test_a_profile_changed_through_the_api_answers_the_next_message(
+    api, client, worker, telegram_bot, fake_telegram, fake_openai, profile
+):
+    # Workers keep bots and profiles in a per-process cache: a change must reach them.
+    from tests.conversations.test_engine import delivered_answers
+    from tests.telegram_updates import post_update, private_text_update
+
+    post_update(client, telegram_bot, private_text_update("first", user_id=71))
+    delivered_answers(1)
+    changed = api.patch(
+        f"/api/v1/profiles/{profile.pk}/",
+        {"model": "bigger-model", "system_prompt": "Answer like a pirate."},
+        format="json",
+    )
+    assert changed.status_code == 200
+
+    post_update(client, telegram_bot, private_text_update("second", user_id=71))
+    delivered_answers(2)
+
+    first, second = fake_openai.chat_requests()
+    assert first["model"] == profile.model != "bigger-model"
+    assert second["model"] == "bigger-model"
+    assert second["messages"][0] == {"role": "system", "content": "Answer like a pirate."}

@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.bots.choices import AccessPolicy, EditedMessages, GroupTrigger, PairingStatus, Platform
 from apps.bots.models import Bot, PairingRequest
 from apps.bots.platforms.base import InboundAction, InboundMessage, WebhookRejected, adapter_for
+from apps.bots.selectors import bot_config_get
 
 
 def webhook_url(bot: Bot) -> str | None:
@@ -59,8 +60,8 @@ def webhook_receive(*, bot_id, platform: str, headers: dict[str, str], body: byt
 
     Returns how many new messages were stored. Raises WebhookRejected (4xx).
     """
-    bot = Bot.objects.filter(pk=bot_id, platform=platform).first()
-    if bot is None:
+    bot = bot_config_get(bot_id=bot_id)
+    if bot is None or bot.platform != platform:
         raise WebhookRejected("no such bot", status=404)
     adapter = adapter_for(bot)
     adapter.verify(headers=headers, body=body)

@@ -56,8 +56,9 @@ def shown(fake_telegram, chat: int = CHAT) -> list[str]:
 
 
 def update_profile(profile: ModelProfile, **fields) -> ModelProfile:
-    ModelProfile.objects.filter(pk=profile.pk).update(updated_at=timezone.now(), **fields)
-    profile.refresh_from_db()
+    for name, value in fields.items():
+        setattr(profile, name, value)
+    profile.save()
     return profile
 
 

@@ -21,6 +21,7 @@ from apps.bots.platforms.base import (
     PlatformAdapter,
     adapter_for,
 )
+from apps.bots.selectors import bot_config_get
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
@@ -148,9 +149,8 @@ def turn_prepare(*, conversation_id: int, pending: list[Message]) -> PreparedTur
     (`processing`) and the prompt is built from the history, compacting it when
     it no longer fits.
     """
-    conversation = Conversation.objects.select_related(
-        "bot__profile__provider", "bot__profile__fallback__provider"
-    ).get(pk=conversation_id)
+    conversation = Conversation.objects.get(pk=conversation_id)
+    conversation.bot = bot_config_get(bot_id=conversation.bot_id)
     if conversation.handled_by_id is not None:
         # Staff took over after these arrived: they are shown to staff, not answered.
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(

@@ -1,0 +1,79 @@
+"""Configuration that every message reads, cached in each process.
+
+A turn and a webhook need the bot, its model profile and provider: the same few rows
+for thousands of messages. `config_cache.get()` keeps them per process; every save or
+delete of a watched model (`watch_config()`) bumps one Redis counter once its
+transaction commits, and a process that sees the counter move drops everything it
+kept. A change made in the admin therefore applies to the next message on every
+process, at the cost of one Redis GET per lookup.
+
+Cached objects are shared between threads: treat them as read-only.
+Bulk `QuerySet.update()` sends no signal; code that changes configuration that way
+must call `config_changed()` itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from apps.core.redis import get_redis
+
+T = TypeVar("T")
+
+CONFIG_VERSION_KEY = "assistant:config-version"
+
+
+class ConfigCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: bytes | None = None
+        self._entries: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        """The cached value for `key`, loaded with `load()` when missing or outdated."""
+        version = get_redis().get(CONFIG_VERSION_KEY)
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+            if key in self._entries:
+                return self._entries[key]
+        value = load()
+        with self._lock:
+            if self._version == version:  # else a newer version cleared the cache meanwhile
+                self._entries[key] = value
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+config_cache = ConfigCache()
+
+
+def config_changed() -> None:
+    """Tell every process that configuration changed (after the transaction commits)."""
+    transaction.on_commit(_bump)
+
+
+def _bump() -> None:
+    config_cache.clear()
+    get_redis().incr(CONFIG_VERSION_KEY)
+
+
+def _on_change(sender, **kwargs) -> None:
+    config_changed()
+
+
+def watch_config(*models) -> None:
+    """Saving or deleting any of `models` invalidates every process's cached configuration."""
+    for model in models:
+        uid = f"config-cache:{model._meta.label}"
+        post_save.connect(_on_change, sender=model, dispatch_uid=uid + ":save")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=uid + ":delete")
