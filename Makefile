@@ -13,7 +13,7 @@ run: install
 	@uv run --no-sync python manage.py migrate --noinput
 	@uv run --no-sync python manage.py setup_platform
 	@echo "Starting web (http://127.0.0.1:$${PORT:-8000}), worker, beat, connectors and the local model. Ctrl-C stops them all."
-	@uv run --no-sync honcho start -f Procfile --port $${PORT:-8000}
+	@bash scripts/run.sh
 
 test: install
 	@bash scripts/ensure_redis.sh

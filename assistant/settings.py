@@ -244,6 +244,9 @@ SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=3
 TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=20)
 # How often (seconds) beat runs the sweeper.
 SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=10.0)
+# On a warm shutdown a worker waits this long (seconds) for the turns in flight; the
+# sweeper answers the rest later. `make run` lowers it to fit honcho's 5 s before SIGKILL.
+WORKER_SHUTDOWN_GRACE_SECONDS = env.float("WORKER_SHUTDOWN_GRACE_SECONDS", default=30.0)
 
 # The turn engine (apps/conversations/engine.py), per worker process.
 # Conversations answered at once; more wait in the queue for this or another worker.
@@ -264,13 +267,23 @@ DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 LOCAL_MODEL_HOST = env.str("LOCAL_MODEL_HOST", default="127.0.0.1")
 LOCAL_MODEL_PORT = env.int("LOCAL_MODEL_PORT", default=8081)
 
+# Celery's lines about routine periodic tasks (beat sending one, the worker receiving
+# it and its success) go to DEBUG: the sweeper runs every few seconds.
+_ROUTINE_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {
+        "routine_tasks": {
+            "()": "apps.core.log_filters.RoutineTasksAtDebug",
+            "tasks": ["conversations.sweep_stuck_task"],
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        **{name: {"filters": ["routine_tasks"]} for name in _ROUTINE_TASK_LOGGERS},
         # One line per HTTP request (every model call, every Bot API call) is noise.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

@@ -7,7 +7,7 @@ from apps.bots.api import BotViewSet
 from apps.bots.webhooks import feishu_webhook, telegram_webhook
 from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
-from apps.core.views import health
+from apps.core.views import favicon, health, home
 from apps.providers.api import ModelProfileViewSet, ProviderViewSet
 
 router = DefaultRouter()
@@ -17,6 +17,8 @@ router.register("bots", BotViewSet)
 router.register("conversations", ConversationViewSet, basename="conversation")
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

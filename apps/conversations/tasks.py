@@ -1,11 +1,16 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_shutting_down
+from django.conf import settings
 
 from apps.conversations import services
 from apps.conversations.engine import turn_engine
 from apps.core.aio import process_loop
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="conversations.respond_task")
@@ -26,14 +31,26 @@ def deliver_task(message_id: int) -> None:
 
 @shared_task(name="conversations.sweep_stuck_task")
 def sweep_stuck_task() -> dict[str, int]:
-    """Periodic: re-dispatch messages stuck in received/processing/answered."""
-    return services.messages_sweep()
+    """Periodic: re-dispatch messages stuck in received/processing/answered.
 
-
-SHUTDOWN_GRACE_SECONDS = 30
+    Runs every few seconds, so a run that found nothing logs at DEBUG only (Celery's
+    own lines about it too: apps.core.log_filters); one that re-dispatched work warns,
+    since a task was lost or a worker died.
+    """
+    swept = services.messages_sweep()
+    if any(swept.values()):
+        logger.warning(
+            "sweeper re-dispatched stuck work: %d conversation(s) to answer, "
+            "%d answer(s) to deliver",
+            swept["turns"],
+            swept["deliveries"],
+        )
+    else:
+        logger.debug("sweeper found nothing stuck")
+    return swept
 
 
 @worker_shutting_down.connect
 def _finish_running_turns(**kwargs) -> None:
     """A warm shutdown lets the turns in flight finish (the sweeper covers a cold one)."""
-    process_loop.run(turn_engine.settle(timeout=SHUTDOWN_GRACE_SECONDS))
+    process_loop.run(turn_engine.settle(timeout=settings.WORKER_SHUTDOWN_GRACE_SECONDS))
