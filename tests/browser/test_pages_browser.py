@@ -7,6 +7,7 @@ import logging
 import httpx
 import pytest
 
+from tests.browser.conftest import admin_login
 from tests.factories import make_web_bot
 
 pytestmark = pytest.mark.browser
@@ -42,3 +43,17 @@ def test_the_landing_page_links_admin_console_web_chat_and_docs(
     # Nothing on the way was missing (Django logs "Not Found: <path>" as a warning).
     missing = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert [m for m in missing if "Not Found" in m] == []
+
+
+def test_staff_log_out_of_the_console(staff_user, new_page, live_server_url):
+    page = new_page()
+    admin_login(page, staff_user.username, "staff-password-1")
+    page.wait_for_selector("#live-state:text('Live')")
+
+    page.click("#logout")
+
+    page.wait_for_url(f"{live_server_url}/")  # back on the landing page
+    assert page.locator("#link-console").count() == 1
+    # The session is gone: the console asks for a login again.
+    page.goto("/console/")
+    page.wait_for_url("**/admin/login/?next=/console/")
