@@ -249,11 +249,16 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
     since = now - timedelta(days=days)
     messages = Message.objects.filter(received_at__gte=since)
 
-    first_day = timezone.localdate(since)
-    day_labels = [(first_day + timedelta(days=n)).isoformat() for n in range(days + 1)]
+    # Every local day the period touches, so each counted message falls on a label.
+    first_day, last_day = timezone.localdate(since), timezone.localdate(now)
+    day_labels = [
+        (first_day + timedelta(days=n)).isoformat() for n in range((last_day - first_day).days + 1)
+    ]
+    # The chart counts what the table's "Received" column counts: users' messages.
     per_day: dict[str, dict[str, int]] = defaultdict(dict)
     for row in (
-        messages.annotate(day=TruncDate("received_at"))
+        messages.filter(direction=Direction.IN)
+        .annotate(day=TruncDate("received_at"))
         .values("day", "bot__name")
         .annotate(count=Count("id"))
         .order_by("day")
@@ -332,7 +337,7 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
         rows.append(
             {
                 "bot": name,
-                "messages_per_day": [per_day[name].get(day, 0) for day in day_labels],
+                "received_per_day": [per_day[name].get(day, 0) for day in day_labels],
                 "prompt_tokens": stats["prompt_tokens"],
                 "completion_tokens": stats["completion_tokens"],
                 "cost": float(stats["cost"]),

@@ -1,5 +1,6 @@
 // Tiny SVG bar charts (grouped or stacked), no dependencies: window.Charts.bar(element, spec).
-// spec = {labels: [...], series: [{name, values: [...]}], stacked: bool, format: (v) => string}
+// spec = {labels: [...], series: [{name, values: [...]}], stacked: bool, format: (v) => string,
+//         integer: bool (counts: every tick a whole number)}
 (function () {
   "use strict";
   const NS = "http://www.w3.org/2000/svg";
@@ -19,6 +20,16 @@
     return 10 * power;
   }
 
+  const TICKS = 4; // intervals on the value axis
+
+  // The smallest whole-number step from 1, 2, 5 × 10^k whose TICKS steps reach `value`.
+  function integerMax(value) {
+    const wanted = Math.max(1, Math.ceil(value / TICKS));
+    const power = Math.pow(10, Math.floor(Math.log10(wanted)));
+    for (const step of [1, 2, 5, 10]) if (step * power >= wanted) return step * power * TICKS;
+    return 10 * power * TICKS;
+  }
+
   function bar(container, spec) {
     const width = spec.width || 640, height = spec.height || 220;
     const margin = { top: 10, right: 10, bottom: 42, left: 48 };
@@ -34,10 +45,11 @@
     const totals = labels.map((_, i) => spec.stacked
       ? series.reduce((sum, s) => sum + (s.values[i] || 0), 0)
       : Math.max(...series.map((s) => s.values[i] || 0)));
-    const max = spec.max || niceMax(Math.max(...totals));
+    const highest = Math.max(...totals);
+    const max = spec.max || (spec.integer ? integerMax(highest) : niceMax(highest));
     const y = (v) => margin.top + plotH - (v / max) * plotH;
-    for (let t = 0; t <= 4; t++) {
-      const value = (max * t) / 4;
+    for (let t = 0; t <= TICKS; t++) {
+      const value = (max * t) / TICKS;
       svg.appendChild(el("line", { x1: margin.left, x2: width - margin.right, y1: y(value), y2: y(value), class: "chart__grid" }));
       svg.appendChild(el("text", { x: margin.left - 6, y: y(value) + 4, "text-anchor": "end", class: "chart__tick" }, format(value)));
     }

@@ -8,10 +8,11 @@
 
   Charts.bar(document.getElementById("chart-messages"), {
     labels: data.days.map((d) => d.slice(5)),
-    series: data.bots.map((b) => ({ name: b.bot, values: b.messages_per_day })),
+    series: data.bots.map((b) => ({ name: b.bot, values: b.received_per_day })),
     stacked: true,
     width: 1000,
-    format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
+    integer: true, // counts: whole-number ticks
+    format: String,
   });
   Charts.bar(document.getElementById("chart-latency"), {
     labels: bots,

@@ -79,7 +79,8 @@ def test_dashboard_stats_per_bot(web_bot):
 
     [bot] = stats["bots"]
     assert bot["bot"] == web_bot.name
-    assert sum(bot["messages_per_day"]) == 9  # 4 questions, 4 answers, 1 failed message
+    # The chart counts what the table's "Received" counts: the 5 user messages, not answers.
+    assert sum(bot["received_per_day"]) == bot["inbound"] == 5
     assert bot["model_p50"] == 2.0 and bot["model_p95"] == 4.0
     assert bot["overhead_p50"] == 0.75 and bot["overhead_p95"] == 0.75
     assert bot["prompt_tokens"] == 40 and bot["completion_tokens"] == 20
@@ -105,5 +106,52 @@ def test_dashboard_page_embeds_the_stats_for_the_charts(client, viewer, web_bot)
     assert response.status_code == 200
     page = response.content.decode()
     assert 'id="dashboard-data"' in page and "console/charts.js" in page
-    assert response.context["stats"]["bots"][0]["messages_per_day"][-1] == 1
+    assert response.context["stats"]["bots"][0]["received_per_day"][-1] == 1
     assert len(response.context["stats"]["days"]) == 4
+
+
+def test_each_day_counts_the_users_messages_received_that_day(web_bot):
+    now = timezone.now()
+    conversation = Conversation.objects.create(bot=web_bot, chat_id="v", chat_type="private")
+    for days_ago, count in ((0, 2), (1, 3), (6, 1)):
+        for _ in range(count):
+            question = Message.objects.create(
+                conversation=conversation,
+                bot=web_bot,
+                direction=Direction.IN,
+                author=Author.USER,
+                text="q",
+                status=MessageStatus.ANSWERED,
+                received_at=now - timedelta(days=days_ago),
+            )
+            Message.objects.create(  # answers and staff replies are not "received"
+                conversation=conversation,
+                bot=web_bot,
+                direction=Direction.OUT,
+                author=Author.ASSISTANT,
+                text="a",
+                status=MessageStatus.DELIVERED,
+                reply_to=question,
+                received_at=now - timedelta(days=days_ago),
+            )
+    Message.objects.create(  # before the period: counted nowhere
+        conversation=conversation,
+        bot=web_bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        text="old",
+        status=MessageStatus.ANSWERED,
+        received_at=now - timedelta(days=8),
+    )
+
+    stats = dashboard_stats(days=7, now=now)
+
+    [bot] = stats["bots"]
+    per_day = dict(zip(stats["days"], bot["received_per_day"], strict=True))
+    today = timezone.localdate(now)
+    assert per_day[today.isoformat()] == 2
+    assert per_day[(today - timedelta(days=1)).isoformat()] == 3
+    assert per_day[(today - timedelta(days=6)).isoformat()] == 1
+    assert sum(per_day.values()) == bot["inbound"] == 6
+    assert stats["days"][0] == timezone.localdate(now - timedelta(days=7)).isoformat()
+    assert stats["days"][-1] == today.isoformat()
