@@ -1,12 +1,20 @@
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.audit.admin import AuditedModelAdmin
-from apps.bots.choices import PairingStatus, Platform
-from apps.bots.models import Bot, PairingRequest
+from apps.bots.choices import PairingStatus, Platform, UnprocessedStatus
+from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
 from apps.bots.serializers import SECRET_FIELDS
-from apps.bots.services import bot_fill_defaults, pairing_decide, webhook_url
+from apps.bots.services import (
+    bot_fill_defaults,
+    pairing_decide,
+    unprocessed_event_dismiss,
+    unprocessed_event_replay,
+    webhook_url,
+)
 
 
 class BotForm(forms.ModelForm):
@@ -143,3 +151,74 @@ class PairingRequestAdmin(admin.ModelAdmin):
     @admin.action(description="Reject selected requests", permissions=["change"])
     def reject_requests(self, request, queryset):
         self._decide(request, queryset.exclude(status=PairingStatus.REJECTED), approve=False)
+
+
+BODY_PREVIEW_CHARACTERS = 20_000
+
+
+@admin.register(UnprocessedEvent)
+class UnprocessedEventAdmin(admin.ModelAdmin):
+    """What platforms sent that we could not use: read it, replay it after a fix, or dismiss it."""
+
+    list_display = ["received_at", "bot", "platform", "short_reason", "status"]
+    list_filter = ["status", "platform", "bot"]
+    search_fields = ["reason"]
+    date_hierarchy = "received_at"
+    fields = ["bot", "platform", "received_at", "status", "reason", "body_preview", "replayed_at"]
+    fields += ["result"]
+    readonly_fields = fields
+    actions = ["replay_events", "dismiss_events"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    @admin.display(description=_("reason"))
+    def short_reason(self, event: UnprocessedEvent) -> str:
+        return event.reason if len(event.reason) <= 100 else event.reason[:99] + "…"
+
+    @admin.display(description=_("body"))
+    def body_preview(self, event: UnprocessedEvent) -> str:
+        text = bytes(event.body).decode("utf-8", "replace")
+        if len(text) > BODY_PREVIEW_CHARACTERS:
+            text = text[:BODY_PREVIEW_CHARACTERS] + "\n…"
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+
+    @admin.action(description=_("Replay selected events"), permissions=["change"])
+    def replay_events(self, request, queryset):
+        replayed = failed = 0
+        for event in queryset.exclude(status=UnprocessedStatus.REPLAYED):
+            event = unprocessed_event_replay(event=event, actor=request.user)
+            if event.status == UnprocessedStatus.REPLAYED:
+                replayed += 1
+            else:
+                failed += 1
+        if replayed:
+            self.message_user(
+                request,
+                ngettext("Replayed %d event.", "Replayed %d events.", replayed) % replayed,
+                messages.SUCCESS,
+            )
+        if failed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d event still cannot be processed; see its result.",
+                    "%d events still cannot be processed; see their results.",
+                    failed,
+                )
+                % failed,
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Dismiss selected events"), permissions=["change"])
+    def dismiss_events(self, request, queryset):
+        dismissed = 0
+        for event in queryset.filter(status=UnprocessedStatus.NEW):
+            unprocessed_event_dismiss(event=event, actor=request.user)
+            dismissed += 1
+        self.message_user(
+            request, ngettext("Dismissed %d event.", "Dismissed %d events.", dismissed) % dismissed
+        )

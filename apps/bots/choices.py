@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Platform(models.TextChoices):
@@ -43,3 +44,9 @@ class PairingStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+
+
+class UnprocessedStatus(models.TextChoices):
+    NEW = "new", _("Not processed")
+    REPLAYED = "replayed", _("Replayed")
+    DISMISSED = "dismissed", _("Dismissed")

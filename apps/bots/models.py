@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.bots.choices import (
     DEFAULT_API_BASE_URLS,
@@ -10,6 +11,7 @@ from apps.bots.choices import (
     GroupTrigger,
     PairingStatus,
     Platform,
+    UnprocessedStatus,
 )
 from apps.core.fields import EncryptedTextField
 
@@ -140,3 +142,33 @@ class PairingRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name or self.platform_user_id} → {self.bot.name} ({self.status})"
+
+
+class UnprocessedEvent(models.Model):
+    """An authentic platform call (or part of it) we could not use: kept, shown, replayable.
+
+    Nothing a platform sends is dropped in silence: when its shape is not what we
+    understand, the raw body is kept here with the reason, and an admin can replay it
+    once the code understands it.
+    """
+
+    bot = models.ForeignKey(
+        Bot, on_delete=models.CASCADE, related_name="unprocessed_events", verbose_name=_("bot")
+    )
+    platform = models.CharField(_("platform"), max_length=16, choices=Platform.choices)
+    body = models.BinaryField(_("body"), help_text=_("The body exactly as it arrived."))
+    reason = models.TextField(_("reason"), help_text=_("Why it could not be processed."))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=UnprocessedStatus.choices, default=UnprocessedStatus.NEW
+    )
+    replayed_at = models.DateTimeField(_("replayed at"), null=True, blank=True)
+    result = models.TextField(_("result"), blank=True, help_text=_("What the last replay did."))
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("unprocessed event")
+        verbose_name_plural = _("unprocessed events")
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} #{self.pk}: {self.reason[:60]}"

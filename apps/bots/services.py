@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, OperationalError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
-from apps.bots.choices import AccessPolicy, EditedMessages, GroupTrigger, PairingStatus, Platform
-from apps.bots.models import Bot, PairingRequest
-from apps.bots.platforms.base import InboundAction, InboundMessage, WebhookRejected, adapter_for
+from apps.audit.services import audit_record
+from apps.bots.choices import (
+    AccessPolicy,
+    EditedMessages,
+    GroupTrigger,
+    PairingStatus,
+    Platform,
+    UnprocessedStatus,
+)
+from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
+from apps.bots.platforms.base import (
+    EventNotUnderstood,
+    InboundAction,
+    InboundMessage,
+    PlatformAdapter,
+    WebhookRejected,
+    adapter_for,
+    inbound_clean,
+)
 from apps.bots.selectors import bot_config_get
+
+logger = logging.getLogger(__name__)
 
 
 def webhook_url(bot: Bot) -> str | None:
@@ -58,22 +78,95 @@ def bot_update(*, bot: Bot, **fields: Any) -> Bot:
 def webhook_receive(*, bot_id, platform: str, headers: dict[str, str], body: bytes) -> int:
     """Verify and parse one webhook call and ingest what it carries.
 
-    Returns how many new messages were stored. Raises WebhookRejected (4xx).
+    Returns how many new messages were stored. Raises WebhookRejected (4xx) for a call
+    that is not authentic or not JSON at all; an authentic call we cannot use is kept
+    as an UnprocessedEvent and counts as received (the platform must not retry it).
     """
     bot = bot_config_get(bot_id=bot_id)
     if bot is None or bot.platform != platform:
         raise WebhookRejected("no such bot", status=404)
     adapter = adapter_for(bot)
     adapter.verify(headers=headers, body=body)
-    return inbound_receive(bot=bot, items=adapter.parse(body=body))
+    return event_receive(bot=bot, body=body, adapter=adapter)
+
+
+def event_receive(*, bot: Bot, body: bytes, adapter: PlatformAdapter | None = None) -> int:
+    """Ingest one authentic event body (webhook, long polling or long connection).
+
+    Returns how many new messages were stored; what cannot be used is kept as an
+    UnprocessedEvent. Raises WebhookRejected only for a body that is not JSON, or with
+    a 5xx status when it cannot be processed yet (the platform sends it again).
+    """
+    stored, not_understood = _receive(bot, adapter or adapter_for(bot), body)
+    if not_understood is not None:
+        unprocessed_event_record(bot=bot, body=body, reason=not_understood)
+    return stored
+
+
+def _receive(bot: Bot, adapter: PlatformAdapter, body: bytes) -> tuple[int, str | None]:
+    """Parse and ingest an authentic body: (messages stored, why it was unusable or None)."""
+    try:
+        return inbound_receive(bot=bot, items=adapter.parse(body=body)), None
+    except (WebhookRejected, OperationalError):
+        raise  # not JSON, or the database is unavailable: the platform retries
+    except EventNotUnderstood as error:
+        return 0, str(error)
+    except DataError as error:
+        return 0, f"the database refused it: {error}"
+    except Exception as error:  # noqa: BLE001 - an authentic event is kept, never lost to a bug
+        logger.exception("reading a %s event of bot %s failed", bot.platform, bot.pk)
+        return 0, f"could not be read: {error.__class__.__name__}: {error}"
+
+
+def unprocessed_event_record(*, bot: Bot, body: bytes, reason: str) -> UnprocessedEvent:
+    """Keep an authentic call we could not use, with why (shown in the admin)."""
+    logger.warning("kept an unprocessed %s event of bot %s: %s", bot.platform, bot.pk, reason)
+    return UnprocessedEvent.objects.create(
+        bot=bot, platform=bot.platform, body=body, reason=reason[:2000]
+    )
+
+
+def unprocessed_event_replay(*, event: UnprocessedEvent, actor=None) -> UnprocessedEvent:
+    """Process a kept event again (after a fix); it stays kept, with the new reason, if it fails.
+
+    The event was authenticated when it arrived, so it is not verified again.
+    """
+    bot = Bot.objects.get(pk=event.bot_id)
+    try:
+        stored, not_understood = _receive(bot, adapter_for(bot), bytes(event.body))
+    except WebhookRejected as error:
+        stored, not_understood = 0, str(error)
+    with transaction.atomic():
+        if not_understood is not None:
+            event.result = gettext("Replay failed: %(reason)s") % {"reason": not_understood}
+        else:
+            event.status = UnprocessedStatus.REPLAYED
+            event.result = gettext("Replayed: %(count)d message(s) stored.") % {"count": stored}
+        event.replayed_at = timezone.now()
+        event.save(update_fields=["status", "result", "replayed_at"])
+        audit_record(action="unprocessed_event.replay", actor=actor, target=event)
+    return event
+
+
+def unprocessed_event_dismiss(*, event: UnprocessedEvent, actor=None) -> UnprocessedEvent:
+    """Mark a kept event as looked at and not needed."""
+    with transaction.atomic():
+        event.status = UnprocessedStatus.DISMISSED
+        event.save(update_fields=["status"])
+        audit_record(action="unprocessed_event.dismiss", actor=actor, target=event)
+    return event
 
 
 def inbound_receive(*, bot: Bot, items: list[InboundMessage | InboundAction]) -> int:
-    """Ingest what a webhook or a persistent connection received; returns how many were new."""
+    """Ingest what a webhook or a persistent connection received; returns how many were new.
+
+    Raises EventNotUnderstood when an item is unusable (before anything is stored).
+    """
     from apps.conversations.services import action_ingest, message_ingest
 
     if not bot.enabled:
         return 0
+    items = [inbound_clean(item) for item in items]
     stored = 0
     for item in items:
         if isinstance(item, InboundAction):
@@ -143,8 +236,6 @@ def access_check(*, bot: Bot, inbound: InboundMessage) -> str | None:
 @transaction.atomic
 def pairing_decide(*, request: PairingRequest, approve: bool, actor) -> PairingRequest:
     """Approve or reject a pairing request (audited)."""
-    from apps.audit.services import audit_record
-
     request.status = PairingStatus.APPROVED if approve else PairingStatus.REJECTED
     request.decided_at = timezone.now()
     request.decided_by = actor if getattr(actor, "is_authenticated", False) else None

@@ -7,6 +7,7 @@ import pytest
 from django.db import OperationalError
 from lark_oapi.core.utils import AESCipher
 
+from apps.bots.models import UnprocessedEvent
 from apps.bots.platforms.base import InboundAttachment, adapter_for
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Feedback, Message, MessageAttachment
@@ -162,6 +163,12 @@ def _broken_event(**changes):
     return json.dumps(event).encode()
 
 
+def _post_signed(client, bot, body: bytes):
+    if b"encrypt" not in body and body.startswith(b'{"'):
+        body = json.dumps({"encrypt": encrypt(body.decode(), ENCRYPT_KEY)}).encode()
+    return post_event(client, bot, {}, raw=body, headers=signed_headers(body, ENCRYPT_KEY))
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "body",
@@ -171,6 +178,20 @@ def _broken_event(**changes):
         b"\xff\xfe",
         b'{"encrypt": 5}',
         b'{"encrypt": "bm90IGNpcGhlcnRleHQ="}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+def test_a_body_we_cannot_read_or_decrypt_is_400_never_500(client, feishu_bot, body):
+    response = _post_signed(client, feishu_bot, body)
+
+    assert response.status_code == 400
+    assert Message.objects.count() == 0 and not UnprocessedEvent.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
         _broken_event(header__event_id=None),
         _broken_event(schema="1.0"),
         _broken_event(event="x"),
@@ -179,19 +200,15 @@ def _broken_event(**changes):
         _broken_event(event__message__chat_id=None),
         _broken_event(event__message=[1]),
         _broken_event(event__message__message_id="om_" + "x" * 200),
-        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
-def test_malformed_body_is_400_never_500(client, feishu_bot, body):
-    if b"encrypt" not in body and body.startswith(b'{"'):
-        body = json.dumps({"encrypt": encrypt(body.decode(), ENCRYPT_KEY)}).encode()
+def test_a_signed_event_we_cannot_use_is_kept_and_answered_200(client, feishu_bot, body):
+    response = _post_signed(client, feishu_bot, body)
 
-    response = post_event(
-        client, feishu_bot, {}, raw=body, headers=signed_headers(body, ENCRYPT_KEY)
-    )
-
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert Message.objects.count() == 0
+    [kept] = UnprocessedEvent.objects.all()
+    assert kept.bot == feishu_bot and kept.reason
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@
 
 import pytest
 
+from apps.bots.models import UnprocessedEvent
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Conversation, Message
 from tests.fakes.server import wait_for
@@ -88,26 +89,40 @@ def test_missing_secret_is_403(client, telegram_bot):
     assert response.status_code == 403
 
 
+def _post_raw(client, bot, body: bytes):
+    return client.post(
+        f"/api/webhooks/telegram/{bot.pk}/",
+        data=body,
+        content_type="application/json",
+        headers={"X-Telegram-Bot-Api-Secret-Token": bot.telegram_webhook_secret},
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe"])
+def test_a_body_that_is_not_json_is_400_never_500(client, telegram_bot, body):
+    response = _post_raw(client, telegram_bot, body)
+
+    assert response.status_code == 400
+    assert Message.objects.count() == 0 and not UnprocessedEvent.objects.exists()
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "body",
     [
-        b"{not json",
         b"[1, 2]",
         b'{"update_id": "x"}',
-        b"\xff\xfe",
         b'{"update_id": 1, "message": {"message_id": "x"}}',
     ],
 )
-def test_malformed_body_is_400_never_500(client, telegram_bot, body):
-    response = client.post(
-        f"/api/webhooks/telegram/{telegram_bot.pk}/",
-        data=body,
-        content_type="application/json",
-        headers={"X-Telegram-Bot-Api-Secret-Token": telegram_bot.telegram_webhook_secret},
-    )
-    assert response.status_code == 400
+def test_an_authentic_update_we_cannot_use_is_kept_and_answered_200(client, telegram_bot, body):
+    response = _post_raw(client, telegram_bot, body)
+
+    assert response.status_code == 200
     assert Message.objects.count() == 0
+    [kept] = UnprocessedEvent.objects.all()
+    assert bytes(kept.body) == body and kept.reason
 
 
 @pytest.mark.django_db

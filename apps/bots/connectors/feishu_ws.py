@@ -31,7 +31,6 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
     P2CardActionTriggerResponse,
 )
 
-from apps.bots.platforms.base import WebhookRejected
 from apps.bots.platforms.feishu import FeishuAdapter, webhook_reply
 
 if TYPE_CHECKING:
@@ -97,16 +96,12 @@ class FeishuConnector:
 
     def receive(self, data: dict[str, Any]) -> int:
         """Ingest one event; returns how many new items were stored."""
-        from apps.bots.services import inbound_receive
+        from apps.bots.services import event_receive
 
+        # The same path as a webhook body: an event we cannot use is kept as an
+        # unprocessed event (Feishu would only send it again).
         try:
-            items = self.adapter.parse_event(data)
-        except WebhookRejected as error:
-            # Feishu would only send it again: log it and acknowledge.
-            logger.warning("feishu bot %s: dropped a malformed event: %s", self.bot.pk, error)
-            return 0
-        try:
-            return inbound_receive(bot=self.bot, items=items)
+            return event_receive(bot=self.bot, body=json.dumps(data).encode(), adapter=self.adapter)
         finally:
             close_old_connections()
 

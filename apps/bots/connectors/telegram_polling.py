@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -12,7 +13,7 @@ from telegram.error import Conflict, InvalidToken, TelegramError
 from apps.bots.models import Bot
 from apps.bots.platforms.base import WebhookRejected
 from apps.bots.platforms.telegram import TelegramAdapter
-from apps.bots.services import inbound_receive
+from apps.bots.services import event_receive
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +81,15 @@ class TelegramPoller:
 
     def _ingest(self, update) -> int:
         """Store one update, then move the offset past it (in that order)."""
+        # The same path as a webhook body: what cannot be used is kept as an
+        # unprocessed event, so a malformed update never blocks the ones behind it.
+        body = json.dumps(update.to_dict()).encode()
         try:
-            items = self.adapter.parse_update(update)
+            event_receive(bot=self.bot, body=body, adapter=self.adapter)
         except WebhookRejected as error:
             if error.status >= 500:
                 raise  # could not be understood *yet*: retried, never skipped
-            logger.exception("skipping unparsable update %s", update.update_id)
-            items = []
-        except Exception:  # a malformed update must not block the ones behind it
-            logger.exception("skipping unparsable update %s", update.update_id)
-            items = []
-        inbound_receive(bot=self.bot, items=items)
+            logger.error("update %s is not readable JSON: %s", update.update_id, error)
         offset = update.update_id + 1
         # update(): the offset is state, not configuration (updated_at stays).
         Bot.objects.filter(pk=self.bot.pk).update(telegram_update_offset=offset)

@@ -6,8 +6,8 @@ sends `OutboundMessage`s. Adding a platform means one new module registered here
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
@@ -85,6 +85,14 @@ class WebhookRejected(Exception):
         self.status = status
 
 
+class EventNotUnderstood(Exception):
+    """An authentic call whose content we cannot use: kept as an unprocessed event, answered 2xx.
+
+    Only inauthentic calls and bodies that are not JSON at all are refused (WebhookRejected);
+    anything else the platform really sent is kept, so nothing is lost in silence.
+    """
+
+
 class DeliveryError(Exception):
     """Sending failed. `retryable` says whether trying again can help."""
 
@@ -92,6 +100,90 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+# What ingest accepts from any adapter --------------------------------------------------
+
+ID_MAX_LENGTH = 128  # the id columns
+NAME_MAX_LENGTH = 200
+TEXT_MAX_LENGTH = 100_000  # far above any platform's message limit
+CHAT_TYPES = ("private", "group")
+
+
+def inbound_clean(item: InboundMessage | InboundAction) -> InboundMessage | InboundAction:
+    """The item with every string safe to store and show, or EventNotUnderstood.
+
+    Runs once at ingest, whatever the platform: ids must be non-empty strings that fit
+    their columns; text must be text; NUL characters (PostgreSQL refuses them) and lone
+    surrogates are removed; a display name that is not a string becomes one or "".
+    """
+    ids = {
+        name: _clean_id(getattr(item, name), name)
+        for name in ("external_id", "chat_id", "sender_id")
+    }
+    if isinstance(item, InboundAction):
+        if not isinstance(item.message_id, int) or not 0 < item.message_id < 2**63:
+            raise EventNotUnderstood("the button's message id is not an id")
+        return replace(item, **ids, callback_id=_clean_string(item.callback_id, ID_MAX_LENGTH))
+    if item.chat_type not in CHAT_TYPES:
+        raise EventNotUnderstood(f"unknown chat type {item.chat_type!r}")
+    if not isinstance(item.text, str):
+        raise EventNotUnderstood(f"the text is a {type(item.text).__name__}, not text")
+    platform_message_id = item.platform_message_id
+    if platform_message_id:
+        platform_message_id = _clean_id(platform_message_id, "platform_message_id")
+    return replace(
+        item,
+        **ids,
+        platform_message_id=platform_message_id,
+        sender_name=_clean_name(item.sender_name),
+        text=_clean_string(item.text, TEXT_MAX_LENGTH),
+        command=_clean_string(item.command, 32),
+        attachments=tuple(_clean_attachment(attachment) for attachment in item.attachments),
+    )
+
+
+def _clean_string(value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. "\ud800" from JSON
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:limit]
+
+
+def _clean_id(value: Any, name: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    cleaned = _clean_string(value, ID_MAX_LENGTH + 1).strip()
+    if not cleaned or len(cleaned) > ID_MAX_LENGTH:
+        raise EventNotUnderstood(f"{name} is missing or is not a usable id")
+    return cleaned
+
+
+def _clean_name(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    return _clean_string(value, NAME_MAX_LENGTH).strip()
+
+
+def _clean_attachment(attachment: InboundAttachment) -> InboundAttachment:
+    size = attachment.size
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**62:
+        size = None
+    file_id = _clean_string(attachment.platform_file_id, 512)
+    if not file_id:
+        raise EventNotUnderstood("an attachment has no file id")
+    return replace(
+        attachment,
+        platform_file_id=file_id,
+        mime_type=_clean_string(attachment.mime_type, 100),
+        file_name=_clean_string(attachment.file_name, 255),
+        size=size,
+    )
 
 
 class PlatformAdapter(Protocol):

@@ -37,6 +37,7 @@ from lark_oapi.core.utils import AESCipher
 
 from apps.bots.platforms.base import (
     DeliveryError,
+    EventNotUnderstood,
     InboundAction,
     InboundAttachment,
     InboundMessage,
@@ -175,7 +176,7 @@ def _str(value: Any) -> str:
 def _id(value: Any, what: str, limit: int = 128) -> str:
     """A required id that fits our columns; anything else is a malformed event (400)."""
     if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise WebhookRejected(f"missing or malformed {what}", status=400)
+        raise EventNotUnderstood(f"missing or malformed {what}")
     return value
 
 
@@ -187,10 +188,10 @@ def _content(message: dict[str, Any]) -> dict[str, Any]:
     raw = message.get("content") or "{}"
     try:
         content = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError as error:
-        raise WebhookRejected(f"message content is not JSON: {error}", status=400) from error
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise EventNotUnderstood(f"message content is not readable JSON: {error}") from error
     if not isinstance(content, dict):
-        raise WebhookRejected("message content is not a JSON object", status=400)
+        raise EventNotUnderstood("message content is not a JSON object")
     return content
 
 
@@ -202,6 +203,9 @@ def _post_body(content: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict) and isinstance(value.get("content"), list):
             return value
     return {}
+
+
+SENDER_ID_KINDS = ("open_id", "union_id", "user_id")
 
 
 class FeishuAdapter:
@@ -220,13 +224,17 @@ class FeishuAdapter:
         expected_token = self.bot.feishu_verification_token or ""
         if not expected_token:
             raise WebhookRejected("the bot has no Verification Token configured", status=403)
+        # The signature covers the raw body: check it before decrypting anything.
+        signed = bool(self.bot.feishu_encrypt_key) and self._signature_present(headers)
+        if signed:
+            self._check_signature(headers, body)
         data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
         if data.get("type") == "url_verification":
             # Feishu does not sign the URL check; its token is top-level.
             self._check_token(data.get("token"), expected_token)
             return
-        if self.bot.feishu_encrypt_key:
-            self._check_signature(headers, body)
+        if self.bot.feishu_encrypt_key and not signed:
+            raise WebhookRejected("missing signature", status=403)
         token = _get(data, "header", "token") if data.get("schema") else data.get("token")
         self._check_token(token, expected_token)
 
@@ -235,6 +243,10 @@ class FeishuAdapter:
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
             raise WebhookRejected("bad verification token", status=403)
 
+    @staticmethod
+    def _signature_present(headers: dict[str, str]) -> bool:
+        return any(key.lower() == SIGNATURE_HEADER.lower() for key in headers)
+
     def _check_signature(self, headers: dict[str, str], body: bytes) -> None:
         lowered = {key.lower(): value for key, value in headers.items()}
         timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
@@ -242,7 +254,7 @@ class FeishuAdapter:
         signature = lowered.get(SIGNATURE_HEADER.lower(), "")
         try:
             age = abs(time.time() - int(timestamp))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise WebhookRejected("missing or bad request timestamp", status=403) from None
         if age > SIGNATURE_MAX_AGE:
             raise WebhookRejected("stale request timestamp", status=403)
@@ -269,10 +281,10 @@ class FeishuAdapter:
         header = data.get("header")
         event = data.get("event")
         if data.get("schema") != "2.0" or not isinstance(header, dict):
-            raise WebhookRejected("not a schema 2.0 event", status=400)
+            raise EventNotUnderstood("not a schema 2.0 event")
         event_id = _id(header.get("event_id"), "event_id")
         if not isinstance(event, dict):
-            raise WebhookRejected("event without a body", status=400)
+            raise EventNotUnderstood("event without a body")
         event_type = header.get("event_type")
         if event_type == "im.message.receive_v1":
             inbound = self._message(event_id, event)
@@ -288,7 +300,7 @@ class FeishuAdapter:
     def _message(self, event_id: str, event: dict[str, Any]) -> InboundMessage | None:
         message = event.get("message")
         if not isinstance(message, dict):
-            raise WebhookRejected("message event without a message", status=400)
+            raise EventNotUnderstood("message event without a message")
         if _get(event, "sender", "sender_type") == "app":
             return None  # our own (or another bot's) messages
         chat_id = _id(message.get("chat_id"), "chat_id")
@@ -349,7 +361,14 @@ class FeishuAdapter:
         if text.startswith("/") and (is_private or bot_keys):
             word = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
             command = word if word in COMMANDS else ""
-        sender_id = _id(_get(event, "sender", "sender_id", "open_id"), "sender open_id")
+        # open_id normally; an app without that scope may see only union_id or user_id.
+        sender_ids = _get(event, "sender", "sender_id", default={})
+        sender_id = _id(
+            _get(sender_ids, "open_id")
+            or _get(sender_ids, "union_id")
+            or _get(sender_ids, "user_id"),
+            "sender id",
+        )
         return InboundMessage(
             external_id=event_id,
             chat_id=chat_id,

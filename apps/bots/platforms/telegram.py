@@ -37,6 +37,7 @@ from telegram.request import HTTPXRequest
 
 from apps.bots.platforms.base import (
     DeliveryError,
+    EventNotUnderstood,
     InboundAction,
     InboundAttachment,
     InboundMessage,
@@ -147,6 +148,50 @@ CONNECTION_POOL_SIZE = 32
 POOL_TIMEOUT_SECONDS = 30.0
 
 
+def _telegram_id(value: Any, what: str, *, signed: bool = False) -> int:
+    """A Bot API id: an integer that fits 64 bits (chat ids may be negative)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventNotUnderstood(f"{what} is not an integer")
+    if not (-(2**63) < value < 2**63 if signed else 0 <= value < 2**63):
+        raise EventNotUnderstood(f"{what} is out of range")
+    return value
+
+
+# Objects whose fields Telegram documents as required but that payloads seen in the wild
+# (proxies, older Bot API servers, other projects' fixtures) sometimes omit.
+_USER_KEYS = {
+    "from",
+    "user",
+    "forward_from",
+    "via_bot",
+    "new_chat_member",
+    "left_chat_member",
+    "sender_business_bot",
+}
+
+
+def _with_defaults(update: dict[str, Any]) -> dict[str, Any]:
+    """The update with harmless defaults for fields PTB requires and payloads omit.
+
+    A user without `is_bot` is taken as a person, without `first_name` as nameless; a
+    file without `file_unique_id` uses its `file_id`. Walks iteratively: a payload
+    nested thousands deep cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", update)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, list):
+            stack.extend((key, item) for item in value)
+        elif isinstance(value, dict):
+            if key in _USER_KEYS or key == "new_chat_members":
+                value.setdefault("is_bot", False)
+                value.setdefault("first_name", "")
+            if "file_id" in value:
+                value.setdefault("file_unique_id", value["file_id"])
+            stack.extend(value.items())
+    return update
+
+
 class _QueuedRequest(HTTPXRequest):
     """PTB's HTTPX request, with calls beyond the pool's size queued here, not in httpcore.
 
@@ -250,14 +295,17 @@ class TelegramAdapter:
     def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise WebhookRejected(f"body is not JSON: {error}", status=400) from error
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            raise WebhookRejected("not a Telegram Update: no integer update_id", status=400)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise WebhookRejected(f"body is not JSON we can read: {error}", status=400) from error
+        if not isinstance(data, dict):
+            raise EventNotUnderstood("not a Telegram Update: not a JSON object")
+        _telegram_id(data.get("update_id"), "update_id")
         try:
-            update = Update.de_json(data, None)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise WebhookRejected(f"malformed Update: {error}", status=400) from error
+            update = Update.de_json(_with_defaults(data), None)
+        except Exception as error:  # noqa: BLE001 - PTB raises whatever a bad shape triggers
+            raise EventNotUnderstood(
+                f"malformed Update: {error.__class__.__name__}: {error}"
+            ) from error
         return self.parse_update(update)
 
     def parse_update(self, update: Update) -> list[InboundMessage | InboundAction]:
@@ -268,6 +316,8 @@ class TelegramAdapter:
         message = update.message or update.edited_message
         if message is None:
             return []
+        if message.chat is None:
+            raise EventNotUnderstood("malformed Update: a message without a chat")
         if message.migrate_to_chat_id:
             from apps.bots.services import chat_migrate
 
@@ -279,6 +329,10 @@ class TelegramAdapter:
             return []
         if message.chat.type not in ("private", "group", "supergroup"):
             return []
+        _telegram_id(message.chat.id, "chat.id", signed=True)
+        _telegram_id(message.message_id, "message_id")
+        if message.from_user is not None:
+            _telegram_id(message.from_user.id, "from.id")
         inbound = self._parse_message(message, edited=update.edited_message is not None)
         if inbound is None:
             return []
@@ -296,6 +350,8 @@ class TelegramAdapter:
 
     def _parse_message(self, message: TelegramMessage, *, edited: bool) -> dict | None:
         text = message.text or message.caption or ""
+        if not isinstance(text, str):
+            raise EventNotUnderstood(f"the message text is a {type(text).__name__}, not text")
         raw_entities = message.entities if message.text else message.caption_entities
         entities = (
             message.parse_entities()
