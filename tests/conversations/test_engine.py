@@ -4,9 +4,13 @@ the model, and time-outs that measure the model rather than a busy worker."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+
+from django.utils import timezone
 
 from apps.conversations.choices import Author, Direction, MessageStatus
-from apps.conversations.models import Message
+from apps.conversations.models import Conversation, Message
+from apps.conversations.tasks import sweep_stuck_task
 from apps.core.aio import process_loop
 from apps.core.redis import get_redis
 from apps.providers.client import ChatMessage, stream_reply
@@ -102,3 +106,51 @@ def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
     assert reply.text == fake_openai.reply
     assert [attempt["outcome"] for attempt in reply.attempts] == ["answered"]
     assert int(get_redis().hget(health_key, "failures") or 0) == 0
+
+
+def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_message(
+    worker, telegram_bot, fake_telegram, fake_openai
+):
+    # What a worker killed mid-answer leaves: the user's message `processing` (its lock
+    # expired), and a partial answer shown in the chat and recorded as streaming.
+    chat = 4242
+    conversation = Conversation.objects.create(
+        bot=telegram_bot, chat_id=str(chat), chat_type="private"
+    )
+    long_ago = timezone.now() - timedelta(minutes=2)
+    asked = Message.objects.create(
+        conversation=conversation,
+        bot=telegram_bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        sender_id=str(chat),
+        text="tell me a story",
+        external_id="update-1",
+        status=MessageStatus.PROCESSING,
+        model_started_at=long_ago,
+    )
+    shown = fake_telegram.put_message(chat, "Once upon a")
+    lost = Message.objects.create(
+        conversation=conversation,
+        bot=telegram_bot,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        reply_to=asked,
+        status=MessageStatus.PROCESSING,
+        platform_message_id=str(shown),
+        model_started_at=long_ago,
+    )
+    fake_openai.reply = "Once upon a time there was a test. The end."
+
+    sweep_stuck_task.delay()
+
+    [answer] = delivered_answers(1)
+    assert answer.text == fake_openai.reply and answer.reply_to == asked
+    # One message in the chat: the partial one, edited into the full answer.
+    [message] = fake_telegram.chat(chat)
+    assert message.message_id == shown and message.text == fake_openai.reply
+    assert answer.platform_message_id == str(shown)
+    lost.refresh_from_db()
+    assert lost.status == MessageStatus.FAILED and lost.platform_message_id == ""
+    asked.refresh_from_db()
+    assert asked.status == MessageStatus.ANSWERED

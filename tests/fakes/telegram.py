@@ -136,6 +136,13 @@ class FakeTelegram(LoopbackServer):
         with self.lock:
             return [m for (chat, _), m in sorted(self.messages.items()) if chat == int(chat_id)]
 
+    def put_message(self, chat_id: int, text: str) -> int:
+        """A message the bot sent earlier (e.g. by a worker that died since); its id."""
+        message = ChatMessage(chat_id=chat_id, message_id=next(self.message_ids), text=text)
+        with self.lock:
+            self.messages[(chat_id, message.message_id)] = message
+        return message.message_id
+
     def add_file(self, file_id: str, content: bytes, path: str) -> None:
         self.files[file_id] = (path, content)
 

@@ -68,13 +68,14 @@ SUMMARY_PROMPT = (
 )
 
 
-def turn_claim(*, conversation_id: int) -> list[Message]:
+def turn_claim(*, conversation_id: int) -> tuple[list[Message], str]:
     """Mark what is pending in a conversation as `processing` and return it (oldest first).
 
     The caller holds the conversation's turn lock, so no other turn touches these
     rows: no transaction is needed. Messages already `processing` were left by a
     turn that died: they are answered again now, and its half-written answer is
-    marked failed first.
+    marked failed first. Also returns the chat message that answer had shown ("" if
+    none), which the new answer continues.
     """
     pending = list(
         Message.objects.filter(
@@ -86,13 +87,10 @@ def turn_claim(*, conversation_id: int) -> list[Message]:
         .annotate(has_attachments=Exists(MessageAttachment.objects.filter(message=OuterRef("pk"))))
     )
     if not pending:
-        return []
+        return [], ""
+    shown = ""
     if any(message.status == MessageStatus.PROCESSING for message in pending):
-        Message.objects.filter(
-            conversation_id=conversation_id,
-            direction=Direction.OUT,
-            status=MessageStatus.PROCESSING,
-        ).update(status=MessageStatus.FAILED, error="interrupted: the worker was lost mid-answer")
+        shown = _release_interrupted_answer(conversation_id)
     now = timezone.now()
     Message.objects.filter(pk__in=[message.pk for message in pending]).update(
         status=MessageStatus.PROCESSING, model_started_at=now
@@ -100,7 +98,30 @@ def turn_claim(*, conversation_id: int) -> list[Message]:
     for message in pending:
         message.status = MessageStatus.PROCESSING
         message.model_started_at = now
-    return pending
+    return pending, shown
+
+
+def _release_interrupted_answer(conversation_id: int) -> str:
+    """Mark the answer a lost worker left half-written as failed; the new one takes its place.
+
+    Returns the chat message it had already shown (or ""): the new answer continues
+    that message, edited into the full answer, instead of leaving a truncated message
+    above a second one.
+    """
+    interrupted = list(
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            direction=Direction.OUT,
+            status=MessageStatus.PROCESSING,
+        ).order_by("-id")
+    )
+    shown = next((m.platform_message_id for m in interrupted if m.platform_message_id), "")
+    Message.objects.filter(pk__in=[m.pk for m in interrupted]).update(
+        status=MessageStatus.FAILED,
+        error="interrupted: the worker was lost mid-answer; the next answer continues it",
+        platform_message_id="",
+    )
+    return shown
 
 
 def turn_start(*, conversation_id: int) -> PreparedTurn | None:
@@ -108,10 +129,10 @@ def turn_start(*, conversation_id: int) -> PreparedTurn | None:
 
     None when nothing was pending or the turn needed no model (see `turn_prepare`).
     """
-    pending = turn_claim(conversation_id=conversation_id)
+    pending, shown = turn_claim(conversation_id=conversation_id)
     if not pending:
         return None
-    return turn_prepare(conversation_id=conversation_id, pending=pending)
+    return turn_prepare(conversation_id=conversation_id, pending=pending, continue_in=shown)
 
 
 def turn_pending_exists(*, conversation_id: int) -> bool:
@@ -141,7 +162,9 @@ class PreparedTurn:
     answered: bool = False
 
 
-def turn_prepare(*, conversation_id: int, pending: list[Message]) -> PreparedTurn | None:
+def turn_prepare(
+    *, conversation_id: int, pending: list[Message], continue_in: str = ""
+) -> PreparedTurn | None:
     """Decide how to answer the claimed messages, and get the model call ready.
 
     Answers without a model (no profile, budget used up, unreadable input) are
@@ -185,6 +208,8 @@ def turn_prepare(*, conversation_id: int, pending: list[Message]) -> PreparedTur
         reply_to=pending[-1],
         profile=profile,
         model_started_at=timezone.now(),
+        # Set when a lost turn already showed part of an answer: continue that message.
+        platform_message_id=continue_in,
     )
     publish(conversation_id, MessageEvent(message_payload(answer)))
     prepared = PreparedTurn(
