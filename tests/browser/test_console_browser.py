@@ -172,8 +172,10 @@ def test_console_live_takeover_and_export(
         .filter((rect) => rect.querySelector("title") && +rect.getAttribute("height") > 0)
         .map((rect) => rect.querySelector("title").textContent)"""
     page.wait_for_selector("#chart-messages svg")
-    # Messages per day: the bot's bar for today (4 from the user, 3 AI answers, 1 staff reply).
-    assert page.evaluate(bars, "chart-messages")[-1].endswith(": 8")
+    # Messages received per day: the bot's bar for today counts the user's 4 messages (not
+    # the 3 AI answers and the staff reply), as the table's "Received" does.
+    assert page.evaluate(bars, "chart-messages")[-1].endswith(": 4")
+    assert page.locator("#dashboard-table tbody tr td").nth(1).inner_text() == "4"
     latency = page.evaluate(bars, "chart-latency")
     assert any(title.startswith("model p50") for title in latency)
     assert any(title.startswith("overhead p95") for title in latency)
