@@ -244,6 +244,13 @@ SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=3
 TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=20)
 # How often (seconds) beat runs the sweeper.
 SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=10.0)
+# A model outage (429s, 5xx, time-outs, a provider cooling down, every fallback too): the
+# turn waits and tries again, first after MODEL_OUTAGE_RETRY_SECONDS, doubling up to
+# MODEL_OUTAGE_RETRY_MAX_SECONDS (or the provider's Retry-After); the user is told once.
+# A message that has waited MODEL_OUTAGE_WAIT_SECONDS fails with an apology.
+MODEL_OUTAGE_WAIT_SECONDS = env.float("MODEL_OUTAGE_WAIT_SECONDS", default=600.0)
+MODEL_OUTAGE_RETRY_SECONDS = env.float("MODEL_OUTAGE_RETRY_SECONDS", default=5.0)
+MODEL_OUTAGE_RETRY_MAX_SECONDS = env.float("MODEL_OUTAGE_RETRY_MAX_SECONDS", default=60.0)
 # On a warm shutdown a worker waits this long (seconds) for the turns in flight; the
 # sweeper answers the rest later. `make run` lowers it to fit honcho's 5 s before SIGKILL.
 WORKER_SHUTDOWN_GRACE_SECONDS = env.float("WORKER_SHUTDOWN_GRACE_SECONDS", default=30.0)

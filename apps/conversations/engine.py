@@ -45,6 +45,7 @@ from apps.conversations.services.dispatch import turn_lock_key
 from apps.conversations.services.turns import (
     PreparedTurn,
     turn_model_failed,
+    turn_model_wait,
     turn_pending_exists,
     turn_record,
     turn_start,
@@ -139,13 +140,16 @@ class TurnEngine:
                     # Another process runs this conversation; it looks for new
                     # messages after releasing its lock, so nothing is left behind.
                     return
+                waiting = False
                 try:
                     # Everything pending now is answered together in one turn.
                     prepared = await process_loop.db(turn_start, conversation_id=conversation_id)
                     if prepared is not None:
-                        await self._turn(conversation_id, prepared)
+                        waiting = await self._turn(conversation_id, prepared)
                 finally:
                     await self._unlock(conversation_id)
+                if waiting:
+                    return  # the model is out: a later turn (scheduled) tries again
                 # What arrived meanwhile (its task may have found the lock busy and
                 # ended) is answered by the next turn of this run.
                 if not await process_loop.db(turn_pending_exists, conversation_id=conversation_id):
@@ -157,10 +161,11 @@ class TurnEngine:
             self.running.discard(conversation_id)
             self.capacity.release()
 
-    async def _turn(self, conversation_id: int, prepared: PreparedTurn) -> None:
+    async def _turn(self, conversation_id: int, prepared: PreparedTurn) -> bool:
+        """Answer one prepared turn; True when the model is out and the turn waits."""
         if prepared.answered:  # from the response cache
             await amessage_deliver(message_id=prepared.answer.pk, message=prepared.answer)
-            return
+            return False
         stream = ChatStream(prepared, engine=self)
         answer = prepared.answer
 
@@ -177,14 +182,17 @@ class TurnEngine:
             )
         except ModelError as error:
             await stream.close()
+            if await process_loop.db(turn_model_wait, prepared=prepared, error=error):
+                return True  # a turn is scheduled for later
             await process_loop.db(turn_model_failed, prepared=prepared, error=error)
-            return
+            return False
         finally:
             await stream.close()
         if await process_loop.db(turn_record, prepared=prepared, text=reply.text, reply=reply):
             # A failed streaming update may have changed the chat (a group upgraded to a
             # supergroup moves the conversation): then the delivery reads it again.
             await amessage_deliver(message_id=answer.pk, message=None if stream.failed else answer)
+        return False
 
     # The conversation lock, with a heartbeat ------------------------------------------
 

@@ -439,7 +439,9 @@ async def astream_reply(
         cooling = services.provider_cooldown_remaining(provider=provider)
         if cooling > 0:
             skip(f"provider cooling down ({cooling:.0f}s left)", COOLING_DOWN)
-            last_error = ModelError("provider cooling down", retryable=True, kind=COOLING_DOWN)
+            last_error = ModelError(
+                "provider cooling down", retryable=True, kind=COOLING_DOWN, retry_after=cooling
+            )
             continue
         try:
             reply = await _stream_candidate(candidate, build, on_delta, attempts)
@@ -455,6 +457,7 @@ async def astream_reply(
         retryable=bool(last_error and last_error.retryable),
         status=last_error.status if last_error else None,
         kind=last_error.kind if last_error else "",
+        retry_after=last_error.retry_after if last_error else None,
         attempts=attempts,
     )
 

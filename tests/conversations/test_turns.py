@@ -107,9 +107,34 @@ def test_several_conversations_are_answered_in_parallel(
         assert shown(fake_telegram, user_id) == [fake_openai.reply]
 
 
-def test_when_every_profile_fails_the_user_gets_an_apology_and_staff_can_retry(
-    client, worker, telegram_bot, fake_telegram, fake_openai, staff_user
+def test_a_short_model_outage_is_waited_out_and_answered_once(
+    client, worker, telegram_bot, fake_telegram, fake_openai, settings
 ):
+    settings.MODEL_OUTAGE_RETRY_SECONDS = 0.2
+    provider = telegram_bot.profile.provider
+    provider.cooldown_after_failures = 100  # this test is about waiting, not the cooldown
+    provider.save()
+    # Three turns' worth of failures (the provider is tried three times per turn).
+    fake_openai.fail(429, times=6)
+    fake_openai.fail(500, times=3)
+
+    post_update(client, telegram_bot, private_text_update("are you there?"))
+
+    [notice, answer] = outbound(2)
+    assert notice.author == Author.SYSTEM and notice.text == turns.OUTAGE_NOTICE
+    assert answer.author == Author.ASSISTANT and answer.text == fake_openai.reply
+    assert shown(fake_telegram) == [turns.OUTAGE_NOTICE, fake_openai.reply]  # told once
+    inbound = Message.objects.get(direction=Direction.IN)
+    assert inbound.status == MessageStatus.ANSWERED
+    waits = Message.objects.filter(author=Author.ASSISTANT, status=MessageStatus.FAILED)
+    assert waits.count() == 3 and all("trying again" in m.error for m in waits)
+    assert not get_redis().exists(turns._outage_key(inbound.conversation_id))
+
+
+def test_when_every_profile_fails_the_user_gets_an_apology_and_staff_can_retry(
+    client, worker, telegram_bot, fake_telegram, fake_openai, staff_user, settings
+):
+    settings.MODEL_OUTAGE_WAIT_SECONDS = 0  # give up at once (no waiting out an outage)
     provider = telegram_bot.profile.provider
     provider.cooldown_after_failures = 5  # three failures: not yet cooling down
     provider.save()

@@ -12,11 +12,11 @@ def turn_lock_key(conversation_id: int) -> str:
     return f"assistant:turn:{conversation_id}"
 
 
-def dispatch_turn(conversation_id: int) -> None:
+def dispatch_turn(conversation_id: int, countdown: float = 0) -> None:
     """Schedule a turn for the conversation once the current transaction commits."""
     from apps.conversations.tasks import respond_task
 
-    transaction.on_commit(lambda: _enqueue(respond_task, conversation_id))
+    transaction.on_commit(lambda: _enqueue(respond_task, conversation_id, countdown=countdown))
 
 
 def dispatch_delivery(message_id: int, countdown: float = 0) -> None:

@@ -10,10 +10,12 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from apps.bots.platforms.base import (
     InboundAttachment,
@@ -307,6 +309,8 @@ def turn_record(
         Message.objects.filter(pk__in=[m.pk for m in prepared.pending]).update(
             status=MessageStatus.ANSWERED
         )
+        if any(m.error.startswith(WAITING_NOTE) for m in prepared.pending):
+            get_redis().delete(_outage_key(prepared.conversation.pk))  # the outage is over
         Conversation.objects.filter(pk=prepared.conversation.pk).update(
             last_activity_at=timezone.now()
         )
@@ -315,6 +319,64 @@ def turn_record(
         first = prepared.chain[0]
         if not reply.interrupted and reply.profile.pk == first.pk:
             get_redis().set(prepared.cache_key, reply.text, ex=first.cache_ttl)
+    return True
+
+
+OUTAGE_NOTICE = gettext_noop(
+    "The model is not answering right now. Your message is kept and will be answered "
+    "as soon as it is back."
+)
+
+
+WAITING_NOTE = "waiting for the model"
+
+
+def _outage_key(conversation_id: int) -> str:
+    return f"assistant:outage:{conversation_id}"
+
+
+def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
+    """A short model outage: put the turn's messages back to wait and try again later.
+
+    True when they wait (a turn is scheduled with backoff, the user told on the first
+    wait only); False when waiting cannot help (the failure is not retryable) or the
+    oldest message has waited MODEL_OUTAGE_WAIT_SECONDS already: the caller fails it.
+    """
+    if not error.retryable:
+        return False
+    conversation = prepared.conversation
+    waited = (timezone.now() - min(m.received_at for m in prepared.pending)).total_seconds()
+    left = settings.MODEL_OUTAGE_WAIT_SECONDS - waited
+    if left <= 0:
+        return False
+    redis = get_redis()
+    key = _outage_key(conversation.pk)
+    waits = redis.incr(key)
+    redis.expire(key, int(settings.MODEL_OUTAGE_WAIT_SECONDS) + 60)
+    backoff = settings.MODEL_OUTAGE_RETRY_SECONDS * 2 ** min(waits - 1, 16)
+    delay = max(min(backoff, settings.MODEL_OUTAGE_RETRY_MAX_SECONDS), error.retry_after or 0)
+    delay = min(delay, left)
+    answer = prepared.answer
+    answer.status = MessageStatus.FAILED
+    answer.error = f"model unavailable, trying again in {delay:.0f}s: {error}"
+    answer.attempts = error.attempts
+    answer.model_done_at = timezone.now()
+    logger.warning("conversation %s: %s", conversation.pk, answer.error)
+    with transaction.atomic():
+        answer.save(
+            update_fields=["status", "error", "attempts", "model_done_at", "first_token_at"]
+        )
+        publish(conversation.pk, MessageEvent(message_payload(answer)))
+        Message.objects.filter(pk__in=[m.pk for m in prepared.pending]).update(
+            status=MessageStatus.RECEIVED, error=f"{WAITING_NOTE} (wait {waits})"
+        )
+        if waits == 1:
+            reply_system(
+                conversation=conversation,
+                text=gettext(OUTAGE_NOTICE),
+                reply_to=prepared.pending[-1],
+            )
+        dispatch_turn(conversation.pk, countdown=delay)
     return True
 
 
