@@ -25,6 +25,14 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
     """Conversations, newest activity first, and their messages."""
 
     serializer_class = ConversationSerializer
+    # Reads need view_conversation (apps.core.permissions); these actions need more.
+    action_permissions = {
+        "messages": ["conversations.view_conversation", "conversations.view_message"],
+        "retry": ["conversations.view_conversation", "conversations.change_message"],
+        "take_over": ["conversations.takeover_conversation"],
+        "hand_back": ["conversations.takeover_conversation"],
+        "reply": ["conversations.takeover_conversation"],
+    }
 
     def get_queryset(self):
         return conversation_list(
