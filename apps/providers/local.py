@@ -13,6 +13,7 @@ from apps.providers.models import ModelProfile, Provider
 LOCAL_PROVIDER_NAME = "Local SmolLM2"
 LOCAL_PROFILE_NAME = "SmolLM2 (local)"
 LOCAL_MODEL_ALIAS = "smollm2-135m-instruct"
+LOCAL_FIRST_TOKEN_SECONDS = 60.0
 
 
 class LocalModelMissing(Exception):
@@ -61,6 +62,9 @@ def local_model_provision() -> tuple[Provider, ModelProfile] | None:
         temperature=0.3,
         max_tokens=256,
         history_messages=6,
+        # A small model on the CPU: its first token can take seconds on a busy machine.
+        first_token_timeout=LOCAL_FIRST_TOKEN_SECONDS,
+        stall_timeout=LOCAL_FIRST_TOKEN_SECONDS,
     )
     bot_create(name="Web assistant", platform=Platform.WEB, profile=profile)
     return provider, profile

@@ -6,8 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,8 +33,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+READY = "Local model ready (warm)"
+
+
 @pytest.fixture(scope="module")
 def local_model_url(tmp_path_factory):
+    """`manage.py run_local_model` as `make run` starts it; used once it says it is warm."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("local-model") / "server.log"
     log = log_path.open("wb")
@@ -46,24 +48,27 @@ def local_model_url(tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2):  # noqa: S310
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    raise AssertionError(log_path.read_text()[-2000:]) from None
-                if time.monotonic() > deadline:
-                    raise AssertionError("the local model server did not start in 120s") from None
-                time.sleep(0.5)
-        yield url
+        wait_for(lambda: READY in log_path.read_text() or process.poll() is not None, timeout=200)
+        assert process.poll() is None, log_path.read_text()[-2000:]
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+    output = log_path.read_text()
+    # Stopped cleanly, and quiet: no llama.cpp loader chatter unless asked for.
+    assert process.returncode == 0, output[-2000:]
+    assert "llama_model_loader" not in output and len(output.splitlines()) < 20, output[-2000:]
+
+
+def test_the_bundled_profile_gives_a_cold_cpu_model_time(transactional_db):
+    from apps.providers.local import local_model_provision
+
+    provider, profile = local_model_provision()
+
+    assert profile.model == LOCAL_MODEL_ALIAS and provider.base_url.endswith("/v1")
+    assert profile.first_token_timeout >= 30 and profile.stall_timeout >= 30
 
 
 def test_model_file_ships_in_the_package():
