@@ -10,6 +10,8 @@ port="${PORT:-8000}"
 # after it stops waiting for its turns in flight, so it waits 1 s for them here (the
 # sweeper answers the rest after the next start) instead of the production 30 s.
 export WORKER_SHUTDOWN_GRACE_SECONDS="${WORKER_SHUTDOWN_GRACE_SECONDS:-1}"
+# honcho gives each process a PORT of its own; the banner (Procfile's `ready`) needs the web's.
+export WEB_PORT="$port"
 uv run --no-sync honcho start -f Procfile --port "$port"
 status=$?
 # 130: honcho stopped everything on Ctrl-C, as asked.

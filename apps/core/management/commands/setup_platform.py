@@ -1,11 +1,10 @@
 import os
-import secrets
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
+from apps.core.first_admin import ADMIN_PASSWORD_FILE, first_admin_create
 from apps.providers.local import local_model_provision
 
 
@@ -16,16 +15,14 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        User = get_user_model()
-        if not User.objects.filter(is_superuser=True).exists():
-            password = secrets.token_urlsafe(12)
-            User.objects.create_superuser("admin", "", password)
+        password = first_admin_create()
+        if password is not None:
             self.stdout.write(
                 self.style.SUCCESS(
                     "\n  Created the first admin account.\n"
                     f"  Log in at http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/ with\n"
                     f"      user: admin\n      password: {password}\n"
-                    "  (shown once; change it with "
+                    f"  (also in {ADMIN_PASSWORD_FILE.name} until you delete it; change it with "
                     "`uv run python manage.py changepassword admin`)\n"
                 )
             )
