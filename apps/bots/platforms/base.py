@@ -42,6 +42,9 @@ class InboundMessage:
     command: str = ""  # "start" | "help" | "reset" | "model" | "" (a command addressed to us)
     edited: bool = False
     attachments: tuple[InboundAttachment, ...] = ()
+    # Content the bot cannot use yet and nothing else ("sticker", "video", ...): stored
+    # with a description as its text and answered with a short notice, never dropped.
+    unsupported: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,10 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+# What the model is told when a message also carried content it cannot be shown.
+NOT_SHOWN_NOTE = "[Also sent: {what}, which cannot be shown to you.]"
+
+
 # What ingest accepts from any adapter --------------------------------------------------
 
 ID_MAX_LENGTH = 128  # the id columns
@@ -139,6 +146,7 @@ def inbound_clean(item: InboundMessage | InboundAction) -> InboundMessage | Inbo
         sender_name=_clean_name(item.sender_name),
         text=_clean_string(item.text, TEXT_MAX_LENGTH),
         command=_clean_string(item.command, 32),
+        unsupported=_clean_string(item.unsupported, 32),
         attachments=tuple(_clean_attachment(attachment) for attachment in item.attachments),
     )
 

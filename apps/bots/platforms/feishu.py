@@ -208,6 +208,25 @@ def _post_body(content: dict[str, Any]) -> dict[str, Any]:
 SENDER_ID_KINDS = ("open_id", "union_id", "user_id")
 
 
+def _other_content(kind: Any, content: dict[str, Any]) -> tuple[str, str]:
+    """A message that is neither text, post, image nor file: (its text, unsupported kind).
+
+    A place, a shared chat or user is described for the model; anything else (stickers,
+    forwarded bundles, cards, ...) is described for the record and named as unsupported.
+    """
+    if kind == "location":
+        name = _str(content.get("name"))
+        where = f"({_str(content.get('latitude'))}, {_str(content.get('longitude'))})"
+        return f"📍 {name} {where}".replace("  ", " "), ""
+    if kind == "share_chat":
+        return f"[shared group chat {_str(content.get('chat_id'))}]", ""
+    if kind == "share_user":
+        return f"[shared contact {_str(content.get('user_id'))}]", ""
+    if not isinstance(kind, str) or not kind:
+        return "", ""
+    return f"[{kind.replace('_', ' ')}]", kind
+
+
 class FeishuAdapter:
     """Feishu/Lark Open Platform: webhook checks and event parsing, cards sent with lark-oapi."""
 
@@ -331,6 +350,7 @@ class FeishuAdapter:
         content = _content(message)
         attachments: list[InboundAttachment] = []
         text = ""
+        unsupported = ""
         if kind == "text":
             text = unmention(_str(content.get("text")))
         elif kind == "post":
@@ -353,7 +373,9 @@ class FeishuAdapter:
                 )
             )
         else:
-            return None  # stickers, cards, shares: nothing to answer
+            text, unsupported = _other_content(kind, content)
+            if not text:
+                return None
         text = text.strip()
         command = ""
         is_private = message.get("chat_type") == "p2p"
@@ -380,6 +402,7 @@ class FeishuAdapter:
             mentioned=bool(bot_keys),
             command=command,
             attachments=tuple(attachments),
+            unsupported=unsupported,
         )
 
     @staticmethod
@@ -399,6 +422,10 @@ class FeishuAdapter:
                 tag = element.get("tag")
                 if tag in ("text", "a", "code_block"):
                     parts.append(_str(element.get("text")))
+                elif tag == "code":
+                    parts.append(f"`{_str(element.get('text'))}`")
+                elif tag == "emotion":
+                    parts.append(f":{_str(element.get('emoji_type'))}:")
                 elif tag == "at":
                     key = _str(element.get("user_id"))
                     if key not in bot_keys:
@@ -409,7 +436,7 @@ class FeishuAdapter:
                             kind="image", platform_file_id=_id(element["image_key"], "image", 512)
                         )
                     )
-                elif tag == "media" and _str(element.get("file_key")):
+                elif tag in ("media", "file") and _str(element.get("file_key")):
                     attachments.append(
                         InboundAttachment(
                             kind="file", platform_file_id=_id(element["file_key"], "media", 512)

@@ -36,6 +36,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from apps.bots.platforms.base import (
+    NOT_SHOWN_NOTE,
     DeliveryError,
     EventNotUnderstood,
     InboundAction,
@@ -174,7 +175,8 @@ def _with_defaults(update: dict[str, Any]) -> dict[str, Any]:
     """The update with harmless defaults for fields PTB requires and payloads omit.
 
     A user without `is_bot` is taken as a person, without `first_name` as nameless; a
-    file without `file_unique_id` uses its `file_id`. Walks iteratively: a payload
+    file without `file_unique_id` uses its `file_id`; a poll option from before Bot API
+    9.6 gets its text as `persistent_id`. Walks iteratively: a payload
     nested thousands deep cannot exhaust the stack.
     """
     stack: list[tuple[str, Any]] = [("", update)]
@@ -188,8 +190,45 @@ def _with_defaults(update: dict[str, Any]) -> dict[str, Any]:
                 value.setdefault("first_name", "")
             if "file_id" in value:
                 value.setdefault("file_unique_id", value["file_id"])
+            if key == "options" and "voter_count" in value:  # poll options before API 9.6
+                value.setdefault("persistent_id", str(value.get("text", "")))
+            if key == "poll":  # fields PTB requires since Bot API 9.6 / 10.0
+                value.setdefault("allows_revoting", False)
+                value.setdefault("members_only", False)
+            if key == "poll_answer":
+                value.setdefault("option_persistent_ids", [])
             stack.extend(value.items())
     return update
+
+
+# Kinds of message the bot cannot use yet: answered with a notice, never dropped.
+UNSUPPORTED_KINDS = ("video", "video_note", "animation", "audio", "dice", "game", "story")
+
+
+def _other_content(message: TelegramMessage) -> tuple[str, str]:
+    """Content beyond text and files: (its description, the unsupported kind or "").
+
+    A place, a contact or a poll is described in text the model can use; anything else
+    is described for the record and named as unsupported.
+    """
+    if message.venue:
+        venue, where = message.venue, message.venue.location
+        return f"📍 {venue.title}, {venue.address} ({where.latitude}, {where.longitude})", ""
+    if message.location:
+        return f"📍 ({message.location.latitude}, {message.location.longitude})", ""
+    if message.contact:
+        contact = message.contact
+        name = " ".join(filter(None, [contact.first_name, contact.last_name]))
+        return "👤 " + ", ".join(filter(None, [name, contact.phone_number])), ""
+    if message.poll:
+        options = " / ".join(option.text for option in message.poll.options)
+        return f"📊 {message.poll.question} — {options}", ""
+    if message.sticker:
+        return f"[sticker {message.sticker.emoji or ''}]".replace(" ]", "]"), "sticker"
+    for kind in UNSUPPORTED_KINDS:
+        if getattr(message, kind, None):
+            return f"[{kind.replace('_', ' ')}]", kind
+    return "", ""
 
 
 class _QueuedRequest(HTTPXRequest):
@@ -390,14 +429,24 @@ class TelegramAdapter:
             and reply.from_user.id == self.telegram_bot_id
         )
         attachments = self._attachments(message)
-        if not text and not attachments:
+        described, unsupported = _other_content(message)
+        if not text and not attachments and not described:
             return None
         if spans:
             # Only the gap a removed mention leaves is tidied; the rest stays as written.
             text = re.sub(r"[ \t]*\x00[ \t]*", " ", _utf16_replace(text, spans, "\x00"))
             text = text.strip(" \t,:，：")
+        text = text.strip()
+        if unsupported and (text or attachments):
+            # The rest is answered; the model knows what it was not shown.
+            what = unsupported.replace("_", " ")
+            text = f"{text}\n{NOT_SHOWN_NOTE.format(what=what)}".strip()
+            unsupported = ""
+        elif described:
+            text = f"{text}\n{described}".strip()
         return {
-            "text": text.strip(),
+            "text": text,
+            "unsupported": unsupported,
             "mentioned": mentioned,
             "reply_to_bot": reply_to_bot,
             "command": command,

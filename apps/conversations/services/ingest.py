@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
@@ -117,8 +118,38 @@ def _message_stored(
         _answer_command(bot, conversation, message, accepted.command)
     elif conversation.handled_by_id is not None:
         _answer_fixed(message, None, status=MessageStatus.SKIPPED, note="staff took over")
+    elif accepted.unsupported:
+        _answer_fixed(
+            message,
+            unsupported_notice(accepted.unsupported),
+            status=MessageStatus.ANSWERED,
+            note=f"cannot use {accepted.unsupported} yet",
+        )
     else:
         dispatch_turn(conversation.pk)
+
+
+UNSUPPORTED_NAMES = {
+    "sticker": gettext_lazy("stickers"),
+    "video": gettext_lazy("videos"),
+    "video_note": gettext_lazy("video messages"),
+    "animation": gettext_lazy("GIFs"),
+    "audio": gettext_lazy("music or audio files"),
+    "dice": gettext_lazy("dice"),
+    "game": gettext_lazy("games"),
+    "story": gettext_lazy("stories"),
+    "merge_forward": gettext_lazy("forwarded message bundles"),
+    "interactive": gettext_lazy("cards"),
+}
+
+
+def unsupported_notice(kind: str) -> str:
+    """The short reply to a message whose content the bot cannot use yet."""
+    what = UNSUPPORTED_NAMES.get(kind, gettext("this kind of message"))
+    return gettext(
+        "Sorry, I can't use %(what)s yet. Please write your question as text, "
+        "or send a photo, a voice message or a file."
+    ) % {"what": what}
 
 
 def _answer_fixed(message: Message, text: str | None, *, status: str, note: str) -> None:
