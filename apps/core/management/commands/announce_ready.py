@@ -4,6 +4,7 @@ one ends, so it waits for Ctrl-C)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import urllib.error
@@ -38,8 +39,8 @@ class Command(BaseCommand):
             (_("worker"), _worker_answers),
         ]
         if ModelProfile.objects.filter(model=LOCAL_MODEL_ALIAS).exists():
-            local = f"http://{settings.LOCAL_MODEL_HOST}:{settings.LOCAL_MODEL_PORT}/v1/models"
-            waiting.append((_("local model"), lambda: _answers(local)))
+            local = f"http://{settings.LOCAL_MODEL_HOST}:{settings.LOCAL_MODEL_PORT}/v1"
+            waiting.append((_("local model"), lambda: _model_answers(local)))
         deadline = time.monotonic() + WAIT_SECONDS
         for name, ready in waiting:
             while not ready():
@@ -78,6 +79,21 @@ class Command(BaseCommand):
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _model_answers(base_url: str) -> bool:
+    """The local model answers a one-token completion (so the first real one is warm)."""
+    body = {"model": LOCAL_MODEL_ALIAS, "messages": [{"role": "user", "content": "Hi"}]}
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{base_url}/chat/completions",
+        data=json.dumps({**body, "max_tokens": 1}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
