@@ -126,3 +126,41 @@ def test_a_profile_changed_through_the_api_answers_the_next_message(
     assert first["model"] == profile.model != "bigger-model"
     assert second["model"] == "bigger-model"
     assert second["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
+
+
+def test_every_bot_setting_of_the_admin_is_settable_through_the_api(api, web_bot):
+    settings_ = {
+        "connection_mode": "persistent",
+        "group_trigger": "keyword",
+        "group_keyword": "小助手",
+        "edited_messages": "ignore",
+        "access_policy": "allowlist",
+        "allowed_user_ids": ["42", "43"],
+        "daily_token_budget": 100000,
+        "user_daily_token_budget": 5000,
+    }
+
+    response = api.patch(f"/api/v1/bots/{web_bot.pk}/", settings_, format="json")
+
+    assert response.status_code == 200, response.content
+    web_bot.refresh_from_db()
+    assert {name: getattr(web_bot, name) for name in settings_} == settings_
+    assert {name: response.json()[name] for name in settings_} == settings_
+    schema = api.get("/api/schema/").content.decode()
+    assert all(name in schema for name in settings_)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/bots/{bot}/", "/api/v1/providers/{provider}/", "/api/v1/profiles/{profile}/"]
+)
+def test_an_unknown_field_is_400_and_changes_nothing(api, web_bot, path):
+    profile = web_bot.profile
+    url = path.format(bot=web_bot.pk, provider=profile.provider_id, profile=profile.pk)
+
+    response = api.patch(url, {"name": "changed", "grup_trigger": "all"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"grup_trigger": ["Unknown field."]}
+    web_bot.refresh_from_db()
+    profile.refresh_from_db()
+    assert "changed" not in (web_bot.name, profile.name, profile.provider.name)

@@ -1,8 +1,11 @@
 """The API half of the configuration change log (the admin half is AuditedModelAdmin)."""
 
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import APIException
 
 from apps.audit.services import audit_config_change, snapshot
@@ -11,6 +14,16 @@ from apps.audit.services import audit_config_change, snapshot
 class InUse(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "in_use"
+
+
+@contextmanager
+def _model_errors_as_400():
+    """A model's own validation (full_clean in the services) answers 400, not 500."""
+    try:
+        yield
+    except ModelValidationError as error:
+        detail = error.message_dict if hasattr(error, "error_dict") else error.messages
+        raise serializers.ValidationError(detail) from error
 
 
 class AuditedModelViewSet(viewsets.ModelViewSet):
@@ -23,7 +36,7 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
         return serializer.save()
 
     def perform_create(self, serializer):
-        with transaction.atomic():
+        with _model_errors_as_400(), transaction.atomic():
             instance = serializer.instance = self.save_new(serializer)
             audit_config_change(
                 request=self.request, instance=instance, before=None, action="create"
@@ -31,7 +44,7 @@ class AuditedModelViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer):
         before = snapshot(serializer.instance)
-        with transaction.atomic():
+        with _model_errors_as_400(), transaction.atomic():
             instance = serializer.instance = self.save_existing(serializer)
             audit_config_change(
                 request=self.request, instance=instance, before=before, action="update"

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from apps.bots.models import Bot
 from apps.bots.services import webhook_url
+from apps.core.serializers import StrictModelSerializer
 
 SECRET_FIELDS = [
     "telegram_token",
@@ -12,7 +13,7 @@ SECRET_FIELDS = [
 ]
 
 
-class BotSerializer(serializers.ModelSerializer):
+class BotSerializer(StrictModelSerializer):
     webhook_url = serializers.SerializerMethodField()
     secrets_set = serializers.SerializerMethodField(
         help_text="Which secrets are set (their values are never returned)."
@@ -29,12 +30,30 @@ class BotSerializer(serializers.ModelSerializer):
             "api_base_url",
             *SECRET_FIELDS,
             "feishu_app_id",
+            "connection_mode",
+            "group_trigger",
+            "group_keyword",
+            "edited_messages",
+            "access_policy",
+            "allowed_user_ids",
+            "daily_token_budget",
+            "user_daily_token_budget",
+            "platform_username",
+            "connector_status",
+            "connector_heartbeat_at",
             "secrets_set",
             "webhook_url",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = [
+            "id",
+            "platform_username",
+            "connector_status",
+            "connector_heartbeat_at",
+            "created_at",
+            "updated_at",
+        ]
         extra_kwargs = {name: {"write_only": True} for name in SECRET_FIELDS}
 
     def get_webhook_url(self, bot: Bot) -> str | None:

@@ -1,10 +1,11 @@
 from rest_framework import serializers
 
 from apps.core.masking import mask_secret
+from apps.core.serializers import StrictModelSerializer
 from apps.providers.models import ModelProfile, Provider
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(StrictModelSerializer):
     api_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
     )
@@ -40,7 +41,7 @@ class ProviderSerializer(serializers.ModelSerializer):
         return value
 
 
-class ModelProfileSerializer(serializers.ModelSerializer):
+class ModelProfileSerializer(StrictModelSerializer):
     class Meta:
         model = ModelProfile
         fields = [
