@@ -173,3 +173,34 @@ def test_feishu_message_kinds_are_understood_or_answered(
 
     assert the_message().text == text
     assert notices() == ([unsupported_notice(notice_kind)] if notice_kind else [])
+
+
+def test_a_feishu_post_that_ats_the_bot_in_its_content_is_a_mention(client, plain_feishu_bot):
+    # Group posts whose @ elements carry the open_id and come without a `mentions` list.
+    content = {
+        "title": "",
+        "content": [
+            [
+                {"tag": "at", "user_id": feishu_events.BOT_OPEN_ID, "user_name": "Assistant"},
+                {"tag": "text", "text": " summarise this thread"},
+            ]
+        ],
+    }
+    event = message_event(
+        token=VERIFICATION_TOKEN, message_type="post", content=content, chat_type="group"
+    )
+
+    assert post_event(client, plain_feishu_bot, event).status_code == 200
+
+    assert the_message().text == "summarise this thread"
+
+
+def test_a_feishu_group_post_that_ats_someone_else_is_not_answered(client, plain_feishu_bot):
+    content = {"content": [[{"tag": "at", "user_id": "ou_someone", "user_name": "Li"}]]}
+    event = message_event(
+        token=VERIFICATION_TOKEN, message_type="post", content=content, chat_type="group"
+    )
+
+    assert post_event(client, plain_feishu_bot, event).status_code == 200
+
+    assert not Message.objects.filter(direction=Direction.IN).exists()

@@ -208,6 +208,16 @@ def _post_body(content: dict[str, Any]) -> dict[str, Any]:
 SENDER_ID_KINDS = ("open_id", "union_id", "user_id")
 
 
+def _post_at_ids(post: dict[str, Any]) -> set[str]:
+    """The user ids of the @ elements in a post's paragraphs."""
+    return {
+        _str(element.get("user_id"))
+        for paragraph in _list(post.get("content"))
+        for element in _list(paragraph)
+        if isinstance(element, dict) and element.get("tag") == "at"
+    } - {""}
+
+
 def _other_content(kind: Any, content: dict[str, Any]) -> tuple[str, str]:
     """A message that is neither text, post, image nor file: (its text, unsupported kind).
 
@@ -354,7 +364,14 @@ class FeishuAdapter:
         if kind == "text":
             text = unmention(_str(content.get("text")))
         elif kind == "post":
-            text, attachments = self._post(_post_body(content), bot_keys, names)
+            post = _post_body(content)
+            at_ids = _post_at_ids(post)
+            if at_ids and not mentions:
+                # Without a `mentions` list an @ in the post carries the open_id itself.
+                own_id = self.bot_open_id()
+                if own_id in at_ids:
+                    bot_keys = {own_id}
+            text, attachments = self._post(post, bot_keys, names)
         elif kind == "image" and _str(content.get("image_key")):
             attachments.append(
                 InboundAttachment(
