@@ -164,3 +164,41 @@ def test_an_unknown_field_is_400_and_changes_nothing(api, web_bot, path):
     web_bot.refresh_from_db()
     profile.refresh_from_db()
     assert "changed" not in (web_bot.name, profile.name, profile.provider.name)
+
+
+def test_provider_extra_headers_are_encrypted_masked_and_still_sent(
+    api, client, worker, staff_user, telegram_bot, fake_telegram, fake_openai
+):
+    from django.db import connection
+
+    from apps.audit.models import AuditEvent
+    from tests.conversations.test_engine import delivered_answers
+    from tests.telegram_updates import post_update, private_text_update
+
+    secret = "Bearer sk-very-secret-123456"
+    provider = telegram_bot.profile.provider
+    response = api.patch(
+        f"/api/v1/providers/{provider.pk}/",
+        {"extra_headers": {"Authorization-Extra": secret, "X-Org": "acme"}},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert "extra_headers" not in response.json() and secret not in response.content.decode()
+    assert response.json()["extra_headers_masked"] == {
+        "Authorization-Extra": "Bea…3456",
+        "X-Org": "••••",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extra_headers FROM providers_provider WHERE id = %s", [provider.pk])
+        [stored] = cursor.fetchone()
+    assert stored.startswith("fernet:") and "sk-very-secret" not in stored
+    for event in AuditEvent.objects.all():
+        assert "sk-very-secret" not in str(event.changes)
+    client.force_login(staff_user)
+    page = client.get(f"/admin/providers/provider/{provider.pk}/change/").content.decode()
+    assert "sk-very-secret" not in page and "Bea…3456" in page
+
+    post_update(client, telegram_bot, private_text_update("hi", user_id=81))
+    delivered_answers(1)
+    assert fake_openai.request_headers[-1]["authorization-extra"] == secret

@@ -1,5 +1,6 @@
 """Model fields that keep secrets encrypted at rest (Fernet, keys from settings)."""
 
+import json
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -53,3 +54,30 @@ class EncryptedTextField(models.TextField):
         if value in (None, ""):
             return value
         return encrypt(value)
+
+
+class EncryptedJSONField(EncryptedTextField):
+    """A JSON object stored Fernet-encrypted (e.g. HTTP headers that carry credentials)."""
+
+    def from_db_value(self, value, expression, connection):
+        if value in (None, ""):
+            return {}
+        return json.loads(decrypt(value))
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            return json.loads(value) if value else {}
+        return value if value is not None else {}
+
+    def get_prep_value(self, value):
+        if value in (None, {}):
+            return ""
+        return encrypt(json.dumps(value, sort_keys=True))
+
+    def value_to_string(self, obj):
+        return json.dumps(self.value_from_object(obj))
+
+    def formfield(self, **kwargs):
+        from django import forms
+
+        return super(models.TextField, self).formfield(**{"form_class": forms.JSONField, **kwargs})

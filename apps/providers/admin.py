@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.audit.admin import AuditedModelAdmin
-from apps.core.masking import mask_secret
+from apps.core.masking import mask_headers, mask_secret
 from apps.providers.models import ModelProfile, Provider
 from apps.providers.selectors import provider_health
 from apps.providers.services import profile_probe, provider_cooldown_clear
@@ -20,10 +20,36 @@ class ProviderForm(forms.ModelForm):
         help_text="Stored encrypted. Leave empty to keep the current key.",
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+    extra_headers = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Sent with every request, e.g. {"X-Org": "acme"}. Stored encrypted and '
+        "never shown again. Leave empty to keep the current headers.",
+    )
+    clear_extra_headers = forms.BooleanField(required=False, help_text="Remove the stored headers.")
 
     class Meta:
         model = Provider
         fields = "__all__"  # noqa: DJ007 - the admin chooses what is shown
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["extra_headers"] = None  # write-only, like the key
+        if self.instance.pk and self.instance.extra_headers:
+            shown = ", ".join(
+                f"{k}: {v}" for k, v in mask_headers(self.instance.extra_headers).items()
+            )
+            self.fields["extra_headers"].help_text += f" Now set: {shown}."
+
+    def clean_extra_headers(self):
+        value = self.cleaned_data.get("extra_headers")
+        if value in (None, ""):
+            return None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise forms.ValidationError("Headers must be an object of string values.")
+        return value
 
     def clean(self):
         cleaned = super().clean()
@@ -31,6 +57,10 @@ class ProviderForm(forms.ModelForm):
             cleaned["api_key"] = ""
         elif not cleaned.get("api_key") and self.instance.pk:
             cleaned["api_key"] = self.instance.api_key
+        if cleaned.get("clear_extra_headers"):
+            cleaned["extra_headers"] = {}
+        elif cleaned.get("extra_headers") is None:
+            cleaned["extra_headers"] = self.instance.extra_headers if self.instance.pk else {}
         return cleaned
 
 

@@ -1,7 +1,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from apps.core.fields import EncryptedTextField
+from apps.core.fields import EncryptedJSONField, EncryptedTextField
 
 
 class Provider(models.Model):
@@ -21,8 +21,11 @@ class Provider(models.Model):
         validators=[MinValueValidator(1.0)],
         help_text="Seconds before a request to this provider is abandoned.",
     )
-    extra_headers = models.JSONField(
-        default=dict, blank=True, help_text='Sent with every request, e.g. {"X-Org": "acme"}.'
+    extra_headers = EncryptedJSONField(
+        default=dict,
+        blank=True,
+        help_text='Sent with every request, e.g. {"X-Org": "acme"}. Stored encrypted '
+        "(an Authorization header is a credential), shown masked.",
     )
     enabled = models.BooleanField(default=True)
     max_retries = models.PositiveSmallIntegerField(

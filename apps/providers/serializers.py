@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.core.masking import mask_secret
+from apps.core.masking import mask_headers, mask_secret
 from apps.core.serializers import StrictModelSerializer
 from apps.providers.models import ModelProfile, Provider
 
@@ -10,6 +10,14 @@ class ProviderSerializer(StrictModelSerializer):
         write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
     )
     api_key_masked = serializers.SerializerMethodField()
+    extra_headers = serializers.JSONField(
+        write_only=True,
+        required=False,
+        help_text="Sent with every request; stored encrypted, never returned.",
+    )
+    extra_headers_masked = serializers.SerializerMethodField(
+        help_text="The extra headers' names with masked values."
+    )
 
     class Meta:
         model = Provider
@@ -21,6 +29,7 @@ class ProviderSerializer(StrictModelSerializer):
             "api_key_masked",
             "request_timeout",
             "extra_headers",
+            "extra_headers_masked",
             "enabled",
             "max_retries",
             "cooldown_after_failures",
@@ -32,6 +41,9 @@ class ProviderSerializer(StrictModelSerializer):
 
     def get_api_key_masked(self, provider: Provider) -> str:
         return mask_secret(provider.api_key)
+
+    def get_extra_headers_masked(self, provider: Provider) -> dict[str, str]:
+        return mask_headers(provider.extra_headers)
 
     def validate_extra_headers(self, value):
         if not isinstance(value, dict) or not all(

@@ -29,6 +29,7 @@ class FakeOpenAI(LoopbackServer):
         self.chunk_delay = 0.0  # seconds between streamed chunks (a slow model)
         self.report_usage = True
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []  # of chat completions, lower-cased
         self.request_times: list[float] = []
         self.failures: list[tuple[int, float | None]] = []
         self.reply_for: Callable[[dict[str, Any]], str | None] | None = None
@@ -94,6 +95,7 @@ class FakeOpenAI(LoopbackServer):
         body = json.loads(request.body)
         with self.lock:
             self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
             self.request_times.append(time.monotonic())
             failure = self.failures.pop(0) if self.failures else None
         if failure is not None:
