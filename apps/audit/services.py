@@ -37,7 +37,7 @@ def snapshot(instance: models.Model) -> dict[str, Any]:
         if getattr(field, "auto_now", False):
             continue  # timestamps change on every save; the event has its own
         value = getattr(instance, field.attname)
-        if isinstance(field, EncryptedTextField):
+        if isinstance(field, EncryptedTextField) or field.name == "password":
             value = "<set>" if value else ""
         elif not isinstance(value, (str, int, float, bool, type(None), list, dict)):
             value = str(value)
@@ -74,5 +74,15 @@ def audit_config_change(*, request, instance: models.Model, before: dict | None,
         actor=getattr(request, "user", None),
         target=instance,
         changes=changes,
+        ip_address=client_ip(request),
+    )
+
+
+def audit_sign_in(*, action: str, request, user=None, username: str = "") -> AuditEvent:
+    """A login, logout or failed login (never the password)."""
+    return audit_record(
+        action=action,
+        actor=user,
+        changes={"username": username or getattr(user, "username", "")},
         ip_address=client_ip(request),
     )
