@@ -6,6 +6,7 @@ class AuditConfig(AppConfig):
     label = "audit"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
         from django.contrib.auth.signals import (
             user_logged_in,
             user_logged_out,
@@ -13,6 +14,7 @@ class AuditConfig(AppConfig):
         )
 
         user_logged_in.connect(_logged_in, dispatch_uid="audit-login")
+        user_locked_out.connect(_locked_out, dispatch_uid="audit-locked-out")
         user_logged_out.connect(_logged_out, dispatch_uid="audit-logout")
         user_login_failed.connect(_login_failed, dispatch_uid="audit-login-failed")
 
@@ -38,3 +40,9 @@ def _login_failed(sender, credentials, request=None, **kwargs) -> None:
 
     username = credentials.get("username", "") if isinstance(credentials, dict) else ""
     audit_sign_in(action="auth.login_failed", request=request, username=str(username)[:150])
+
+
+def _locked_out(sender, request, username, ip_address, **kwargs) -> None:
+    from apps.audit.services import audit_sign_in
+
+    audit_sign_in(action="auth.locked_out", request=request, username=str(username or "")[:150])

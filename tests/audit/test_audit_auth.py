@@ -68,3 +68,20 @@ def test_a_users_password_change_is_audited_as_set_never_as_its_hash(
     stored_hash = django_user_model.objects.get(pk=user.pk).password
     for event in AuditEvent.objects.all():
         assert stored_hash not in str(event.changes)
+
+
+def test_repeated_failed_logins_lock_out_and_are_audited(client, staff_user, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    for _ in range(3):
+        client.post("/admin/login/?next=/admin/", {"username": "staff", "password": "guess-1"})
+
+    # Even the right password is refused now, for this username from this address.
+    locked = client.post(
+        "/admin/login/?next=/admin/", {"username": "staff", "password": "staff-password-1"}
+    )
+
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="auth.locked_out").exists()
+    assert AuditEvent.objects.filter(action="auth.login_failed").count() >= 3
+    assert not AuditEvent.objects.filter(action="auth.login").exists()
