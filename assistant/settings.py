@@ -179,7 +179,7 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "apps.core.channel_layer.ChannelLayer",
         "CONFIG": {
             # redis-py refuses (rather than waits) past max_connections: room for bursts.
             "hosts": [
