@@ -204,3 +204,23 @@ def test_a_feishu_group_post_that_ats_someone_else_is_not_answered(client, plain
     assert post_event(client, plain_feishu_bot, event).status_code == 200
 
     assert not Message.objects.filter(direction=Direction.IN).exists()
+
+
+def test_a_feishu_post_keeps_its_files_as_attachments(client, plain_feishu_bot):
+    from apps.conversations.models import MessageAttachment
+
+    content = {
+        "title": "Report",
+        "content": [
+            [{"tag": "text", "text": "please read"}],
+            [{"tag": "file", "file_key": "file_v3_report", "file_name": "q3.pdf"}],
+        ],
+    }
+    event = message_event(token=VERIFICATION_TOKEN, message_type="post", content=content)
+
+    assert post_event(client, plain_feishu_bot, event).status_code == 200
+
+    message = the_message()
+    assert message.text == "Report\nplease read"
+    [attachment] = MessageAttachment.objects.filter(message=message)
+    assert attachment.platform_file_id == "file_v3_report" and attachment.kind == "file"
