@@ -120,13 +120,6 @@ def celery_session_worker(django_db_setup, django_db_blocker):
             yield worker
         finally:
             _worker_running = False
-    # The pooled connections the worker's threads used stay open in the pool: close them,
-    # or dropping the test database finds it "being accessed by other users".
-    from django.db import connections
-
-    for connection in connections.all():
-        if hasattr(connection, "close_pool"):
-            connection.close_pool()
 
 
 @pytest.fixture

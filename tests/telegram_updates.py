@@ -172,9 +172,14 @@ def migration_update(*, old_chat_id: int, new_chat_id: int) -> dict:
 
 
 def post_update(client, bot, update: dict, *, secret: str | None = None):
+    return post_body(client, bot, json.dumps(update).encode(), secret=secret)
+
+
+def post_body(client, bot, body: bytes, *, secret: str | None = None):
+    """POST raw bytes to the bot's Telegram webhook, with its secret unless told otherwise."""
     return client.post(
         f"/api/webhooks/telegram/{bot.pk}/",
-        data=json.dumps(update),
+        data=body,
         content_type="application/json",
         headers={
             "X-Telegram-Bot-Api-Secret-Token": bot.telegram_webhook_secret

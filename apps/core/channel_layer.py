@@ -4,7 +4,7 @@ A websocket consumer waits for events in `receive()`, a loop of Redis BZPOPMINs.
 its socket closes, the consumer cancels that wait. A cancellation that lands inside
 redis-py's blocking read can be swallowed (redis-py #2028): the pop just returns, and
 the receive loops on BZPOPMIN forever: a leaked task and Redis connection per closed
-socket (seen here as a test whose event loop never finished closing, 1 run in ~6).
+socket (seen here once, as a test whose event loop never finished closing).
 
 `Task.cancelling()` still counts a swallowed request, so this layer checks it around
 every pop and raises CancelledError as it should.

@@ -20,22 +20,13 @@ from apps.conversations.choices import Direction
 from apps.conversations.models import Message, MessageAttachment
 from tests import feishu_events
 from tests.feishu_events import VERIFICATION_TOKEN, message_event, post_event, signed_headers
-from tests.telegram_updates import photo_update, post_update, private_text_update
+from tests.telegram_updates import photo_update, post_body, post_update, private_text_update
 
 fake_feishu = feishu_events.fake_feishu
 feishu_bot = feishu_events.feishu_bot
 plain_feishu_bot = feishu_events.plain_feishu_bot
 
 pytestmark = pytest.mark.django_db
-
-
-def post_raw(client, bot, body: bytes):
-    return client.post(
-        f"/api/webhooks/telegram/{bot.pk}/",
-        data=body,
-        content_type="application/json",
-        headers={"X-Telegram-Bot-Api-Secret-Token": bot.telegram_webhook_secret},
-    )
 
 
 def kept(reason_part: str) -> UnprocessedEvent:
@@ -100,7 +91,7 @@ def test_an_authentic_update_we_cannot_use_is_kept_and_answered_200(
 ):
     update = change(private_text_update("hello"))
 
-    response = post_raw(client, telegram_bot, json.dumps(update).encode())
+    response = post_body(client, telegram_bot, json.dumps(update).encode())
 
     assert response.status_code == 200
     assert inbound() == []
@@ -113,7 +104,7 @@ def test_nul_and_lone_surrogates_are_removed_and_the_message_stored(client, tele
     update["message"]["text"] = "he\u0000llo \ud800world"
     update["message"]["from"]["first_name"] = "A\u0000da"
 
-    response = post_raw(client, telegram_bot, json.dumps(update).encode())
+    response = post_body(client, telegram_bot, json.dumps(update).encode())
 
     assert response.status_code == 200 and response.json()["stored"] == 1
     [message] = inbound()
@@ -145,7 +136,7 @@ def test_a_strange_sender_name_never_breaks_the_staff_pages(
     update["message"]["from"]["first_name"] = first_name
     update["message"]["chat"]["first_name"] = first_name
 
-    assert post_raw(client, telegram_bot, json.dumps(update).encode()).status_code == 200
+    assert post_body(client, telegram_bot, json.dumps(update).encode()).status_code == 200
 
     client.force_login(staff_user)
     for page in ("/console/", "/console/history/", "/admin/conversations/conversation/"):
@@ -161,7 +152,7 @@ def test_a_strange_sender_name_never_breaks_the_staff_pages(
     ids=["text", "not-utf8", "nested-5000", "truncated"],
 )
 def test_a_body_that_is_not_readable_json_is_400_and_nothing_is_kept(client, telegram_bot, body):
-    response = post_raw(client, telegram_bot, body)
+    response = post_body(client, telegram_bot, body)
 
     assert response.status_code == 400
     assert not inbound() and not UnprocessedEvent.objects.exists()

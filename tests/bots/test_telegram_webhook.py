@@ -6,7 +6,7 @@ from apps.bots.models import UnprocessedEvent
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Conversation, Message
 from tests.fakes.server import wait_for
-from tests.telegram_updates import post_update, private_text_update
+from tests.telegram_updates import post_body, post_update, private_text_update
 
 
 def test_update_is_answered_with_the_streamed_model_text(
@@ -89,19 +89,10 @@ def test_missing_secret_is_403(client, telegram_bot):
     assert response.status_code == 403
 
 
-def _post_raw(client, bot, body: bytes):
-    return client.post(
-        f"/api/webhooks/telegram/{bot.pk}/",
-        data=body,
-        content_type="application/json",
-        headers={"X-Telegram-Bot-Api-Secret-Token": bot.telegram_webhook_secret},
-    )
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe"])
 def test_a_body_that_is_not_json_is_400_never_500(client, telegram_bot, body):
-    response = _post_raw(client, telegram_bot, body)
+    response = post_body(client, telegram_bot, body)
 
     assert response.status_code == 400
     assert Message.objects.count() == 0 and not UnprocessedEvent.objects.exists()
@@ -117,7 +108,7 @@ def test_a_body_that_is_not_json_is_400_never_500(client, telegram_bot, body):
     ],
 )
 def test_an_authentic_update_we_cannot_use_is_kept_and_answered_200(client, telegram_bot, body):
-    response = _post_raw(client, telegram_bot, body)
+    response = post_body(client, telegram_bot, body)
 
     assert response.status_code == 200
     assert Message.objects.count() == 0
