@@ -9,7 +9,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
+import redis
 from django.core.exceptions import ImproperlyConfigured
+from redis.driver_info import DriverInfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -192,6 +194,8 @@ CHANNEL_LAYERS = {
                     # reading from …". The read timeout must outlast the pop; it stays
                     # finite so a dead connection is still noticed.
                     "socket_timeout": 15.0,
+                    # Without it redis-py reads package metadata for every new connection.
+                    "driver_info": DriverInfo(lib_version=redis.__version__),
                 }
             ],
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
@@ -290,6 +294,9 @@ ENGINE_IO_THREADS = env.int("ENGINE_IO_THREADS", default=16)
 # Up to this many answers streaming at once, chats are updated at the platform's pace
 # (Telegram: every second); beyond it, every chat's updates are spaced out in proportion.
 ENGINE_STREAMS_AT_FULL_PACE = env.int("ENGINE_STREAMS_AT_FULL_PACE", default=100)
+# Redis connections the process loop may open (locks, pacing, caches); commands are
+# short, so under a burst callers queue for one instead of opening hundreds.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=64)
 # Live events (tokens, message states, console rows) are sent in batches this often.
 EVENT_BATCH_SECONDS = env.float("EVENT_BATCH_SECONDS", default=0.05)
 # How many times a retryable delivery failure is retried before the answer is failed.

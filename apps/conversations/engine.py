@@ -52,7 +52,7 @@ from apps.conversations.services.turns import (
     turn_stream_started,
 )
 from apps.core.aio import process_loop
-from apps.core.redis import get_async_redis
+from apps.core.redis import DRIVER_INFO, get_async_redis
 from apps.providers.client import ModelError, astream_reply
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,9 @@ class TurnEngine:
     def _renewal_redis(self) -> redis.asyncio.Redis:
         """A connection of its own: renewals never queue behind a busy shared pool."""
         if self._renewal_client is None:
-            self._renewal_client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+            self._renewal_client = redis.asyncio.Redis.from_url(
+                settings.REDIS_URL, driver_info=DRIVER_INFO
+            )
         return self._renewal_client
 
     async def _renew_locks(self) -> None:

@@ -22,7 +22,8 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -130,29 +131,63 @@ class ModelError(Exception):
         self.attempts = attempts or []
 
 
-_clients: dict[int, tuple[str, openai.AsyncOpenAI]] = {}
+# Model streams one client (and so one connection pool) carries at once. httpcore
+# checks every pooled connection each time a request starts or ends, so one pool of
+# hundreds of streaming connections costs CPU growing with the square of the streams
+# (py-spy: ~5 % of a worker answering 500 at once). More streams get more clients.
+STREAMS_PER_CLIENT = 32
 
 
-def _client_for(provider: Provider) -> openai.AsyncOpenAI:
-    """The provider's long-lived client (and HTTP connection pool), rebuilt when it changes.
+class _ProviderClients:
+    """A provider's long-lived clients; a call leases the least busy one."""
+
+    def __init__(self, provider: Provider, version: str):
+        self.provider = provider
+        self.version = version
+        self.clients: list[openai.AsyncOpenAI] = []
+        self.busy: list[int] = []
+
+    def _new(self) -> int:
+        import openai
+
+        provider = self.provider
+        self.clients.append(
+            openai.AsyncOpenAI(
+                base_url=provider.base_url,
+                api_key=provider.api_key or "not-needed",
+                timeout=provider.request_timeout,
+                default_headers=provider.extra_headers or None,
+                max_retries=0,  # retries are ours: backoff, Retry-After, cooldown, fallback
+            )
+        )
+        self.busy.append(0)
+        return len(self.clients) - 1
+
+    @contextmanager
+    def lease(self) -> Iterator[openai.AsyncOpenAI]:
+        index = min(range(len(self.busy)), key=self.busy.__getitem__, default=None)
+        if index is None or self.busy[index] >= STREAMS_PER_CLIENT:
+            index = self._new()
+        self.busy[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            self.busy[index] -= 1
+
+
+_clients: dict[int, _ProviderClients] = {}
+
+
+def _clients_for(provider: Provider) -> _ProviderClients:
+    """The provider's clients (and HTTP connection pools), rebuilt when it changes.
 
     Only the process loop (apps.core.aio) uses these: their pools belong to it.
     """
     version = provider.updated_at.isoformat() if provider.updated_at else ""
     cached = _clients.get(provider.pk)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    import openai
-
-    client = openai.AsyncOpenAI(
-        base_url=provider.base_url,
-        api_key=provider.api_key or "not-needed",
-        timeout=provider.request_timeout,
-        default_headers=provider.extra_headers or None,
-        max_retries=0,  # retries are ours: backoff, Retry-After, cooldown, fallback
-    )
-    _clients[provider.pk] = (version, client)
-    return client
+    if cached is None or cached.version != version:
+        cached = _clients[provider.pk] = _ProviderClients(provider, version)
+    return cached
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
@@ -273,26 +308,8 @@ async def _timed_stream(
 
     async def produce() -> None:
         try:
-            stream = await _client_for(provider).chat.completions.create(**request)
-            try:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        items.put_nowait(
-                            Usage(
-                                prompt_tokens=chunk.usage.prompt_tokens or 0,
-                                completion_tokens=chunk.usage.completion_tokens or 0,
-                            )
-                        )
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta is None:
-                            continue
-                        if delta.content:
-                            items.put_nowait(_Content(delta.content))
-                        elif (delta.model_extra or {}).get("reasoning_content"):
-                            items.put_nowait(_ALIVE)
-            finally:
-                await stream.close()
+            with _clients_for(provider).lease() as client:
+                await read_stream(await client.chat.completions.create(**request))
             items.put_nowait(_DONE)
         except asyncio.CancelledError:
             raise
@@ -302,6 +319,27 @@ async def _timed_stream(
             items.put_nowait(
                 ModelError(f"{exc.__class__.__name__}: {exc}", retryable=True, kind=CONNECTION)
             )
+
+    async def read_stream(stream) -> None:
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    items.put_nowait(
+                        Usage(
+                            prompt_tokens=chunk.usage.prompt_tokens or 0,
+                            completion_tokens=chunk.usage.completion_tokens or 0,
+                        )
+                    )
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta is None:
+                        continue
+                    if delta.content:
+                        items.put_nowait(_Content(delta.content))
+                    elif (delta.model_extra or {}).get("reasoning_content"):
+                        items.put_nowait(_ALIVE)
+        finally:
+            await stream.close()
 
     producer = asyncio.create_task(produce())
     clock = LoopClock()
@@ -593,13 +631,12 @@ def transcribe(*, profile: ModelProfile, audio: bytes, file_name: str, mime_type
         )
     import openai
 
-    client = _client_for(profile.provider)
-
     async def call():
-        return await client.audio.transcriptions.create(
-            model=profile.transcription_model,
-            file=(file_name or "voice.ogg", audio, mime_type or "application/octet-stream"),
-        )
+        with _clients_for(profile.provider).lease() as client:
+            return await client.audio.transcriptions.create(
+                model=profile.transcription_model,
+                file=(file_name or "voice.ogg", audio, mime_type or "application/octet-stream"),
+            )
 
     try:
         result = process_loop.run(call())

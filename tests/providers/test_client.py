@@ -267,3 +267,21 @@ def test_backoff_grows_with_jitter_and_respects_retry_after(settings):
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
         assert len(set(delays)) > 1  # jittered
     assert client.retry_delay(attempt=0, retry_after=5.0) == 5.0
+
+
+def test_model_streams_spread_over_clients_of_bounded_pools(db):
+    """httpcore scans every pooled connection per request: no client carries over its share."""
+    from contextlib import ExitStack
+
+    from apps.providers.client import STREAMS_PER_CLIENT, _clients_for
+
+    provider = make_provider(base_url="http://127.0.0.1:9/v1")
+    clients = _clients_for(provider)
+    with ExitStack() as stack:
+        leased = [stack.enter_context(clients.lease()) for _ in range(STREAMS_PER_CLIENT + 1)]
+        assert len({id(client) for client in leased}) == 2
+        assert max(clients.busy) == STREAMS_PER_CLIENT
+    assert clients.busy == [0, 0]
+    with clients.lease() as again:
+        assert again in clients.clients  # idle clients are reused, not multiplied
+    assert len(clients.clients) == 2

@@ -737,7 +737,10 @@ class TelegramAdapter:
 
     async def _send(self, message: OutboundMessage) -> SentMessage:
         pieces = split_text(message.text)
-        done = await self._progress(message.message_id)
+        # Which pieces an earlier try already sent; not needed for the common case, one
+        # piece already streamed into the chat (its message id is on the answer).
+        streamed_whole = len(pieces) == 1 and message.platform_message_id
+        done = {} if streamed_whole else await self._progress(message.message_id)
         markup = _keyboard(message)
         ids: list[str] = []
         client = self._shared_client()

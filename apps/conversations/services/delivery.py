@@ -26,6 +26,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core.aio import process_loop
 from apps.core.redis import get_async_redis, get_redis
+from apps.core.sql import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +143,13 @@ def _delivered(message: Message, sent: SentMessage) -> Message:
     message.status = MessageStatus.DELIVERED
     message.platform_message_id = sent.platform_message_id
     message.delivered_at = timezone.now()
-    message.save(
-        update_fields=["status", "platform_message_id", "delivered_at", "delivery_attempts"]
+    rows_update(
+        Message,
+        [message.pk],
+        {
+            name: getattr(message, name)
+            for name in ("status", "platform_message_id", "delivered_at", "delivery_attempts")
+        },
     )
     publish(message.conversation_id, MessageEvent(message_payload(message)))
     return message
