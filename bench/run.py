@@ -59,7 +59,8 @@ from report import done_when, machine, report, write_results
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 DATABASE = "assistant_bench"
-REDIS_DB = 12
+# The bench flushes this Redis database; keep it apart from tests running meanwhile.
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
 
 
 class Interrupted(KeyboardInterrupt):

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -207,26 +207,6 @@ class LoopClock:
     def restart(self) -> None:
         self.started = time.monotonic()
         self.lag_at_start = process_loop.lag_so_far()
-
-
-async def wait_measured(awaitable: Awaitable[T], *, timeout: float, clock: LoopClock) -> T:
-    """Await `awaitable`, raising TimeoutError once `clock` says `timeout` has passed.
-
-    The wait is re-armed while the loop's own lag explains the delay, so only time
-    the loop was free to notice an answer counts.
-    """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        while True:
-            remaining = timeout - clock.elapsed()
-            if remaining <= 0:
-                raise TimeoutError
-            done, _ = await asyncio.wait({task}, timeout=remaining)
-            if done:
-                return task.result()
-    finally:
-        if not task.done():
-            task.cancel()
 
 
 process_loop = ProcessLoop()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from apps.core.aio import LoopClock, process_loop, wait_measured
+from apps.core.aio import LoopClock, process_loop
 from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
 
@@ -341,29 +341,25 @@ async def _timed_stream(
         finally:
             await stream.close()
 
-    producer = asyncio.create_task(produce())
     clock = LoopClock()
     alive = False
+
+    async def watch() -> None:
+        # One timer per wait, not one per token: the deadline moves on as tokens arrive
+        # (clock.restart()), and the watchdog, waking at the old deadline, sleeps again.
+        while True:
+            wait = profile.stall_timeout if alive else profile.first_token_timeout
+            remaining = wait - clock.elapsed()
+            if remaining <= 0:
+                items.put_nowait(_timed_out(profile, alive=alive))
+                return
+            await asyncio.sleep(remaining)
+
+    producer = asyncio.create_task(produce())
+    watchdog = asyncio.create_task(watch())
     try:
         while True:
-            if items.empty():
-                wait = profile.stall_timeout if alive else profile.first_token_timeout
-                try:
-                    item = await wait_measured(items.get(), timeout=wait, clock=clock)
-                except TimeoutError:
-                    if alive:
-                        raise ModelError(
-                            f"stream stalled: no token for {profile.stall_timeout:g}s",
-                            retryable=True,
-                            kind=STALL,
-                        ) from None
-                    raise ModelError(
-                        f"no first token within {profile.first_token_timeout:g}s",
-                        retryable=True,
-                        kind=FIRST_TOKEN_TIMEOUT,
-                    ) from None
-            else:
-                item = items.get_nowait()
+            item = await items.get()
             if item is _DONE:
                 return
             if isinstance(item, ModelError):
@@ -375,8 +371,21 @@ async def _timed_stream(
                 continue
             yield str(item) if isinstance(item, _Content) else item
     finally:
+        watchdog.cancel()
         if not producer.done():
             producer.cancel()
+
+
+def _timed_out(profile: ModelProfile, *, alive: bool) -> ModelError:
+    if alive:
+        return ModelError(
+            f"stream stalled: no token for {profile.stall_timeout:g}s", retryable=True, kind=STALL
+        )
+    return ModelError(
+        f"no first token within {profile.first_token_timeout:g}s",
+        retryable=True,
+        kind=FIRST_TOKEN_TIMEOUT,
+    )
 
 
 def profile_chain(profile: ModelProfile) -> list[ModelProfile]:
