@@ -49,6 +49,25 @@ def current_context() -> Mapping[str, Any]:
     return _context.get() or {}
 
 
+def record_factory_install() -> None:
+    """Records carry the log context they were made in (`record.log_context`).
+
+    Formatting usually happens at once, in the same context; a handler that formats
+    later or elsewhere (a queue, pytest's caplog) still sees what the line was about.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_log_context", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.log_context = current_context()
+        return record
+
+    factory.adds_log_context = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -126,7 +145,7 @@ class JsonFormatter(_JsonFormatter):
         log_record["level"] = record.levelname
         log_record["logger"] = record.name
         log_record["message"] = redact(record.getMessage())
-        log_record.update(current_context())
+        log_record.update(getattr(record, "log_context", None) or current_context())
         for name in ("exc_info", "stack_info"):
             if message_dict.get(name):
                 log_record[name] = redact(message_dict[name])
