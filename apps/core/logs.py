@@ -32,12 +32,8 @@ def log_context(**fields: Any) -> Iterator[None]:
     unknown = set(fields) - set(CONTEXT_FIELDS)
     if unknown:
         raise TypeError(f"not a log context field: {', '.join(sorted(unknown))}")
-    token = _context.set(
-        {
-            **_context.get(),
-            **{name: str(value) for name, value in fields.items() if value is not None},
-        }
-    )
+    given = {name: str(value) for name, value in fields.items() if value is not None}
+    token = _context.set({**current_context(), **given})
     try:
         yield
     finally:

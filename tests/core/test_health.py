@@ -84,7 +84,9 @@ def test_readyz_names_a_queue_no_live_worker_consumes(client, worker, settings):
 
 def test_readyz_reports_a_persistent_bot_without_a_running_connector(client, worker, profile):
     bot = make_telegram_bot(
-        profile=profile, api_base_url="http://127.0.0.1:9", connection_mode=ConnectionMode.PERSISTENT
+        profile=profile,
+        api_base_url="http://127.0.0.1:9",
+        connection_mode=ConnectionMode.PERSISTENT,
     )
 
     response = client.get("/readyz")
