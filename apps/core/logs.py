@@ -23,6 +23,14 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 from apps.core.masking import mask_secret
 
 CONTEXT_FIELDS = ("bot", "conversation", "message", "platform", "request_id")
+# In a JSON line "message" is the text: the ids are named for what they are.
+JSON_NAMES = {
+    "bot": "bot_id",
+    "conversation": "conversation_id",
+    "message": "message_id",
+    "platform": "platform",
+    "request_id": "request_id",
+}
 _context: ContextVar[Mapping[str, Any] | None] = ContextVar("log_context", default=None)
 
 
@@ -76,8 +84,8 @@ def request_id_from(headers: Mapping[str, str]) -> str:
 # Masking -------------------------------------------------------------------------------------
 
 _SECRET_PATTERNS = [
-    # Telegram bot tokens (they travel inside Bot API URLs).
-    (re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}"), 0),
+    # Telegram bot tokens (inside Bot API URLs too: .../bot<token>/sendMessage).
+    (re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}"), 0),
     # OpenAI-style API keys.
     (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), 0),
     # Authorization: Bearer/Token/Basic <credential>.
@@ -141,7 +149,9 @@ class JsonFormatter(_JsonFormatter):
         log_record["level"] = record.levelname
         log_record["logger"] = record.name
         log_record["message"] = redact(record.getMessage())
-        log_record.update(getattr(record, "log_context", None) or current_context())
+        context = getattr(record, "log_context", None) or current_context()
+        for name, value in context.items():
+            log_record[JSON_NAMES[name]] = value
         for name in ("exc_info", "stack_info"):
             if message_dict.get(name):
                 log_record[name] = redact(message_dict[name])
