@@ -1,9 +1,10 @@
 """The Celery app. Periodic schedules are declared here, in one place."""
 
 import os
+from logging.config import dictConfig
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import setup_logging, worker_init
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
@@ -11,6 +12,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
 app = Celery("assistant")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker refreshes a heartbeat in Redis: /readyz knows a worker is alive without
+# asking it (apps/core/health.py).
+app.steps["consumer"].add("apps.core.health.WorkerHeartbeat")
 
 app.conf.beat_schedule = {
     # The database is the source of truth; this re-dispatches anything a lost
@@ -28,3 +32,22 @@ def _preload_sdks(**kwargs) -> None:
     from apps.core.preload import sdks_preload
 
     sdks_preload()
+
+
+@worker_init.connect
+def _serve_worker_metrics(**kwargs) -> None:
+    """METRICS_WORKER_PORT: this worker's metrics on its own endpoint (apps/core/metrics.py)."""
+    if settings.METRICS_WORKER_PORT:
+        from apps.core.metrics import worker_endpoint_start
+
+        worker_endpoint_start(
+            port=settings.METRICS_WORKER_PORT, address=settings.METRICS_WORKER_ADDRESS
+        )
+
+
+if settings.LOG_FORMAT == "json":
+
+    @setup_logging.connect
+    def _log_as_configured(**kwargs) -> None:
+        """JSON lines from workers and beat too: Celery keeps settings.LOGGING, not its own."""
+        dictConfig(settings.LOGGING)

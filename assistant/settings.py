@@ -306,20 +306,47 @@ DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 LOCAL_MODEL_HOST = env.str("LOCAL_MODEL_HOST", default="127.0.0.1")
 LOCAL_MODEL_PORT = env.int("LOCAL_MODEL_PORT", default=8081)
 
+# Observability (apps/core/health.py, metrics.py, logs.py).
+# /metrics answers callers in METRICS_ALLOWED_NETWORKS (loopback by default) that did not
+# come through a proxy, and anyone sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# Multiprocess mode: every process on this host writes its metrics here and /metrics sums
+# them. prometheus-client reads it from the environment before the process starts; the
+# directory must be emptied before the processes start (scripts/run.sh does).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# A Celery worker that shares no PROMETHEUS_MULTIPROC_DIR with a web process (another
+# container or machine) serves its own metrics on this port (0: off), same access rule.
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_ADDRESS = env.str("METRICS_WORKER_ADDRESS", default="127.0.0.1")
+# Workers refresh a heartbeat in Redis this often (seconds); /readyz counts a worker
+# alive for three times as long.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5.0)
+# plain: one line of text per record; json: one JSON object per line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+
 # Celery's lines about routine periodic tasks (beat sending one, the worker receiving
 # it and its success) go to DEBUG: the sweeper runs every few seconds.
 _ROUTINE_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "apps.core.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "apps.core.logs.JsonFormatter"},
+    },
     "filters": {
         "routine_tasks": {
             "()": "apps.core.log_filters.RoutineTasksAtDebug",
             "tasks": ["conversations.sweep_stuck_task"],
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         **{name: {"filters": ["routine_tasks"]} for name in _ROUTINE_TASK_LOGGERS},
@@ -334,6 +361,8 @@ LOGGING = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not TESTING)
+    # Probes and Prometheus call the web process directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not TESTING)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not TESTING)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if TESTING else 3600)

@@ -7,7 +7,7 @@ from apps.bots.api import BotViewSet
 from apps.bots.webhooks import feishu_webhook, telegram_webhook
 from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
-from apps.core.views import favicon, health, home
+from apps.core.views import favicon, health, healthz, home, metrics, readyz
 from apps.providers.api import ModelProfileViewSet, ProviderViewSet
 
 router = DefaultRouter()
@@ -36,4 +36,7 @@ urlpatterns = [
     path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),
     path("console/", include("apps.conversations.urls")),
     path("health/", health, name="health"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
 ]

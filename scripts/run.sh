@@ -12,6 +12,10 @@ port="${PORT:-8000}"
 export WORKER_SHUTDOWN_GRACE_SECONDS="${WORKER_SHUTDOWN_GRACE_SECONDS:-1}"
 # honcho gives each process a PORT of its own; the banner (Procfile's `ready`) needs the web's.
 export WEB_PORT="$port"
+# Prometheus multiprocess mode: web, worker, beat and connectors write their metrics here
+# and the web's /metrics sums them. Emptied at every start, as prometheus-client requires.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/.prometheus-multiproc}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 uv run --no-sync honcho start -f Procfile --port "$port"
 status=$?
 # 130: honcho stopped everything on Ctrl-C, as asked.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -27,6 +28,8 @@ from apps.bots.choices import Platform
 from apps.bots.platforms.base import WebhookRejected
 from apps.bots.services import webhook_receive
 from apps.core.aio import process_loop
+from apps.core.logs import log_context, request_id_from
+from apps.core.metrics import webhook_record
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -40,6 +43,11 @@ def _overloaded(error: OperationalError) -> Answer:
 
 
 def _telegram(bot_id, headers: dict[str, str], body: bytes) -> Answer:
+    with log_context(request_id=request_id_from(headers), platform="telegram", bot=bot_id):
+        return _telegram_receive(bot_id, headers, body)
+
+
+def _telegram_receive(bot_id, headers: dict[str, str], body: bytes) -> Answer:
     try:
         stored = webhook_receive(
             bot_id=bot_id, platform=Platform.TELEGRAM, headers=headers, body=body
@@ -55,7 +63,10 @@ def _feishu(bot_id, headers: dict[str, str], body: bytes) -> Answer:
     from apps.bots.platforms import feishu  # lark-oapi takes seconds to import: on first use
 
     # The reply (challenge echo, card toast) is collected while receiving, in this thread.
-    with feishu.webhook_reply() as reply:
+    with (
+        log_context(request_id=request_id_from(headers), platform="feishu", bot=bot_id),
+        feishu.webhook_reply() as reply,
+    ):
         try:
             webhook_receive(bot_id=bot_id, platform=Platform.FEISHU, headers=headers, body=body)
         except WebhookRejected as error:
@@ -65,9 +76,12 @@ def _feishu(bot_id, headers: dict[str, str], body: bytes) -> Answer:
     return 200, reply.body(), {}
 
 
-def _answer(receive, request: HttpRequest, bot_id) -> JsonResponse:
-    status, payload, headers = receive(bot_id, dict(request.headers), request.body)
-    return JsonResponse(payload, status=status, headers=headers)
+def _answer(platform: str, request: HttpRequest, bot_id) -> JsonResponse:
+    started = time.perf_counter()
+    status, payload, headers = _RECEIVERS[platform](bot_id, dict(request.headers), request.body)
+    response = JsonResponse(payload, status=status, headers=headers)
+    webhook_record(platform=platform, status=status, seconds=time.perf_counter() - started)
+    return response
 
 
 # Django views: what the test client and a WSGI server reach. Under daphne, WebhookApp
@@ -78,7 +92,7 @@ def _answer(receive, request: HttpRequest, bot_id) -> JsonResponse:
 @require_POST
 def telegram_webhook(request: HttpRequest, bot_id) -> JsonResponse:
     """POST /api/webhooks/telegram/<bot id>/: one Telegram Update."""
-    return _answer(_telegram, request, bot_id)
+    return _answer("telegram", request, bot_id)
 
 
 @csrf_exempt
@@ -88,7 +102,7 @@ def feishu_webhook(request: HttpRequest, bot_id) -> JsonResponse:
 
     Answers the URL check's challenge and card callbacks' toasts in the response body.
     """
-    return _answer(_feishu, request, bot_id)
+    return _answer("feishu", request, bot_id)
 
 
 # The same endpoints as a bare ASGI app, in front of Django ----------------------------
@@ -115,24 +129,27 @@ class WebhookApp:
         if len(parts) != 4 or parts[:2] != ["api", "webhooks"] or parts[2] not in _RECEIVERS:
             await self.django_app(scope, receive, send)
             return
+        started = time.perf_counter()
+        status, payload, extra = await self._receive(parts[2], parts[3], scope, receive)
+        await _send_json(send, status, payload, extra)
+        webhook_record(platform=parts[2], status=status, seconds=time.perf_counter() - started)
+
+    @staticmethod
+    async def _receive(platform: str, bot_id: str, scope, receive) -> Answer:
         if scope["method"] != "POST":
-            await _send_json(send, 405, {"ok": False, "error": "POST only"}, {"Allow": "POST"})
-            return
+            return 405, {"ok": False, "error": "POST only"}, {"Allow": "POST"}
         try:
-            bot_id = uuid.UUID(parts[3])
+            bot_uuid = uuid.UUID(bot_id)
         except ValueError:
-            await _send_json(send, 404, {"ok": False, "error": "no such bot"}, {})
-            return
+            return 404, {"ok": False, "error": "no such bot"}, {}
         body = await _read_body(receive)
         if body is None:
-            await _send_json(send, 413, {"ok": False, "error": "body too large"}, {})
-            return
+            return 413, {"ok": False, "error": "body too large"}, {}
         headers = {
             name.decode("latin-1").title(): value.decode("latin-1")
             for name, value in scope.get("headers", [])
         }
-        status, payload, extra = await process_loop.db(_RECEIVERS[parts[2]], bot_id, headers, body)
-        await _send_json(send, status, payload, extra)
+        return await process_loop.db(_RECEIVERS[platform], bot_uuid, headers, body)
 
 
 async def _read_body(receive) -> bytes | None:

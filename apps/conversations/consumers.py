@@ -22,11 +22,32 @@ from apps.conversations.views import (
     console_conversation_snapshot,
     console_permitted,
 )
+from apps.core.metrics import socket_closed, socket_opened
 
 
-class WebChatConsumer(AsyncJsonWebsocketConsumer):
+class _CountedSocket(AsyncJsonWebsocketConsumer):
+    """Counts its accepted sockets in the `assistant_console_sockets` gauge, by `kind`."""
+
+    kind = ""
+    counted = False
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        if not self.counted:
+            self.counted = True
+            socket_opened(kind=self.kind)
+
+    async def websocket_disconnect(self, message):
+        if self.counted:
+            self.counted = False
+            socket_closed(kind=self.kind)
+        await super().websocket_disconnect(message)
+
+
+class WebChatConsumer(_CountedSocket):
     """/ws/chat/<bot id>/: one visitor's chat with a web bot."""
 
+    kind = "web_chat"
     group: str | None = None
 
     async def connect(self):
@@ -111,7 +132,7 @@ class WebChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event["event"])
 
 
-class _StaffConsumer(AsyncJsonWebsocketConsumer):
+class _StaffConsumer(_CountedSocket):
     """Staff-only: closes with 4403 unless the user may view conversations."""
 
     groups_joined: list[str]
@@ -145,12 +166,16 @@ class _StaffConsumer(AsyncJsonWebsocketConsumer):
 class ConsoleConsumer(_StaffConsumer):
     """/ws/console/: summary rows of every conversation as they change."""
 
+    kind = "console"
+
     async def joined(self) -> None:
         await self._join(CONSOLE_GROUP)
 
 
 class ConsoleConversationConsumer(_StaffConsumer):
     """/ws/console/conversations/<id>/: one conversation's messages, tokens and state."""
+
+    kind = "console_conversation"
 
     async def joined(self) -> None:
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]

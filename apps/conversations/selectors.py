@@ -254,18 +254,21 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
     day_labels = [
         (first_day + timedelta(days=n)).isoformat() for n in range((last_day - first_day).days + 1)
     ]
-    # The chart counts what the table's "Received" column counts: users' messages.
-    per_day: dict[str, dict[str, int]] = defaultdict(dict)
+    # Grouped by bot id: two bots may share a name. The chart counts what the table's
+    # "Received" column counts: users' messages.
+    names: dict[Any, str] = {}
+    per_day: dict[Any, dict[str, int]] = defaultdict(dict)
     for row in (
         messages.filter(direction=Direction.IN)
         .annotate(day=TruncDate("received_at"))
-        .values("day", "bot__name")
+        .values("day", "bot_id", "bot__name")
         .annotate(count=Count("id"))
         .order_by("day")
     ):
-        per_day[row["bot__name"]][row["day"].isoformat()] = row["count"]
+        names[row["bot_id"]] = row["bot__name"]
+        per_day[row["bot_id"]][row["day"].isoformat()] = row["count"]
 
-    bots: dict[str, dict[str, Any]] = defaultdict(
+    bots: dict[Any, dict[str, Any]] = defaultdict(
         lambda: {
             "prompt_tokens": 0,
             "completion_tokens": 0,
@@ -280,31 +283,34 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
     )
     for row in (
         messages.filter(direction=Direction.OUT, author=Author.ASSISTANT)
-        .values("bot__name")
+        .values("bot_id", "bot__name")
         .annotate(
             prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
         )
     ):
-        stats = bots[row["bot__name"]]
+        names[row["bot_id"]] = row["bot__name"]
+        stats = bots[row["bot_id"]]
         stats["prompt_tokens"] = row["prompt"] or 0
         stats["completion_tokens"] = row["completion"] or 0
         stats["cost"] = row["cost"] or Decimal(0)
     for row in (
         messages.filter(direction=Direction.IN)
-        .values("bot__name")
+        .values("bot_id", "bot__name")
         .annotate(
             total=Count("id"),
             failed=Count("id", filter=Q(status=MessageStatus.FAILED)),
         )
     ):
-        bots[row["bot__name"]]["inbound"] = row["total"]
-        bots[row["bot__name"]]["failed"] = row["failed"]
+        names[row["bot_id"]] = row["bot__name"]
+        bots[row["bot_id"]]["inbound"] = row["total"]
+        bots[row["bot_id"]]["failed"] = row["failed"]
     for row in (
         Feedback.objects.filter(message__received_at__gte=since)
-        .values("message__bot__name", "rating")
+        .values("message__bot_id", "message__bot__name", "rating")
         .annotate(count=Count("id"))
     ):
-        bots[row["message__bot__name"]][row["rating"]] = row["count"]
+        names[row["message__bot_id"]] = row["message__bot__name"]
+        bots[row["message__bot_id"]][row["rating"]] = row["count"]
 
     answers = (
         messages.filter(
@@ -316,6 +322,7 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
             delivered_at__isnull=False,
         )
         .values_list(
+            "bot_id",
             "bot__name",
             "reply_to__received_at",
             "model_started_at",
@@ -324,20 +331,22 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
         )
         .order_by("-id")[:DASHBOARD_LATENCY_WINDOW]
     )
-    for bot_name, received, started, done, delivered in answers:
-        stats = bots[bot_name]
+    for bot_id, bot_name, received, started, done, delivered in answers:
+        names[bot_id] = bot_name
+        stats = bots[bot_id]
         stats["model_seconds"].append((done - started).total_seconds())
         waited = (started - received).total_seconds() if received else 0.0
         stats["overhead_seconds"].append(max(0.0, waited) + (delivered - done).total_seconds())
 
     rows = []
-    for name in sorted(set(bots) | set(per_day)):
-        stats = bots[name]
+    for bot_id in sorted(set(bots) | set(per_day), key=lambda pk: (names[pk], str(pk))):
+        stats = bots[bot_id]
         rated = stats["helpful"] + stats["not_helpful"]
         rows.append(
             {
-                "bot": name,
-                "received_per_day": [per_day[name].get(day, 0) for day in day_labels],
+                "bot": names[bot_id],
+                "bot_id": str(bot_id),
+                "received_per_day": [per_day[bot_id].get(day, 0) for day in day_labels],
                 "prompt_tokens": stats["prompt_tokens"],
                 "completion_tokens": stats["completion_tokens"],
                 "cost": float(stats["cost"]),

@@ -7,7 +7,10 @@ class CoreConfig(AppConfig):
     label = "core"
 
     def ready(self) -> None:
+        from apps.core.logs import record_factory_install
+
         post_migrate.connect(_sync_roles, dispatch_uid="core-roles-sync")
+        record_factory_install()
 
 
 def _sync_roles(sender, **kwargs) -> None:

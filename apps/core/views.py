@@ -1,34 +1,63 @@
 from functools import cache
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.cache import cache_control
+from django.utils.translation import gettext
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_safe
 
-from apps.core.redis import get_redis
+from apps.core.health import liveness, readiness
+from apps.core.metrics import PROXY_HEADERS, exposition, scrape_allowed
 from apps.core.selectors import web_chat_bots_list
 
 
+@require_safe
 def health(request):
-    """Liveness and readiness: the database and Redis both answer."""
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as error:  # noqa: BLE001 - reported, not raised
-        checks["database"] = f"error: {error.__class__.__name__}"
-    try:
-        get_redis().ping()
-        checks["redis"] = "ok"
-    except Exception as error:  # noqa: BLE001
-        checks["redis"] = f"error: {error.__class__.__name__}"
-    healthy = all(value == "ok" for value in checks.values())
+    """The original check, kept for existing probes: the database and Redis both answer."""
+    ready, answer = readiness(only=("database", "redis"))
+    checks = {
+        name: "ok" if result["status"] == "ok" else f"error: {result['error']}"
+        for name, result in answer["checks"].items()
+    }
     return JsonResponse(
-        {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
+        {"status": "ok" if ready else "degraded", **checks}, status=200 if ready else 503
     )
+
+
+@require_safe
+@never_cache
+def healthz(request):
+    """/healthz: liveness. The process answers (with its version and uptime); no checks."""
+    return JsonResponse(liveness())
+
+
+@require_safe
+@never_cache
+def readyz(request):
+    """/readyz: readiness. 200 when the database, Redis, the broker, workers and connectors
+    all answer; 503 with what failed otherwise."""
+    ready, answer = readiness()
+    return JsonResponse(answer, status=200 if ready else 503)
+
+
+@require_safe
+@never_cache
+def metrics(request):
+    """/metrics: Prometheus exposition, for METRICS_ALLOWED_NETWORKS or the METRICS_TOKEN."""
+    allowed = scrape_allowed(
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        authorization=request.headers.get("Authorization", ""),
+        proxied=any(header in request.headers for header in PROXY_HEADERS),
+    )
+    if not allowed:
+        return JsonResponse(
+            {"error": gettext("Metrics need a bearer token (METRICS_TOKEN).")},
+            status=401 if settings.METRICS_TOKEN else 403,
+            headers={"WWW-Authenticate": "Bearer"} if settings.METRICS_TOKEN else {},
+        )
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)
 
 
 @require_safe

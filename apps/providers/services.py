@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from apps.core.metrics import provider_cooldown_record
 from apps.core.redis import get_redis
 from apps.providers.models import ModelProfile, Provider
 
@@ -30,6 +31,7 @@ def provider_failure_record(*, provider: Provider, error: str) -> bool:
     failures = pipe.execute()[0]
     if failures >= provider.cooldown_after_failures and provider.cooldown_seconds > 0:
         redis.set(_cooldown_key(provider.pk), time.time(), ex=provider.cooldown_seconds)
+        provider_cooldown_record(provider=provider)
         return True
     return False
 

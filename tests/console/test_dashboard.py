@@ -8,6 +8,7 @@ from django.utils import timezone
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Conversation, Feedback, Message
 from apps.conversations.selectors import dashboard_stats, percentile
+from tests.factories import make_web_bot
 
 
 def test_percentile_is_nearest_rank():
@@ -155,3 +156,31 @@ def test_each_day_counts_the_users_messages_received_that_day(web_bot):
     assert sum(per_day.values()) == bot["inbound"] == 6
     assert stats["days"][0] == timezone.localdate(now - timedelta(days=7)).isoformat()
     assert stats["days"][-1] == today.isoformat()
+
+
+def test_bots_that_share_a_name_are_counted_apart(profile):
+    """Two bots called the same (say, one per platform) are two rows, not one merged row."""
+    now = timezone.now()
+    first = make_web_bot(profile=profile, name="Helpdesk")
+    second = make_web_bot(profile=profile, name="Helpdesk")
+    for bot, questions, cost in ((first, 1, "0.010000"), (second, 3, "0.020000")):
+        conversation = Conversation.objects.create(bot=bot, chat_id="v", chat_type="private")
+        for _ in range(questions):
+            _answered_turn(
+                conversation,
+                now=now,
+                model_seconds=1,
+                wait_seconds=0.5,
+                delivery_seconds=0.25,
+                cost=cost,
+            )
+
+    stats = dashboard_stats(days=7, now=now)
+
+    rows = {row["bot_id"]: row for row in stats["bots"]}
+    assert set(rows) == {str(first.pk), str(second.pk)}
+    assert [row["bot"] for row in stats["bots"]] == ["Helpdesk", "Helpdesk"]
+    assert rows[str(first.pk)]["inbound"] == 1 and rows[str(second.pk)]["inbound"] == 3
+    assert sum(rows[str(second.pk)]["received_per_day"]) == 3
+    assert rows[str(first.pk)]["cost"] == 0.01 and rows[str(second.pk)]["cost"] == 0.06
+    assert rows[str(second.pk)]["answers"] == 3

@@ -19,6 +19,8 @@ from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import reply_system
 from apps.conversations.services.dispatch import dispatch_turn
+from apps.core.logs import log_context
+from apps.core.metrics import message_ingested_record
 
 HELP_TEXT = (
     "Hi! Just write to me and I will answer.\n"
@@ -100,7 +102,11 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
             )
     except IntegrityError:
         return None  # a concurrent delivery of the same event won the race
-    with transaction.atomic():
+    message_ingested_record(platform=bot.platform)
+    with (
+        log_context(bot=bot.pk, conversation=conversation.pk, message=message.pk),
+        transaction.atomic(),
+    ):
         _message_stored(bot, conversation, message, accepted)
     return message
 
