@@ -51,7 +51,9 @@ from apps.conversations.services.turns import (
     turn_start,
     turn_stream_started,
 )
+from apps.core import metrics
 from apps.core.aio import process_loop
+from apps.core.logs import log_context
 from apps.core.redis import DRIVER_INFO, get_async_redis
 from apps.providers.client import ModelError, astream_reply
 
@@ -105,6 +107,7 @@ class TurnEngine:
             self.capacity.release()
             return
         self.running.add(conversation_id)
+        metrics.turn_started()
         task = asyncio.get_running_loop().create_task(self._run(conversation_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -134,6 +137,10 @@ class TurnEngine:
     # A conversation's run -------------------------------------------------------------
 
     async def _run(self, conversation_id: int) -> None:
+        with log_context(conversation=conversation_id):
+            await self._run_logged(conversation_id)
+
+    async def _run_logged(self, conversation_id: int) -> None:
         try:
             while True:
                 if not await self._lock(conversation_id):
@@ -159,6 +166,7 @@ class TurnEngine:
             logger.exception("the turn of conversation %s failed", conversation_id)
         finally:
             self.running.discard(conversation_id)
+            metrics.turn_ended()
             self.capacity.release()
 
     async def _turn(self, conversation_id: int, prepared: PreparedTurn) -> bool:
@@ -172,6 +180,11 @@ class TurnEngine:
         def on_delta(delta: str) -> None:
             if answer.first_token_at is None:
                 answer.first_token_at = timezone.now()
+                metrics.first_token_record(
+                    platform=prepared.conversation.bot.platform,
+                    received_at=min(m.received_at for m in prepared.pending),
+                    first_token_at=answer.first_token_at,
+                )
             publish_now(conversation_id, TokenEvent(message_id=answer.pk, delta=delta))
             stream.push(delta)
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.aio import LoopClock, process_loop
 from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
@@ -470,6 +471,7 @@ async def astream_reply(
         provider = candidate.provider
 
         def skip(reason: str, kind: str, candidate: ModelProfile = candidate) -> None:
+            metrics.model_fallback_record(profile=candidate, reason=kind)
             attempts.append(
                 {
                     "profile": candidate.name,
@@ -539,6 +541,12 @@ async def _stream_candidate(
             if parts:
                 # The user has seen part of this answer: end it rather than start over.
                 logger.warning("profile %s broke off mid-answer: %s", candidate.name, error)
+                metrics.model_call_record(
+                    profile=candidate,
+                    outcome="interrupted",
+                    seconds=clock.elapsed(),
+                    first_token_seconds=first_token_seconds,
+                )
                 if error.kind in _PROVIDER_FAULTS:
                     services.provider_failure_record(provider=provider, error=str(error))
                 note = ("\n\n" if not parts[-1].endswith("\n") else "\n") + INTERRUPTED_NOTE
@@ -553,6 +561,12 @@ async def _stream_candidate(
                     interrupted=True,
                     first_token_seconds=first_token_seconds,
                 )
+            metrics.model_call_record(
+                profile=candidate,
+                outcome="failed",
+                seconds=clock.elapsed(),
+                error_kind=error.kind,
+            )
             if error.kind == CONTEXT_LENGTH and squeeze < MAX_SQUEEZE:
                 squeeze += 1
                 attempts.append(_failed(candidate, error, "retrying with a shorter context"))
@@ -565,6 +579,7 @@ async def _stream_candidate(
                 delay = retry_delay(attempt=retry, retry_after=error.retry_after)
                 if delay <= max_wait:
                     attempts.append(_failed(candidate, error, f"retrying in {delay:.1f}s"))
+                    metrics.model_retry_record(profile=candidate)
                     retry += 1
                     await asyncio.sleep(delay)
                     continue
@@ -572,7 +587,15 @@ async def _stream_candidate(
             attempts.append(
                 _failed(candidate, error, "falling back" if candidate.fallback_id else "")
             )
+            if candidate.fallback_id:
+                metrics.model_fallback_record(profile=candidate, reason="failed")
             raise
+        metrics.model_call_record(
+            profile=candidate,
+            outcome="answered",
+            seconds=clock.elapsed(),
+            first_token_seconds=first_token_seconds,
+        )
         services.provider_success_record(provider=provider)
         text = "".join(parts)
         attempts.append(_answered(candidate))

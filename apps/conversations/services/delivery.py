@@ -24,6 +24,7 @@ from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
+from apps.core import metrics
 from apps.core.aio import process_loop
 from apps.core.redis import get_async_redis, get_redis
 from apps.core.sql import rows_update
@@ -132,10 +133,12 @@ def _delivery_failed(message: Message, error: DeliveryError) -> DeliveryRetry | 
         message.save(update_fields=["error", "delivery_attempts"])
         delay = error.retry_after or _backoff(message.delivery_attempts)
         dispatch_delivery(message.pk, delay)
+        metrics.delivery_record(platform=message.conversation.bot.platform, outcome="retry")
         return DeliveryRetry(delay)
     message.status = MessageStatus.FAILED
     message.save(update_fields=["status", "error", "delivery_attempts"])
     publish(message.conversation_id, MessageEvent(message_payload(message)))
+    metrics.delivery_record(platform=message.conversation.bot.platform, outcome="failed")
     return None
 
 
@@ -152,6 +155,7 @@ def _delivered(message: Message, sent: SentMessage) -> Message:
         },
     )
     publish(message.conversation_id, MessageEvent(message_payload(message)))
+    metrics.delivery_record(platform=message.conversation.bot.platform, outcome="delivered")
     return message
 
 
@@ -192,4 +196,5 @@ def messages_sweep() -> dict[str, int]:
     )
     for message_id in undelivered:
         dispatch_delivery(message_id)
+    metrics.retry_record(stage="sweeper", count=len(conversation_ids) + len(undelivered))
     return {"turns": len(conversation_ids), "deliveries": len(undelivered)}

@@ -30,6 +30,7 @@ from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
+from apps.core import metrics
 from apps.core.redis import get_redis
 from apps.core.sql import rows_exist, rows_update
 from apps.providers.client import (
@@ -295,6 +296,12 @@ def turn_record(
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
         )
+        metrics.model_usage_record(
+            profile=reply.profile,
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+            cost=answer.cost,
+        )
         if reply.interrupted:
             answer.error = "answer interrupted: " + next(
                 (a["reason"] for a in reply.attempts if a["outcome"] == "interrupted"), ""
@@ -377,6 +384,7 @@ def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
     redis = get_redis()
     key = _outage_key(conversation.pk)
     waits = redis.incr(key)
+    metrics.retry_record(stage="turn")
     redis.expire(key, int(settings.MODEL_OUTAGE_WAIT_SECONDS) + 60)
     backoff = settings.MODEL_OUTAGE_RETRY_SECONDS * 2 ** min(waits - 1, 16)
     delay = max(min(backoff, settings.MODEL_OUTAGE_RETRY_MAX_SECONDS), error.retry_after or 0)
