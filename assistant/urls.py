@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -9,6 +11,10 @@ from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import favicon, health, home
 from apps.providers.api import ModelProfileViewSet, ProviderViewSet
+
+admin.site.site_header = _("Assistant administration")
+admin.site.site_title = _("Assistant admin")
+admin.site.index_title = _("Bots, models and conversations")
 
 router = DefaultRouter()
 router.register("providers", ProviderViewSet)
@@ -36,4 +42,7 @@ urlpatterns = [
     path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),
     path("console/", include("apps.conversations.urls")),
     path("health/", health, name="health"),
+    # The language switch posts to i18n/setlang/; scripts' strings come from jsi18n/.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
 ]
