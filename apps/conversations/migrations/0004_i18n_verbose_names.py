@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bots", "0004_i18n_verbose_names"),
+        ("bots", "0004_reply_language_verbose_names"),
         ("conversations", "0003_console_groups"),
         ("providers", "0005_i18n_verbose_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
