@@ -13,6 +13,8 @@ options+=(-i .venv -i tests -i bench -i docker -i staticfiles -i media -i test-a
 $python manage.py makemessages -d django "${options[@]}" >/dev/null
 $python manage.py makemessages -d djangojs "${options[@]}" >/dev/null
 for po in locale/en/LC_MESSAGES/*.po; do
+  # msgmerge's fuzzy guesses mean nothing in English: empty them, then msgen fills them in.
+  msgattrib --clear-fuzzy --empty --clear-previous -o "$po" "$po"
   msgen -o "$po" "$po"
 done
 $python manage.py compilemessages --ignore .venv >/dev/null
