@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -9,6 +11,10 @@ from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import favicon, health, healthz, home, metrics, readyz
 from apps.providers.api import ModelProfileViewSet, ProviderViewSet
+
+admin.site.site_header = _("Assistant administration")
+admin.site.site_title = _("Assistant admin")
+admin.site.index_title = _("Bots, models and conversations")
 
 router = DefaultRouter()
 router.register("providers", ProviderViewSet)
@@ -39,4 +45,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
+    # The language switch posts to i18n/setlang/; scripts' strings come from jsi18n/.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
 ]

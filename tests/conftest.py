@@ -8,6 +8,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
 from django.conf import settings
+from django.utils import translation
 
 from assistant.celery import app as celery_app
 from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
@@ -61,6 +62,16 @@ def fake_telegram():
     server = FakeTelegram().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in LANGUAGE_CODE. LocaleMiddleware activates a request's language
+    in the thread that serves it and nothing resets it: the test client serves requests
+    in the test's own thread, so a Chinese request would leave later tests in Chinese."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 SETTLE_SECONDS = 30

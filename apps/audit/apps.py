@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AuditConfig(AppConfig):
     name = "apps.audit"
+    verbose_name = _("Audit")
     label = "audit"
 
     def ready(self) -> None:

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -30,7 +31,9 @@ class BotForm(forms.ModelForm):
         for name in SECRET_FIELDS:
             field = self.fields[name]
             if self.instance.pk and getattr(self.instance, name):
-                field.help_text = f"{field.help_text} Set; leave empty to keep it."
+                field.help_text = format_lazy(
+                    "{} {}", field.help_text, _("Set; leave empty to keep it.")
+                )
 
     def clean(self):
         cleaned = super().clean()
@@ -38,7 +41,7 @@ class BotForm(forms.ModelForm):
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
         if cleaned.get("platform") == Platform.TELEGRAM and not cleaned.get("telegram_token"):
-            self.add_error("telegram_token", "A Telegram bot needs its token.")
+            self.add_error("telegram_token", _("A Telegram bot needs its token."))
         return cleaned
 
     def save(self, commit=True):
@@ -68,7 +71,7 @@ class BotAdmin(AuditedModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "name", "platform", "enabled", "profile", "webhook"]}),
         (
-            "Connection",
+            _("Connection"),
             {
                 "fields": [
                     "connection_mode",
@@ -78,13 +81,15 @@ class BotAdmin(AuditedModelAdmin):
                     "connector_heartbeat_at",
                     "telegram_update_offset",
                 ],
-                "description": "Persistent mode needs no public URL: run "
-                "<code>manage.py run_connectors</code> (part of <code>make run</code>).",
+                "description": _(
+                    "Persistent mode needs no public URL: run "
+                    "<code>manage.py run_connectors</code> (part of <code>make run</code>)."
+                ),
             },
         ),
         ("Telegram", {"fields": ["telegram_token", "telegram_webhook_secret"]}),
         (
-            "Feishu / Lark",
+            _("Feishu / Lark"),
             {
                 "fields": [
                     "feishu_app_id",
@@ -95,22 +100,22 @@ class BotAdmin(AuditedModelAdmin):
             },
         ),
         (
-            "Behaviour in chats",
-            {"fields": ["group_trigger", "group_keyword", "edited_messages"]},
+            _("Behaviour in chats"),
+            {"fields": ["group_trigger", "group_keyword", "edited_messages", "reply_language"]},
         ),
-        ("Access", {"fields": ["access_policy", "allowed_user_ids"]}),
-        ("Budgets", {"fields": ["daily_token_budget", "user_daily_token_budget"]}),
+        (_("Access"), {"fields": ["access_policy", "allowed_user_ids"]}),
+        (_("Budgets"), {"fields": ["daily_token_budget", "user_daily_token_budget"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
-    @admin.display(description="Webhook URL")
+    @admin.display(description=_("Webhook URL"))
     def webhook(self, bot: Bot) -> str:
         return webhook_url(bot) or "—" if bot.pk else "—"
 
-    @admin.display(description="Open")
+    @admin.display(description=_("Open"))
     def link(self, bot: Bot) -> str:
         if bot.platform == Platform.WEB:
-            return format_html('<a href="/chat/{}/">web chat</a>', bot.pk)
+            return format_html('<a href="/chat/{}/">{}</a>', bot.pk, _("web chat"))
         return "—"
 
 
@@ -141,14 +146,17 @@ class PairingRequestAdmin(admin.ModelAdmin):
         for pairing in queryset.select_related("bot"):
             pairing_decide(request=pairing, approve=approve, actor=request.user)
             decided += 1
-        verb = "Approved" if approve else "Rejected"
-        self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
+        if approve:
+            text = ngettext("Approved %d request.", "Approved %d requests.", decided)
+        else:
+            text = ngettext("Rejected %d request.", "Rejected %d requests.", decided)
+        self.message_user(request, text % decided, messages.SUCCESS)
 
-    @admin.action(description="Approve selected requests", permissions=["change"])
+    @admin.action(description=_("Approve selected requests"), permissions=["change"])
     def approve_requests(self, request, queryset):
         self._decide(request, queryset.exclude(status=PairingStatus.APPROVED), approve=True)
 
-    @admin.action(description="Reject selected requests", permissions=["change"])
+    @admin.action(description=_("Reject selected requests"), permissions=["change"])
     def reject_requests(self, request, queryset):
         self._decide(request, queryset.exclude(status=PairingStatus.REJECTED), approve=False)
 

@@ -3,9 +3,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Platform(models.TextChoices):
-    WEB = "web", "Web chat"
-    TELEGRAM = "telegram", "Telegram"
-    FEISHU = "feishu", "Feishu / Lark"
+    WEB = "web", _("Web chat")
+    TELEGRAM = "telegram", _("Telegram")
+    FEISHU = "feishu", _("Feishu / Lark")
 
 
 DEFAULT_API_BASE_URLS = {
@@ -16,37 +16,46 @@ DEFAULT_API_BASE_URLS = {
 
 
 class GroupTrigger(models.TextChoices):
-    MENTION = "mention", "When @mentioned, replied to, or sent a command"
-    ALL = "all", "Every message"
-    KEYWORD = "keyword", "Messages starting with the keyword"
+    MENTION = "mention", _("When @mentioned, replied to, or sent a command")
+    ALL = "all", _("Every message")
+    KEYWORD = "keyword", _("Messages starting with the keyword")
 
 
 class EditedMessages(models.TextChoices):
-    IGNORE = "ignore", "Ignore edits"
-    ANSWER = "answer", "Answer the edited text again"
+    IGNORE = "ignore", _("Ignore edits")
+    ANSWER = "answer", _("Answer the edited text again")
 
 
 class ConnectionMode(models.TextChoices):
-    WEBHOOK = "webhook", "Webhook (the platform calls our public URL)"
+    WEBHOOK = "webhook", _("Webhook (the platform calls our public URL)")
     PERSISTENT = (
         "persistent",
-        "Persistent connection (Telegram long polling / Feishu long connection)",
+        _("Persistent connection (Telegram long polling / Feishu long connection)"),
     )
 
 
 class AccessPolicy(models.TextChoices):
-    OPEN = "open", "Anyone"
-    ALLOWLIST = "allowlist", "Only listed user ids"
-    PAIRING = "pairing", "Listed users, plus users an admin approved by pairing code"
+    OPEN = "open", _("Anyone")
+    ALLOWLIST = "allowlist", _("Only listed user ids")
+    PAIRING = "pairing", _("Listed users, plus users an admin approved by pairing code")
 
 
 class PairingStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
 
 
 class UnprocessedStatus(models.TextChoices):
     NEW = "new", _("Not processed")
     REPLAYED = "replayed", _("Replayed")
     DISMISSED = "dismissed", _("Dismissed")
+
+
+class ReplyLanguage(models.TextChoices):
+    """The language of a bot's own replies (help, refusals, apologies, notices)."""
+
+    AUTO = "auto", _("The user's language (detected per message)")
+    # Each language by its own name, as language menus show them.
+    ZH_HANS = "zh-hans", "简体中文"
+    EN = "en", "English"

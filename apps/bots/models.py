@@ -11,6 +11,7 @@ from apps.bots.choices import (
     GroupTrigger,
     PairingStatus,
     Platform,
+    ReplyLanguage,
     UnprocessedStatus,
 )
 from apps.core.fields import EncryptedTextField
@@ -19,92 +20,151 @@ from apps.core.fields import EncryptedTextField
 class Bot(models.Model):
     """One bot on one chat platform, answering with a model profile."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100)
-    platform = models.CharField(max_length=16, choices=Platform.choices)
-    enabled = models.BooleanField(default=True, help_text="A disabled bot stores nothing.")
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID")
+    )
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    platform = models.CharField(max_length=16, choices=Platform.choices, verbose_name=_("platform"))
+    enabled = models.BooleanField(
+        default=True, help_text=_("A disabled bot stores nothing."), verbose_name=_("enabled")
+    )
     profile = models.ForeignKey(
         "providers.ModelProfile",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="bots",
-        help_text="The model profile that answers. Without one the bot answers nothing.",
+        help_text=_("The model profile that answers. Without one the bot answers nothing."),
+        verbose_name=_("profile"),
     )
     api_base_url = models.URLField(
         max_length=500,
         blank=True,
-        help_text="The platform API's base URL. Empty means the public one "
-        "(https://api.telegram.org, https://open.feishu.cn); set it for a self-hosted "
-        "Bot API server or the Lark domain https://open.larksuite.com.",
+        help_text=_(
+            "The platform API's base URL. Empty means the public one "
+            "(https://api.telegram.org, https://open.feishu.cn); set it for a self-hosted "
+            "Bot API server or the Lark domain https://open.larksuite.com."
+        ),
+        verbose_name=_("API base URL"),
     )
     telegram_token = EncryptedTextField(
-        blank=True, help_text="Telegram: the token from @BotFather."
+        blank=True,
+        help_text=_("Telegram: the token from @BotFather."),
+        verbose_name=_("Telegram token"),
     )
     telegram_webhook_secret = EncryptedTextField(
         blank=True,
-        help_text="Telegram: the secret Telegram sends with each webhook call. "
-        "Generated when empty.",
+        help_text=_(
+            "Telegram: the secret Telegram sends with each webhook call. Generated when empty."
+        ),
+        verbose_name=_("Telegram webhook secret"),
     )
-    feishu_app_id = models.CharField(max_length=64, blank=True, help_text="Feishu: App ID.")
-    feishu_app_secret = EncryptedTextField(blank=True, help_text="Feishu: App Secret.")
+    feishu_app_id = models.CharField(
+        max_length=64, blank=True, help_text=_("Feishu: App ID."), verbose_name=_("Feishu app ID")
+    )
+    feishu_app_secret = EncryptedTextField(
+        blank=True, help_text=_("Feishu: App Secret."), verbose_name=_("Feishu app secret")
+    )
     feishu_verification_token = EncryptedTextField(
-        blank=True, help_text="Feishu: Verification Token (event subscription)."
+        blank=True,
+        help_text=_("Feishu: Verification Token (event subscription)."),
+        verbose_name=_("Feishu verification token"),
     )
     feishu_encrypt_key = EncryptedTextField(
-        blank=True, help_text="Feishu: Encrypt Key (event subscription), if set there."
+        blank=True,
+        help_text=_("Feishu: Encrypt Key (event subscription), if set there."),
+        verbose_name=_("Feishu encrypt key"),
     )
     connection_mode = models.CharField(
         max_length=16,
         choices=ConnectionMode.choices,
         default=ConnectionMode.WEBHOOK,
-        help_text="Persistent mode needs no public URL: `manage.py run_connectors` keeps the "
-        "connection (Telegram long polling, Feishu long connection).",
+        help_text=_(
+            "Persistent mode needs no public URL: `manage.py run_connectors` keeps the "
+            "connection (Telegram long polling, Feishu long connection)."
+        ),
+        verbose_name=_("connection mode"),
     )
     group_trigger = models.CharField(
         max_length=16,
         choices=GroupTrigger.choices,
         default=GroupTrigger.MENTION,
-        help_text="In group chats, which messages the bot answers.",
+        help_text=_("In group chats, which messages the bot answers."),
+        verbose_name=_("group trigger"),
     )
     group_keyword = models.CharField(
         max_length=50,
         blank=True,
-        help_text="The prefix that triggers the bot, e.g. /ask or 小助手.",
+        help_text=_("The prefix that triggers the bot, e.g. /ask or 小助手."),
+        verbose_name=_("group keyword"),
     )
     edited_messages = models.CharField(
-        max_length=16, choices=EditedMessages.choices, default=EditedMessages.IGNORE
+        max_length=16,
+        choices=EditedMessages.choices,
+        default=EditedMessages.IGNORE,
+        verbose_name=_("edited messages"),
     )
     access_policy = models.CharField(
-        max_length=16, choices=AccessPolicy.choices, default=AccessPolicy.OPEN
+        max_length=16,
+        choices=AccessPolicy.choices,
+        default=AccessPolicy.OPEN,
+        verbose_name=_("access policy"),
     )
     allowed_user_ids = models.JSONField(
         default=list,
         blank=True,
-        help_text='Platform user ids allowed to chat, e.g. ["12345", "ou_abc"].',
+        help_text=_('Platform user ids allowed to chat, e.g. ["12345", "ou_abc"].'),
+        verbose_name=_("allowed user IDs"),
     )
     daily_token_budget = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Tokens this bot may use per day (empty: no cap)."
+        null=True,
+        blank=True,
+        help_text=_("Tokens this bot may use per day (empty: no cap)."),
+        verbose_name=_("daily token budget"),
     )
     user_daily_token_budget = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Tokens one platform user may use per day (empty: no cap)."
+        null=True,
+        blank=True,
+        help_text=_("Tokens one platform user may use per day (empty: no cap)."),
+        verbose_name=_("user daily token budget"),
+    )
+    reply_language = models.CharField(
+        _("reply language"),
+        max_length=16,
+        choices=ReplyLanguage.choices,
+        default=ReplyLanguage.AUTO,
+        help_text=_(
+            "The language of the bot's own replies: help, refusals, notices and apologies. "
+            "Automatic answers each message in the language it is written in."
+        ),
     )
     platform_username = models.CharField(
         max_length=128,
         blank=True,
-        help_text="The bot's own username/open id on the platform (filled in automatically).",
+        help_text=_("The bot's own username/open id on the platform (filled in automatically)."),
+        verbose_name=_("platform username"),
     )
     telegram_update_offset = models.BigIntegerField(
-        null=True, blank=True, help_text="Long polling: the next update id to fetch."
+        null=True,
+        blank=True,
+        help_text=_("Long polling: the next update id to fetch."),
+        verbose_name=_("Telegram update offset"),
     )
     connector_status = models.CharField(
-        max_length=200, blank=True, help_text="Persistent mode: the connection's last state."
+        max_length=200,
+        blank=True,
+        help_text=_("Persistent mode: the connection's last state."),
+        verbose_name=_("connector status"),
     )
-    connector_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    connector_heartbeat_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("connector heartbeat at")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("bot")
+        verbose_name_plural = _("bots")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -119,20 +179,34 @@ class Bot(models.Model):
 class PairingRequest(models.Model):
     """An unknown user's request for access to a pairing-policy bot, decided by an admin."""
 
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="pairing_requests")
-    platform_user_id = models.CharField(max_length=128)
-    display_name = models.CharField(max_length=200, blank=True)
-    code = models.CharField(max_length=16, help_text="The one-time code the user was given.")
-    status = models.CharField(
-        max_length=16, choices=PairingStatus.choices, default=PairingStatus.PENDING
+    bot = models.ForeignKey(
+        Bot, on_delete=models.CASCADE, related_name="pairing_requests", verbose_name=_("bot")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
+    platform_user_id = models.CharField(max_length=128, verbose_name=_("platform user ID"))
+    display_name = models.CharField(max_length=200, blank=True, verbose_name=_("display name"))
+    code = models.CharField(
+        max_length=16, help_text=_("The one-time code the user was given."), verbose_name=_("code")
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=PairingStatus.choices,
+        default=PairingStatus.PENDING,
+        verbose_name=_("status"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    decided_at = models.DateTimeField(null=True, blank=True, verbose_name=_("decided at"))
     decided_by = models.ForeignKey(
-        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("decided by"),
     )
 
     class Meta:
+        verbose_name = _("pairing request")
+        verbose_name_plural = _("pairing requests")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

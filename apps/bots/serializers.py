@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.bots.models import Bot
@@ -16,7 +17,7 @@ SECRET_FIELDS = [
 class BotSerializer(StrictModelSerializer):
     webhook_url = serializers.SerializerMethodField()
     secrets_set = serializers.SerializerMethodField(
-        help_text="Which secrets are set (their values are never returned)."
+        help_text=_("Which secrets are set (their values are never returned).")
     )
 
     class Meta:
@@ -34,6 +35,7 @@ class BotSerializer(StrictModelSerializer):
             "group_trigger",
             "group_keyword",
             "edited_messages",
+            "reply_language",
             "access_policy",
             "allowed_user_ids",
             "daily_token_budget",
@@ -69,8 +71,10 @@ class BotSerializer(StrictModelSerializer):
             and "platform" in attrs
             and attrs["platform"] != self.instance.platform
         ):
-            raise serializers.ValidationError({"platform": "A bot's platform cannot change."})
+            raise serializers.ValidationError({"platform": _("A bot's platform cannot change.")})
         token = attrs.get("telegram_token", getattr(self.instance, "telegram_token", ""))
         if platform == "telegram" and not token:
-            raise serializers.ValidationError({"telegram_token": "A Telegram bot needs its token."})
+            raise serializers.ValidationError(
+                {"telegram_token": _("A Telegram bot needs its token.")}
+            )
         return attrs

@@ -11,7 +11,9 @@ from django.conf import settings
 from django.db import DataError, OperationalError, transaction
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.functional import Promise
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from apps.audit.services import audit_record
 from apps.bots.choices import (
@@ -202,7 +204,7 @@ def inbound_accept(*, bot: Bot, inbound: InboundMessage) -> InboundMessage | Non
 PAIRING_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-def access_check(*, bot: Bot, inbound: InboundMessage) -> str | None:
+def access_check(*, bot: Bot, inbound: InboundMessage) -> str | Promise | None:
     """None when the sender may chat with the bot; otherwise the reply to give them.
 
     With the pairing policy an unknown user gets a one-time code; an admin approves
@@ -213,7 +215,7 @@ def access_check(*, bot: Bot, inbound: InboundMessage) -> str | None:
     if inbound.sender_id in {str(user_id) for user_id in bot.allowed_user_ids}:
         return None
     if bot.access_policy == AccessPolicy.ALLOWLIST:
-        return "Sorry, this assistant is only available to approved users."
+        return gettext_lazy("Sorry, this assistant is only available to approved users.")
     request, _ = PairingRequest.objects.get_or_create(
         bot=bot,
         platform_user_id=inbound.sender_id,
@@ -225,11 +227,15 @@ def access_check(*, bot: Bot, inbound: InboundMessage) -> str | None:
     if request.status == PairingStatus.APPROVED:
         return None
     if request.status == PairingStatus.REJECTED:
-        return "Sorry, your request for access to this assistant was declined."
-    return (
-        "This assistant needs approval before it can answer you. "
-        f"Your access code is {request.code}: send it to an administrator, who can approve "
-        "it in the admin under Pairing requests. Once approved, just write again."
+        return gettext_lazy("Sorry, your request for access to this assistant was declined.")
+    # Lazy, so that it is put in the language the bot replies in when it is sent.
+    return format_lazy(
+        gettext_lazy(
+            "This assistant needs approval before it can answer you. Your access code is "
+            "{code}: send it to an administrator, who can approve it in the admin under "
+            "Pairing requests. Once approved, just write again."
+        ),
+        code=request.code,
     )
 
 

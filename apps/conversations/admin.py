@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.audit.services import client_ip
 from apps.conversations.models import Conversation, Feedback, Message
@@ -49,12 +51,12 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_takeover_permission(self, request) -> bool:
         return request.user.has_perm("conversations.takeover_conversation")
 
-    @admin.display(description="Console")
+    @admin.display(description=_("Console"))
     def console_link(self, conversation: Conversation) -> str:
         url = reverse("console-conversation", args=[conversation.pk])
-        return format_html('<a href="{}">Open live</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("Open live"))
 
-    @admin.action(description="Take over (the AI stops answering)", permissions=["takeover"])
+    @admin.action(description=_("Take over (the AI stops answering)"), permissions=["takeover"])
     def take_over(self, request, queryset):
         from apps.conversations.services.console import conversation_take_over
 
@@ -62,9 +64,13 @@ class ConversationAdmin(admin.ModelAdmin):
             conversation_take_over(
                 conversation_id=conversation_id, actor=request.user, ip_address=client_ip(request)
             )
-        self.message_user(request, f"Took over {queryset.count()} conversation(s).")
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext("Took over %d conversation.", "Took over %d conversations.", count) % count,
+        )
 
-    @admin.action(description="Hand back to the AI", permissions=["takeover"])
+    @admin.action(description=_("Hand back to the AI"), permissions=["takeover"])
     def hand_back(self, request, queryset):
         from apps.conversations.services.console import conversation_hand_back
 
@@ -72,7 +78,16 @@ class ConversationAdmin(admin.ModelAdmin):
             conversation_hand_back(
                 conversation_id=conversation_id, actor=request.user, ip_address=client_ip(request)
             )
-        self.message_user(request, f"Handed {queryset.count()} conversation(s) back to the AI.")
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext(
+                "Handed %d conversation back to the AI.",
+                "Handed %d conversations back to the AI.",
+                count,
+            )
+            % count,
+        )
 
 
 @admin.register(Feedback)
@@ -108,7 +123,7 @@ class MessageAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Message._meta.fields]
 
-    @admin.action(description="Retry the selected failed messages")
+    @admin.action(description=_("Retry the selected failed messages"))
     def retry_failed(self, request, queryset):
         from apps.conversations.services.turns import MessageNotRetryable, message_retry
 
@@ -120,13 +135,17 @@ class MessageAdmin(admin.ModelAdmin):
             except MessageNotRetryable as error:
                 refused.append(str(error))
         if retried:
-            self.message_user(request, f"Retrying {retried} message(s).", messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("Retrying %d message.", "Retrying %d messages.", retried) % retried,
+                messages.SUCCESS,
+            )
         for reason in refused:
             self.message_user(request, reason, messages.WARNING)
 
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="Text")
+    @admin.display(description=_("Text"))
     def short_text(self, message: Message) -> str:
         return message.text[:80]

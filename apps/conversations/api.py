@@ -1,3 +1,4 @@
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -58,7 +59,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         """Try a failed message again (a failed answer, user message or delivery)."""
         conversation = self.get_object()
         if not conversation.messages.filter(pk=message_id).exists():
-            return Response({"detail": "No such message."}, status=status.HTTP_404_NOT_FOUND)
+            return Response({"detail": _("No such message.")}, status=status.HTTP_404_NOT_FOUND)
         try:
             message = message_retry(message_id=int(message_id))
         except MessageNotRetryable as error:
@@ -68,7 +69,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
     def _takeover_allowed(self, request) -> Response | None:
         if not request.user.has_perm("conversations.takeover_conversation"):
             return Response(
-                {"detail": "Taking conversations over needs the takeover permission."},
+                {"detail": _("Taking conversations over needs the takeover permission.")},
                 status=status.HTTP_403_FORBIDDEN,
             )
         return None

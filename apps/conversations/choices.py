@@ -1,38 +1,39 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ChatType(models.TextChoices):
-    PRIVATE = "private", "Private"
-    GROUP = "group", "Group"
+    PRIVATE = "private", _("Private")
+    GROUP = "group", _("Group")
 
 
 class Direction(models.TextChoices):
-    IN = "in", "Inbound"
-    OUT = "out", "Outbound"
+    IN = "in", _("Inbound")
+    OUT = "out", _("Outbound")
 
 
 class Author(models.TextChoices):
-    USER = "user", "User"
-    ASSISTANT = "assistant", "Assistant"
-    STAFF = "staff", "Staff"
-    SYSTEM = "system", "System"
+    USER = "user", _("User")
+    ASSISTANT = "assistant", _("Assistant")
+    STAFF = "staff", _("Staff")
+    SYSTEM = "system", _("System")
 
 
 class MessageStatus(models.TextChoices):
-    RECEIVED = "received", "Received"  # inbound, stored, waiting for a turn
-    PROCESSING = "processing", "Processing"  # a turn is answering it / generating it
-    ANSWERED = "answered", "Answered"  # inbound answered; outbound generated, not yet sent
-    DELIVERED = "delivered", "Delivered"  # outbound sent to the platform
-    FAILED = "failed", "Failed"  # see `error`
-    SKIPPED = "skipped", "Not answered (staff took over)"
+    RECEIVED = "received", _("Received")  # inbound, stored, waiting for a turn
+    PROCESSING = "processing", _("Processing")  # a turn is answering it / generating it
+    ANSWERED = "answered", _("Answered")  # inbound answered; outbound generated, not yet sent
+    DELIVERED = "delivered", _("Delivered")  # outbound sent to the platform
+    FAILED = "failed", _("Failed")  # see `error`
+    SKIPPED = "skipped", _("Not answered (staff took over)")
 
 
 class Rating(models.TextChoices):
-    HELPFUL = "helpful", "Helpful"
-    NOT_HELPFUL = "not_helpful", "Not helpful"
+    HELPFUL = "helpful", _("Helpful")
+    NOT_HELPFUL = "not_helpful", _("Not helpful")
 
 
 class AttachmentKind(models.TextChoices):
-    IMAGE = "image", "Image"
-    AUDIO = "audio", "Audio"
-    FILE = "file", "File"
+    IMAGE = "image", _("Image")
+    AUDIO = "audio", _("Audio")
+    FILE = "file", _("File")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import translation
 
 from apps.bots.platforms.base import WebhookRejected
 from apps.conversations import services
@@ -22,6 +23,7 @@ from apps.conversations.views import (
     console_conversation_snapshot,
     console_permitted,
 )
+from apps.core.i18n import language_from_scope
 from apps.core.metrics import socket_closed, socket_opened
 
 
@@ -66,6 +68,7 @@ class WebChatConsumer(_CountedSocket):
             await self.close(code=4403)
             return
         self.chat = chat
+        self.language = language_from_scope(self.scope)
         await self.accept()
         if chat.conversation_id is not None:
             await self._join(chat.conversation_id)
@@ -81,6 +84,11 @@ class WebChatConsumer(_CountedSocket):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
+        # Errors are told in the page's language.
+        with translation.override(self.language):
+            await self._receive(content)
+
+    async def _receive(self, content) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         if kind in ("feedback", "regenerate"):
             await self._answer_action(kind, content)

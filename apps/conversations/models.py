@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.conversations.choices import (
     AttachmentKind,
@@ -15,16 +16,30 @@ from apps.conversations.choices import (
 class Conversation(models.Model):
     """One chat on one bot: a private chat with a user, or a group."""
 
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations")
-    chat_id = models.CharField(max_length=128, help_text="The platform's chat id.")
-    chat_type = models.CharField(max_length=16, choices=ChatType.choices)
-    participants = models.JSONField(
-        default=dict, blank=True, help_text="Platform user id -> display name."
+    bot = models.ForeignKey(
+        "bots.Bot", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("bot")
     )
-    started_at = models.DateTimeField(default=timezone.now)
-    last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
+    chat_id = models.CharField(
+        max_length=128, help_text=_("The platform's chat id."), verbose_name=_("chat ID")
+    )
+    chat_type = models.CharField(
+        max_length=16, choices=ChatType.choices, verbose_name=_("chat type")
+    )
+    participants = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("Platform user id -> display name."),
+        verbose_name=_("participants"),
+    )
+    started_at = models.DateTimeField(default=timezone.now, verbose_name=_("started at"))
+    last_activity_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("last activity at")
+    )
     closed_at = models.DateTimeField(
-        null=True, blank=True, help_text="Set by /reset: the chat's next message starts anew."
+        null=True,
+        blank=True,
+        help_text=_("Set by /reset: the chat's next message starts anew."),
+        verbose_name=_("closed at"),
     )
     handled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -32,17 +47,25 @@ class Conversation(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The staff member who took the conversation over; the AI is silent meanwhile.",
+        help_text=_("The staff member who took the conversation over; the AI is silent meanwhile."),
+        verbose_name=_("handled by"),
     )
-    taken_over_at = models.DateTimeField(null=True, blank=True)
+    taken_over_at = models.DateTimeField(null=True, blank=True, verbose_name=_("taken over at"))
     summary = models.TextField(
-        blank=True, help_text="A model-written summary of the turns before `summary_until`."
+        blank=True,
+        help_text=_("A model-written summary of the turns before `summary_until`."),
+        verbose_name=_("summary"),
     )
     summary_until = models.BigIntegerField(
-        null=True, blank=True, help_text="The id of the last message the summary covers."
+        null=True,
+        blank=True,
+        help_text=_("The id of the last message the summary covers."),
+        verbose_name=_("summary until"),
     )
 
     class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
         constraints = [
             models.UniqueConstraint(
                 fields=["bot", "chat_id"],
@@ -64,63 +87,95 @@ class Message(models.Model):
     """One message in a conversation, inbound or outbound, with its pipeline state."""
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        verbose_name=_("conversation"),
     )
     # Denormalised from the conversation so inbound ids are unique per bot.
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
-    direction = models.CharField(max_length=3, choices=Direction.choices)
-    author = models.CharField(max_length=16, choices=Author.choices)
-    sender_id = models.CharField(max_length=128, blank=True)
-    text = models.TextField(blank=True)
+    bot = models.ForeignKey(
+        "bots.Bot", on_delete=models.CASCADE, related_name="+", verbose_name=_("bot")
+    )
+    direction = models.CharField(
+        max_length=3, choices=Direction.choices, verbose_name=_("direction")
+    )
+    author = models.CharField(max_length=16, choices=Author.choices, verbose_name=_("author"))
+    sender_id = models.CharField(max_length=128, blank=True, verbose_name=_("sender ID"))
+    text = models.TextField(blank=True, verbose_name=_("text"))
     # NULL, not "", for outbound rows: the unique constraint must ignore them.
     external_id = models.CharField(  # noqa: DJ001
         max_length=128,
         null=True,
         blank=True,
-        help_text="Inbound: the platform's event/update id (dedup key).",
+        help_text=_("Inbound: the platform's event/update id (dedup key)."),
+        verbose_name=_("external ID"),
     )
     platform_message_id = models.CharField(
-        max_length=128, blank=True, help_text="The platform's id of this message."
+        max_length=128,
+        blank=True,
+        help_text=_("The platform's id of this message."),
+        verbose_name=_("platform message ID"),
     )
     reply_to = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("reply to"),
     )
     status = models.CharField(
-        max_length=16, choices=MessageStatus.choices, default=MessageStatus.RECEIVED
+        max_length=16,
+        choices=MessageStatus.choices,
+        default=MessageStatus.RECEIVED,
+        verbose_name=_("status"),
     )
-    error = models.TextField(blank=True)
-    delivery_attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    delivery_attempts = models.PositiveIntegerField(default=0, verbose_name=_("delivery attempts"))
     profile = models.ForeignKey(
         "providers.ModelProfile",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The profile that produced this answer.",
+        help_text=_("The profile that produced this answer."),
+        verbose_name=_("profile"),
     )
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    tokens_estimated = models.BooleanField(default=False)
-    received_at = models.DateTimeField(default=timezone.now)
-    model_started_at = models.DateTimeField(null=True, blank=True)
-    first_token_at = models.DateTimeField(null=True, blank=True)
-    model_done_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("prompt tokens")
+    )
+    completion_tokens = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("completion tokens")
+    )
+    tokens_estimated = models.BooleanField(default=False, verbose_name=_("tokens estimated"))
+    received_at = models.DateTimeField(default=timezone.now, verbose_name=_("received at"))
+    model_started_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("model started at")
+    )
+    first_token_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first token at"))
+    model_done_at = models.DateTimeField(null=True, blank=True, verbose_name=_("model done at"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
     attempts = models.JSONField(
         default=list,
         blank=True,
-        help_text="Profiles tried for this answer, in order, with why each was skipped.",
+        help_text=_("Profiles tried for this answer, in order, with why each was skipped."),
+        verbose_name=_("attempts"),
     )
-    cached = models.BooleanField(default=False, help_text="Answered from the response cache.")
+    cached = models.BooleanField(
+        default=False, help_text=_("Answered from the response cache."), verbose_name=_("cached")
+    )
     cost = models.DecimalField(
         max_digits=12,
         decimal_places=6,
         null=True,
         blank=True,
-        help_text="In the profile's currency.",
+        help_text=_("In the profile's currency."),
+        verbose_name=_("cost"),
     )
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
@@ -138,14 +193,26 @@ class Message(models.Model):
 class MessageAttachment(models.Model):
     """A photo, voice note or file a user sent; fetched from the platform by the worker."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
-    kind = models.CharField(max_length=16, choices=AttachmentKind.choices)
-    platform_file_id = models.CharField(max_length=512, help_text="The platform's file key/id.")
-    mime_type = models.CharField(max_length=100, blank=True)
-    file_name = models.CharField(max_length=255, blank=True)
-    size = models.PositiveIntegerField(null=True, blank=True)
-    content = models.FileField(upload_to="attachments/%Y/%m/%d/", blank=True)
-    error = models.TextField(blank=True)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("message")
+    )
+    kind = models.CharField(max_length=16, choices=AttachmentKind.choices, verbose_name=_("kind"))
+    platform_file_id = models.CharField(
+        max_length=512,
+        help_text=_("The platform's file key/id."),
+        verbose_name=_("platform file ID"),
+    )
+    mime_type = models.CharField(max_length=100, blank=True, verbose_name=_("MIME type"))
+    file_name = models.CharField(max_length=255, blank=True, verbose_name=_("file name"))
+    size = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("size"))
+    content = models.FileField(
+        upload_to="attachments/%Y/%m/%d/", blank=True, verbose_name=_("content")
+    )
+    error = models.TextField(blank=True, verbose_name=_("error"))
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
 
     def __str__(self) -> str:
         return f"{self.kind} {self.file_name or self.platform_file_id}"
@@ -154,12 +221,16 @@ class MessageAttachment(models.Model):
 class Feedback(models.Model):
     """A user's rating of one answer (helpful / not helpful); the latest one counts."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
-    rating = models.CharField(max_length=16, choices=Rating.choices)
-    platform_user_id = models.CharField(max_length=128)
-    created_at = models.DateTimeField(auto_now=True)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="feedback", verbose_name=_("message")
+    )
+    rating = models.CharField(max_length=16, choices=Rating.choices, verbose_name=_("rating"))
+    platform_user_id = models.CharField(max_length=128, verbose_name=_("platform user ID"))
+    created_at = models.DateTimeField(auto_now=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
         constraints = [
             models.UniqueConstraint(
                 fields=["message", "platform_user_id"], name="feedback_one_per_user"

@@ -19,14 +19,51 @@ from django.db.models import (
 )
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from apps.bots.choices import ReplyLanguage
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Conversation, Feedback, Message
+from apps.core.i18n import default_language, language_detect
 
 STATE_AI = "ai"
 STATE_TAKEN_OVER = "taken_over"
 STATE_FAILED = "failed"
-STATE_LABELS = {STATE_AI: "AI", STATE_TAKEN_OVER: "Taken over", STATE_FAILED: "Failed"}
+STATE_LABELS = {
+    STATE_AI: _("AI"),
+    STATE_TAKEN_OVER: _("Taken over"),
+    STATE_FAILED: _("Failed"),
+}
+# How far back a reply looks for a message whose language can be told (e.g. after a photo).
+LANGUAGE_LOOKBACK_MESSAGES = 10
+
+
+def reply_language(*, bot, message: Message | None) -> str:
+    """The language of the bot's own reply to `message`: "zh-hans" or "en".
+
+    The bot's reply language, or with "auto" the language `message` is written in; when
+    that can't be told (a photo, a sticker, "/help"), the language of the user's latest
+    message in the conversation that tells it, else LANGUAGE_CODE.
+    """
+    if bot.reply_language != ReplyLanguage.AUTO:
+        return bot.reply_language
+    if message is not None:
+        detected = language_detect(message.text)
+        if detected is not None:
+            return detected
+        earlier = (
+            Message.objects.filter(
+                conversation_id=message.conversation_id, direction=Direction.IN, id__lt=message.pk
+            )
+            .exclude(text="")
+            .order_by("-id")
+            .values_list("text", flat=True)[:LANGUAGE_LOOKBACK_MESSAGES]
+        )
+        for text in earlier:
+            detected = language_detect(text)
+            if detected is not None:
+                return detected
+    return default_language()
 
 
 def conversation_list(*, bot_id=None, platform: str | None = None) -> QuerySet[Conversation]:
@@ -94,9 +131,12 @@ def _summary(conversation: Conversation) -> dict[str, Any]:
         "chat_type": conversation.chat_type,
         "last_text": (conversation.last_text or "")[:200],
         "last_author": conversation.last_author or "",
+        "last_author_label": (
+            str(Author(conversation.last_author).label) if conversation.last_author else ""
+        ),
         "last_activity_at": conversation.last_activity_at.isoformat(),
         "state": state,
-        "state_label": STATE_LABELS[state],
+        "state_label": str(STATE_LABELS[state]),
         "handled_by": conversation.handled_by.get_username() if conversation.handled_by else "",
         "closed": conversation.closed_at is not None,
         "helpful": conversation.helpful_count or 0,

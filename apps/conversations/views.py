@@ -20,14 +20,16 @@ from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHt
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from apps.audit.services import client_ip
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
-from apps.conversations.choices import Rating
+from apps.conversations.choices import Author, MessageStatus, Rating
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import (
+    STATE_LABELS,
     HistoryFilter,
     console_conversations,
     conversation_summary,
@@ -54,7 +56,7 @@ def web_chat(request, bot_id):
     """The web chat page for a web bot: open to all while enabled, to staff always."""
     bot = get_object_or_404(Bot, pk=bot_id, platform=Platform.WEB)
     if not bot.enabled and not request.user.is_staff:
-        raise Http404("No such chat.")
+        raise Http404(_("No such chat."))
     request.session.setdefault(VISITOR_SESSION_KEY, uuid.uuid4().hex)
     return render(request, "webchat/chat.html", {"bot": bot})
 
@@ -85,7 +87,7 @@ def console_view(view):
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         if not console_permitted(request.user):
-            raise PermissionDenied("You may not view conversations.")
+            raise PermissionDenied(_("You may not view conversations."))
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -97,6 +99,18 @@ def _nav(request, active: str) -> dict:
         "can_take_over": takeover_permitted(request.user),
         "bots": Bot.objects.order_by("name"),
         "platforms": Platform.choices,
+        "labels": console_labels(),
+    }
+
+
+def console_labels() -> dict[str, dict[str, str]]:
+    """Names of states, platforms, authors and statuses in the page's language, for its
+    scripts: live updates carry the keys (they are built once for every watcher)."""
+    return {
+        "states": {key: str(label) for key, label in STATE_LABELS.items()},
+        "platforms": dict(Platform.choices),
+        "authors": dict(Author.choices),
+        "statuses": dict(MessageStatus.choices),
     }
 
 
@@ -112,7 +126,7 @@ def console_list(request):
     try:
         rows = console_conversations(bot_id=bot_id, platform=platform, rating=rating)
     except ValidationError as error:  # a malformed bot id
-        raise Http404("No such bot.") from error
+        raise Http404(_("No such bot.")) from error
     return render(
         request,
         "console/list.html",
@@ -123,8 +137,8 @@ def console_list(request):
             "platform": platform,
             "rating": rating,
             "ratings": [
-                (Rating.HELPFUL, "Rated helpful"),
-                (Rating.NOT_HELPFUL, "Rated not helpful"),
+                (Rating.HELPFUL, _("Rated helpful")),
+                (Rating.NOT_HELPFUL, _("Rated not helpful")),
             ],
         },
     )
@@ -167,7 +181,7 @@ def _takeover_action(action):
     @functools.wraps(action)
     def wrapped(request, conversation_id: int):
         if not takeover_permitted(request.user):
-            raise PermissionDenied("You may not take conversations over.")
+            raise PermissionDenied(_("You may not take conversations over."))
         get_object_or_404(Conversation, pk=conversation_id)
         try:
             result = action(request, conversation_id)
@@ -219,22 +233,33 @@ def console_reply(request, conversation_id: int) -> dict:
 class HistoryFilterForm(forms.Form):
     """The history page's search fields."""
 
-    bot = forms.ModelChoiceField(queryset=Bot.objects.order_by("name"), required=False)
-    platform = forms.ChoiceField(choices=[("", "Any platform"), *Platform.choices], required=False)
-    user = forms.CharField(required=False, max_length=128, help_text="Name or platform user id")
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    text = forms.CharField(required=False, max_length=200)
+    bot = forms.ModelChoiceField(
+        queryset=Bot.objects.order_by("name"), required=False, label=_("Bot")
+    )
+    platform = forms.ChoiceField(
+        choices=[("", _("Any platform")), *Platform.choices], required=False, label=_("Platform")
+    )
+    user = forms.CharField(
+        required=False, max_length=128, label=_("User"), help_text=_("Name or platform user id")
+    )
+    date_from = forms.DateField(
+        required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    text = forms.CharField(required=False, max_length=200, label=_("Text"))
     rating = forms.ChoiceField(
         choices=[
-            ("", "Any rating"),
+            ("", _("Any rating")),
             *Rating.choices,
-            ("any", "Rated"),
-            ("none", "Not rated"),
+            ("any", _("Rated")),
+            ("none", _("Not rated")),
         ],
         required=False,
+        label=_("Feedback"),
     )
-    failed = forms.BooleanField(required=False, label="Failed only")
+    failed = forms.BooleanField(required=False, label=_("Failed only"))
 
     def search(self) -> HistoryFilter:
         if not self.is_valid():
@@ -306,7 +331,7 @@ async def _in_batches(lines: Iterator[str], size: int = 200) -> AsyncIterator[st
 def history_export(request, fmt: str):
     """The filtered conversations as CSV, or JSONL for chat fine-tuning; streamed."""
     if fmt not in EXPORTS:
-        raise Http404("Unknown export format.")
+        raise Http404(_("Unknown export format."))
     export, content_type = EXPORTS[fmt]
     conversations = history_search(search=HistoryFilterForm(request.GET or None).search())
     lines = export(conversations=conversations)

@@ -1,9 +1,11 @@
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 class CoreConfig(AppConfig):
     name = "apps.core"
+    verbose_name = _("Core")
     label = "core"
 
     def ready(self) -> None:

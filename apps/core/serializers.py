@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 
@@ -18,6 +19,6 @@ class StrictModelSerializer(serializers.ModelSerializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in unknown}, code="unknown_field"
+                    {name: [_("Unknown field.")] for name in unknown}, code="unknown_field"
                 )
         return super().to_internal_value(data)

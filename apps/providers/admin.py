@@ -5,10 +5,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.core.masking import mask_headers, mask_secret
-from apps.providers.models import ModelProfile, Provider
+from apps.providers.models import DEFAULT_SYSTEM_PROMPT, ModelProfile, Provider
 from apps.providers.selectors import provider_health
 from apps.providers.services import profile_probe, provider_cooldown_clear
 
@@ -17,16 +20,20 @@ class ProviderForm(forms.ModelForm):
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Stored encrypted. Leave empty to keep the current key.",
+        help_text=_("Stored encrypted. Leave empty to keep the current key."),
     )
-    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+    clear_api_key = forms.BooleanField(required=False, help_text=_("Remove the stored key."))
     extra_headers = forms.JSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='Sent with every request, e.g. {"X-Org": "acme"}. Stored encrypted and '
-        "never shown again. Leave empty to keep the current headers.",
+        help_text=_(
+            'Sent with every request, e.g. {"X-Org": "acme"}. Stored encrypted and '
+            "never shown again. Leave empty to keep the current headers."
+        ),
     )
-    clear_extra_headers = forms.BooleanField(required=False, help_text="Remove the stored headers.")
+    clear_extra_headers = forms.BooleanField(
+        required=False, help_text=_("Remove the stored headers.")
+    )
 
     class Meta:
         model = Provider
@@ -39,7 +46,11 @@ class ProviderForm(forms.ModelForm):
             shown = ", ".join(
                 f"{k}: {v}" for k, v in mask_headers(self.instance.extra_headers).items()
             )
-            self.fields["extra_headers"].help_text += f" Now set: {shown}."
+            self.fields["extra_headers"].help_text = format_lazy(
+                "{} {}",
+                self.fields["extra_headers"].help_text,
+                _("Now set: %(headers)s.") % {"headers": shown},
+            )
 
     def clean_extra_headers(self):
         value = self.cleaned_data.get("extra_headers")
@@ -48,7 +59,7 @@ class ProviderForm(forms.ModelForm):
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            raise forms.ValidationError("Headers must be an object of string values.")
+            raise forms.ValidationError(_("Headers must be an object of string values."))
         return value
 
     def clean(self):
@@ -80,17 +91,17 @@ class ProviderAdmin(AuditedModelAdmin):
     search_fields = ["name", "base_url"]
     actions = ["end_cooldown"]
 
-    @admin.display(description="API key")
+    @admin.display(description=_("API key"))
     def masked_api_key(self, provider: Provider) -> str:
         return mask_secret(provider.api_key) or "—"
 
     # Health is read from Redis, where every worker records its calls.
-    @admin.display(description="Last success")
+    @admin.display(description=_("Last success"))
     def last_success(self, provider: Provider) -> str:
         at = provider_health(provider=provider).last_success_at
         return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
 
-    @admin.display(description="Last error")
+    @admin.display(description=_("Last error"))
     def last_error(self, provider: Provider) -> str:
         health = provider_health(provider=provider)
         if not health.last_error_at:
@@ -98,20 +109,26 @@ class ProviderAdmin(AuditedModelAdmin):
         at = timezone.localtime(health.last_error_at).strftime("%Y-%m-%d %H:%M:%S")
         return f"{at}: {health.last_error[:120]}"
 
-    @admin.display(description="Cooldown")
+    @admin.display(description=_("Cooldown"))
     def cooldown(self, provider: Provider) -> str:
         health = provider_health(provider=provider)
         if health.cooldown_seconds_left:
-            return f"cooling down, {health.cooldown_seconds_left:.0f}s left"
+            return _("cooling down, %(seconds)ds left") % {
+                "seconds": round(health.cooldown_seconds_left)
+            }
         if health.consecutive_failures:
-            return f"{health.consecutive_failures} failure(s) in a row"
-        return "ok"
+            return ngettext(
+                "%(count)d failure in a row",
+                "%(count)d failures in a row",
+                health.consecutive_failures,
+            ) % {"count": health.consecutive_failures}
+        return _("ok")
 
-    @admin.action(description="End the cooldown of the selected providers")
+    @admin.action(description=_("End the cooldown of the selected providers"))
     def end_cooldown(self, request, queryset):
         for provider in queryset:
             provider_cooldown_clear(provider=provider)
-        self.message_user(request, "Cooldown ended.", messages.SUCCESS)
+        self.message_user(request, _("Cooldown ended."), messages.SUCCESS)
 
 
 @admin.register(ModelProfile)
@@ -130,6 +147,12 @@ class ModelProfileAdmin(AuditedModelAdmin):
     search_fields = ["name", "model"]
     autocomplete_fields = ["provider", "fallback"]
 
+    def get_changeform_initial_data(self, request):
+        return {
+            "system_prompt": DEFAULT_SYSTEM_PROMPT,
+            **super().get_changeform_initial_data(request),
+        }
+
     def get_urls(self):
         return [
             path(
@@ -140,10 +163,10 @@ class ModelProfileAdmin(AuditedModelAdmin):
             *super().get_urls(),
         ]
 
-    @admin.display(description="Test")
+    @admin.display(description=_("Test"))
     def test_link(self, profile: ModelProfile) -> str:
         url = reverse("admin:providers_modelprofile_test", args=[profile.pk])
-        return format_html('<a href="{}">Test this profile</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("Test this profile"))
 
     def test_view(self, request, profile_id: int):
         """Send a probe to the profile (GET shows the form, POST runs it) and show the timings."""
@@ -153,14 +176,16 @@ class ModelProfileAdmin(AuditedModelAdmin):
 
             raise PermissionDenied
         result = None
-        prompt = request.POST.get("prompt") or "Reply with one short sentence: are you there?"
+        prompt = request.POST.get("prompt") or gettext(
+            "Reply with one short sentence: are you there?"
+        )
         if request.method == "POST":
             result = profile_probe(profile=profile, prompt=prompt)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": profile,
-            "title": f"Test {profile.name}",
+            "title": _("Test %(profile)s") % {"profile": profile.name},
             "profile": profile,
             "prompt": prompt,
             "result": result,

@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ProvidersConfig(AppConfig):
     name = "apps.providers"
+    verbose_name = _("Models")
     label = "providers"
 
     def ready(self) -> None:

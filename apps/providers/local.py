@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from apps.providers.models import ModelProfile, Provider
+from apps.providers.models import DEFAULT_SYSTEM_PROMPT, ModelProfile, Provider
 
 LOCAL_PROVIDER_NAME = "Local SmolLM2"
 LOCAL_PROFILE_NAME = "SmolLM2 (local)"
@@ -58,7 +58,7 @@ def local_model_provision() -> tuple[Provider, ModelProfile] | None:
         name=LOCAL_PROFILE_NAME,
         provider=provider,
         model=LOCAL_MODEL_ALIAS,
-        system_prompt="You are a helpful assistant. Answer briefly.",
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
         temperature=0.3,
         max_tokens=256,
         history_messages=6,

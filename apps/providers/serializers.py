@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.core.masking import mask_headers, mask_secret
@@ -13,10 +14,10 @@ class ProviderSerializer(StrictModelSerializer):
     extra_headers = serializers.JSONField(
         write_only=True,
         required=False,
-        help_text="Sent with every request; stored encrypted, never returned.",
+        help_text=_("Sent with every request; stored encrypted, never returned."),
     )
     extra_headers_masked = serializers.SerializerMethodField(
-        help_text="The extra headers' names with masked values."
+        help_text=_("The extra headers' names with masked values.")
     )
 
     class Meta:
@@ -49,7 +50,7 @@ class ProviderSerializer(StrictModelSerializer):
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            raise serializers.ValidationError("Headers must be an object of string values.")
+            raise serializers.ValidationError(_("Headers must be an object of string values."))
         return value
 
 
@@ -85,6 +86,6 @@ class ModelProfileSerializer(StrictModelSerializer):
             current = fallback
             while current is not None:
                 if current.pk == self.instance.pk:
-                    raise serializers.ValidationError({"fallback": "Fallbacks form a loop."})
+                    raise serializers.ValidationError({"fallback": _("Fallbacks form a loop.")})
                 current = current.fallback
         return attrs

@@ -38,7 +38,7 @@
     const labels = spec.labels, series = spec.series.filter((s) => s.values.some((v) => v !== null));
     const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart__svg" });
     if (!labels.length || !series.length) {
-      svg.appendChild(el("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "chart__empty" }, "No data yet"));
+      svg.appendChild(el("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "chart__empty" }, gettext("No data yet")));
       container.replaceChildren(svg);
       return svg;
     }
@@ -77,7 +77,8 @@
     series.forEach((s, k) => {
       svg.appendChild(el("rect", { x: legendX, y: height - 16, width: 10, height: 10, fill: s.color || COLORS[k % COLORS.length] }));
       svg.appendChild(el("text", { x: legendX + 14, y: height - 7, class: "chart__legend" }, s.name));
-      legendX += 24 + s.name.length * 7;
+      // Wide (CJK) characters take about twice the width of Latin ones.
+      legendX += 24 + [...s.name].reduce((width, c) => width + (c.codePointAt(0) >= 0x2e80 ? 13 : 7), 0);
     });
     container.replaceChildren(svg);
     return svg;

@@ -11,7 +11,8 @@
   const notice = document.getElementById("notice");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const items = new Map();
-  const authorLabels = { user: "User", assistant: "Assistant", staff: "Staff", system: "System" };
+  // Names in the page's language (the server renders them; see views.console_labels).
+  const labels = JSON.parse(document.getElementById("console-labels").textContent);
   let retryDelay = 500;
 
   transcript.querySelectorAll("li[data-id]").forEach((li) => items.set(li.dataset.id, li));
@@ -36,7 +37,8 @@
     li.classList.toggle("msg--pending", streaming);
     li.classList.toggle("msg--failed", message.status === "failed");
     li.dataset.status = message.status;
-    li.querySelector(".msg__meta").textContent = `${authorLabels[message.author] || message.author} · ${message.status}`;
+    const author = labels.authors[message.author] || message.author;
+    li.querySelector(".msg__meta").textContent = `${author} · ${labels.statuses[message.status] || message.status}`;
     const text = li.querySelector(".msg__text");
     if (!streaming || message.text) text.textContent = message.text;
     scrollDown();
@@ -48,7 +50,8 @@
     section.dataset.state = summary.state;
     section.dataset.handledBy = summary.handled_by;
     stateBadge.className = `state state--${summary.state}`;
-    stateBadge.textContent = summary.state_label + (summary.handled_by ? ` · ${summary.handled_by}` : "");
+    const stateLabel = labels.states[summary.state] || summary.state_label;
+    stateBadge.textContent = stateLabel + (summary.handled_by ? ` · ${summary.handled_by}` : "");
     const takeover = document.getElementById("takeover");
     if (!takeover) return;
     const mine = summary.handled_by === me;
@@ -56,19 +59,21 @@
     document.getElementById("hand-back-form").hidden = summary.state !== "taken_over";
     document.getElementById("reply-form").hidden = !mine;
     const takeOverButton = document.getElementById("take-over");
-    takeOverButton.textContent = summary.handled_by && !mine ? `Take over from ${summary.handled_by}` : "Take over";
+    takeOverButton.textContent = summary.handled_by && !mine
+      ? interpolate(gettext("Take over from %s"), [summary.handled_by])
+      : gettext("Take over");
   }
 
   setState({ state: section.dataset.state, handled_by: section.dataset.handledBy, state_label: stateBadge.textContent.split(" · ")[0] });
 
   function connect() {
     const socket = new WebSocket(`${scheme}://${location.host}/ws/console/conversations/${id}/`);
-    socket.addEventListener("open", () => { live.textContent = "Live"; live.classList.remove("is-down"); retryDelay = 500; });
+    socket.addEventListener("open", () => { live.textContent = gettext("Live"); live.classList.remove("is-down"); retryDelay = 500; });
     socket.addEventListener("close", (event) => {
       live.classList.add("is-down");
-      if (event.code === 4403) { live.textContent = "Not allowed."; return; }
-      if (event.code === 4404) { live.textContent = "No such conversation."; return; }
-      live.textContent = "Reconnecting…";
+      if (event.code === 4403) { live.textContent = gettext("Not allowed."); return; }
+      if (event.code === 4404) { live.textContent = gettext("No such conversation."); return; }
+      live.textContent = gettext("Reconnecting…");
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     });

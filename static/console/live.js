@@ -10,6 +10,8 @@
   const base = table.dataset.urlBase;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   let retryDelay = 500;
+  // Names in the page's language (the server renders them; see views.console_labels).
+  const labels = JSON.parse(document.getElementById("console-labels").textContent);
 
   function cell(text, className) {
     const td = document.createElement("td");
@@ -20,7 +22,7 @@
 
   function feedbackCell(row) {
     const td = cell("", "feedback");
-    for (const [count, sign, kind, title] of [[row.helpful, "+", "up", "helpful"], [row.not_helpful, "−", "down", "not helpful"]]) {
+    for (const [count, sign, kind, title] of [[row.helpful, "+", "up", gettext("helpful")], [row.not_helpful, "−", "down", gettext("not helpful")]]) {
       if (!count) continue;
       const span = document.createElement("span");
       span.className = `fb fb--${kind}`;
@@ -42,7 +44,7 @@
     tr.replaceChildren(
       cell(row.last_activity_at.slice(0, 19).replace("T", " ")),
       cell(row.bot),
-      cell(row.platform_label),
+      cell(labels.platforms[row.platform] || row.platform_label),
     );
     const user = cell("");
     const link = document.createElement("a");
@@ -54,7 +56,8 @@
     if (row.last_author) {
       const who = document.createElement("span");
       who.className = "who";
-      who.textContent = `${row.last_author}: `;
+      who.dataset.author = row.last_author;
+      who.textContent = `${labels.authors[row.last_author] || row.last_author}: `;
       last.appendChild(who);
     }
     last.appendChild(document.createTextNode(row.last_text.length > 120 ? row.last_text.slice(0, 119) + "…" : row.last_text));
@@ -63,7 +66,8 @@
     const stateCell = cell("");
     const badge = document.createElement("span");
     badge.className = `state state--${row.state}`;
-    badge.textContent = row.state_label + (row.handled_by ? ` · ${row.handled_by}` : "");
+    const stateLabel = labels.states[row.state] || row.state_label;
+    badge.textContent = stateLabel + (row.handled_by ? ` · ${row.handled_by}` : "");
     stateCell.appendChild(badge);
     tr.appendChild(stateCell);
     // Newest activity first: a changed row moves to the top.
@@ -75,11 +79,11 @@
 
   function connect() {
     const socket = new WebSocket(`${scheme}://${location.host}/ws/console/`);
-    socket.addEventListener("open", () => { state.textContent = "Live"; state.classList.remove("is-down"); retryDelay = 500; });
+    socket.addEventListener("open", () => { state.textContent = gettext("Live"); state.classList.remove("is-down"); retryDelay = 500; });
     socket.addEventListener("close", (event) => {
       state.classList.add("is-down");
-      if (event.code === 4403) { state.textContent = "Not allowed."; return; }
-      state.textContent = "Reconnecting…";
+      if (event.code === 4403) { state.textContent = gettext("Not allowed."); return; }
+      state.textContent = gettext("Reconnecting…");
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     });

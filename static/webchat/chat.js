@@ -46,7 +46,7 @@
     if (li.querySelector(".msg__actions")) return;
     const actions = document.createElement("span");
     actions.className = "msg__actions";
-    for (const [rating, label, title] of [["helpful", "👍", "Helpful"], ["not_helpful", "👎", "Not helpful"]]) {
+    for (const [rating, label, title] of [["helpful", "👍", gettext("Helpful")], ["not_helpful", "👎", gettext("Not helpful")]]) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "msg__action";
@@ -61,7 +61,7 @@
     again.type = "button";
     again.className = "msg__action";
     again.dataset.action = "regenerate";
-    again.title = again.ariaLabel = "Write a new answer";
+    again.title = again.ariaLabel = gettext("Write a new answer");
     again.textContent = "↻";
     again.addEventListener("click", () => send({ type: "regenerate", message_id: messageId }));
     actions.appendChild(again);
@@ -82,15 +82,15 @@
   function connect() {
     socket = new WebSocket(url);
     socket.addEventListener("open", () => {
-      state.textContent = "Online";
+      state.textContent = gettext("Online");
       state.classList.remove("is-down");
       retryDelay = 500;
       for (const [id, text] of unsent) socket.send(JSON.stringify({ type: "message", id, text }));
     });
     socket.addEventListener("close", (event) => {
       state.classList.add("is-down");
-      if (event.code === 4403) { state.textContent = "This chat is not available."; return; }
-      state.textContent = "Reconnecting…";
+      if (event.code === 4403) { state.textContent = gettext("This chat is not available."); return; }
+      state.textContent = gettext("Reconnecting…");
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     });

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import lark_oapi as lark
 import requests
+from django.utils.translation import gettext_lazy
 from lark_oapi.api.im.v1 import (
     CreateMessageRequest,
     CreateMessageRequestBody,
@@ -64,9 +65,9 @@ RATE_LIMIT_CODES = {99991400, 230020}
 TOKEN_INVALID_CODES = {99991661, 99991663, 99991664, 99991665, 99991668}
 COMMANDS = {"start", "help", "reset", "model"}
 ACTION_LABELS = (
-    ("helpful", "👍 Helpful", "default"),
-    ("not_helpful", "👎 Not helpful", "default"),
-    ("regenerate", "🔄 Regenerate", "default"),
+    ("helpful", gettext_lazy("👍 Helpful"), "default"),
+    ("not_helpful", gettext_lazy("👎 Not helpful"), "default"),
+    ("regenerate", gettext_lazy("🔄 Regenerate"), "default"),
 )
 MENTION_KEY = re.compile(r"(@_user_\d+)( ?)")
 
@@ -738,7 +739,7 @@ def answer_card(
                 "actions": [
                     {
                         "tag": "button",
-                        "text": {"tag": "plain_text", "content": label},
+                        "text": {"tag": "plain_text", "content": str(label)},
                         "type": style,
                         "value": {"action": action, "message_id": str(message_id)},
                     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext
+
 from apps.bots.platforms.base import InboundMessage, OutboundMessage, SentMessage, WebhookRejected
 
 if TYPE_CHECKING:
@@ -36,14 +38,17 @@ class WebChatAdapter:
     def parse_frame(self, *, visitor_id: str, visitor_name: str, frame: Any) -> InboundMessage:
         """A browser's {"type": "message", "id": ..., "text": ...} frame as an InboundMessage."""
         if not isinstance(frame, dict) or frame.get("type") != "message":
-            raise WebhookRejected("expected a frame of type 'message'", status=400)
+            raise WebhookRejected(gettext("expected a frame of type 'message'"), status=400)
         text, client_id = frame.get("text"), frame.get("id")
         if not isinstance(text, str) or not text.strip():
-            raise WebhookRejected("a message needs non-empty text", status=400)
+            raise WebhookRejected(gettext("a message needs non-empty text"), status=400)
         if len(text) > MAX_TEXT:
-            raise WebhookRejected(f"a message is at most {MAX_TEXT} characters", status=400)
+            raise WebhookRejected(
+                gettext("a message is at most %(count)d characters") % {"count": MAX_TEXT},
+                status=400,
+            )
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
-            raise WebhookRejected("a message needs an id of 1-64 characters", status=400)
+            raise WebhookRejected(gettext("a message needs an id of 1-64 characters"), status=400)
         return InboundMessage(
             external_id=f"{visitor_id}:{client_id}",
             chat_id=visitor_id,

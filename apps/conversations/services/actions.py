@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 
 from apps.bots.models import Bot
 from apps.bots.platforms.base import InboundAction, adapter_for
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Feedback, Message
+from apps.conversations.selectors import reply_language
 from apps.conversations.services.dispatch import dispatch_turn
 from apps.core.redis import get_redis
 
 ACTION_REPLIES = {
-    Rating.HELPFUL: "Thanks for the feedback!",
-    Rating.NOT_HELPFUL: "Thanks, we'll use this to improve.",
-    "regenerate": "Writing a new answer…",
+    Rating.HELPFUL: gettext_lazy("Thanks for the feedback!"),
+    Rating.NOT_HELPFUL: gettext_lazy("Thanks, we'll use this to improve."),
+    "regenerate": gettext_lazy("Writing a new answer…"),
 }
 
 
@@ -51,8 +54,16 @@ def action_ingest(*, bot: Bot, action: InboundAction) -> Feedback | Message | No
         conversation__chat_id=action.chat_id,
     ).first()
     adapter = adapter_for(bot)
+    # The acknowledgement is in the language of the answer the button is under.
+    with translation.override(reply_language(bot=bot, message=message)):
+        return _action_handle(adapter, action, message)
+
+
+def _action_handle(
+    adapter, action: InboundAction, message: Message | None
+) -> Feedback | Message | None:
     if message is None:
-        adapter.answer_action(action, "This answer is no longer available.")
+        adapter.answer_action(action, gettext("This answer is no longer available."))
         return None
     result: Feedback | Message | None
     if action.action == "regenerate":
@@ -62,7 +73,7 @@ def action_ingest(*, bot: Bot, action: InboundAction) -> Feedback | Message | No
             message=message, rating=action.action, platform_user_id=action.sender_id
         )
     else:
-        adapter.answer_action(action, "Unknown action.")
+        adapter.answer_action(action, gettext("Unknown action."))
         return None
-    adapter.answer_action(action, ACTION_REPLIES[action.action])
+    adapter.answer_action(action, str(ACTION_REPLIES[action.action]))
     return result

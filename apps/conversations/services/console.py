@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.audit.services import audit_record
 from apps.bots.platforms.web import MAX_TEXT
@@ -89,14 +90,16 @@ def staff_reply_send(
     """
     text = text.strip()
     if not text:
-        raise ConsoleError("A reply needs some text.")
+        raise ConsoleError(gettext("A reply needs some text."))
     if len(text) > MAX_TEXT:
-        raise ConsoleError(f"A reply is at most {MAX_TEXT} characters.")
+        raise ConsoleError(
+            gettext("A reply is at most %(count)d characters.") % {"count": MAX_TEXT}
+        )
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.handled_by_id is None:
-        raise ConsoleError("Take the conversation over before replying.")
+        raise ConsoleError(gettext("Take the conversation over before replying."))
     if conversation.closed_at is not None:
-        raise ConsoleError("This conversation was reset; the user has a new one.")
+        raise ConsoleError(gettext("This conversation was reset; the user has a new one."))
     now = timezone.now()
     last_inbound = (
         Message.objects.filter(conversation=conversation, direction=Direction.IN)
@@ -132,7 +135,7 @@ def staff_reply_send(
 def web_chat_feedback(*, conversation_id: int | None, visitor_id: str, frame: Any) -> Feedback:
     """A web-chat visitor rates an answer in their own conversation."""
     if not isinstance(frame, dict) or frame.get("rating") not in Rating.values:
-        raise ConsoleError("feedback needs a rating: helpful or not_helpful")
+        raise ConsoleError(gettext("feedback needs a rating: helpful or not_helpful"))
     message = _visitor_answer(conversation_id, visitor_id, frame.get("message_id"))
     feedback = feedback_record(message=message, rating=frame["rating"], platform_user_id=visitor_id)
     publish(message.conversation_id, ConversationChanged())
@@ -149,7 +152,7 @@ def web_chat_regenerate(*, conversation_id: int | None, visitor_id: str, frame: 
 
 def _visitor_answer(conversation_id: int | None, visitor_id: str, message_id: Any) -> Message:
     if not isinstance(message_id, int) or conversation_id is None:
-        raise ConsoleError("a message_id of one of this chat's answers is needed")
+        raise ConsoleError(gettext("a message_id of one of this chat's answers is needed"))
     message = Message.objects.filter(
         pk=message_id,
         conversation_id=conversation_id,
@@ -158,7 +161,7 @@ def _visitor_answer(conversation_id: int | None, visitor_id: str, message_id: An
         author=Author.ASSISTANT,
     ).first()
     if message is None:
-        raise ConsoleError("no such answer in this chat")
+        raise ConsoleError(gettext("no such answer in this chat"))
     return message
 
 

@@ -11,7 +11,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import Promise
 
 from apps.bots.platforms.base import (
     DeliveryError,
@@ -23,6 +24,7 @@ from apps.bots.platforms.base import (
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message
+from apps.conversations.selectors import reply_language
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
@@ -39,8 +41,12 @@ class DeliveryRetry:
     delay: float
 
 
-def reply_system(*, conversation: Conversation, text: str, reply_to: Message | None) -> Message:
+def reply_system(
+    *, conversation: Conversation, text: str | Promise, reply_to: Message | None
+) -> Message:
     """Record a fixed reply (help text, access notice, apology) and schedule its delivery."""
+    with translation.override(reply_language(bot=conversation.bot, message=reply_to)):
+        text = str(text)  # a lazy reply is put in the language the bot replies in
     message = Message.objects.create(
         conversation=conversation,
         bot_id=conversation.bot_id,

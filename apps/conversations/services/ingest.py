@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext, gettext_lazy
 
 from apps.bots.choices import Platform
@@ -22,12 +23,14 @@ from apps.conversations.services.dispatch import dispatch_turn
 from apps.core.logs import log_context
 from apps.core.metrics import message_ingested_record
 
-HELP_TEXT = (
+# Fixed replies are lazy: reply_system puts them in the language the bot replies in.
+HELP_TEXT = gettext_lazy(
     "Hi! Just write to me and I will answer.\n"
     "/reset starts a new conversation (I forget what we said).\n"
     "/model tells which model answers.\n"
     "/help shows this message."
 )
+RESET_REPLY = gettext_lazy("Started a new conversation. What can I do for you?")
 
 
 def conversation_open(*, bot: Bot, inbound: InboundMessage) -> Conversation:
@@ -127,7 +130,7 @@ def _message_stored(
     elif accepted.unsupported:
         _answer_fixed(
             message,
-            unsupported_notice(accepted.unsupported),
+            lazy(unsupported_notice, str)(accepted.unsupported),
             status=MessageStatus.ANSWERED,
             note=f"cannot use {accepted.unsupported} yet",
         )
@@ -158,7 +161,7 @@ def unsupported_notice(kind: str) -> str:
     ) % {"what": what}
 
 
-def _answer_fixed(message: Message, text: str | None, *, status: str, note: str) -> None:
+def _answer_fixed(message: Message, text: str | Promise | None, *, status: str, note: str) -> None:
     message.status = status
     message.error = note
     message.save(update_fields=["status", "error"])
@@ -173,16 +176,21 @@ def _answer_command(bot: Bot, conversation: Conversation, message: Message, comm
     elif command == "reset":
         conversation.closed_at = timezone.now()
         conversation.save(update_fields=["closed_at"])
-        text = "Started a new conversation. What can I do for you?"
-    elif command == "model":
-        text = (
-            f"Answers come from the profile {bot.profile.name!r} (model {bot.profile.model})."
-            if bot.profile
-            else "No model is configured for this bot yet."
-        )
+        text = RESET_REPLY
     else:
-        text = f"Unknown command /{command}. Try /help."
+        text = lazy(_command_reply, str)(bot, command)
     _answer_fixed(message, text, status=MessageStatus.ANSWERED, note="")
+
+
+def _command_reply(bot: Bot, command: str) -> str:
+    if command == "model":
+        if bot.profile is None:
+            return gettext("No model is configured for this bot yet.")
+        return gettext("Answers come from the profile “%(profile)s” (model %(model)s).") % {
+            "profile": bot.profile.name,
+            "model": bot.profile.model,
+        }
+    return gettext("Unknown command /%(command)s. Try /help.") % {"command": command}
 
 
 @dataclass

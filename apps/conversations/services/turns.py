@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from apps.bots.platforms.base import (
     InboundAttachment,
@@ -53,16 +53,22 @@ from apps.routing.engine import route
 
 logger = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, I could not answer that just now. The team has been notified."
-BOT_BUDGET_REPLY = (
+APOLOGY = gettext_lazy("Sorry, I could not answer that just now. The team has been notified.")
+BOT_BUDGET_REPLY = gettext_lazy(
     "Sorry, this assistant has used up its daily allowance. Please try again tomorrow."
 )
-USER_BUDGET_REPLY = (
+USER_BUDGET_REPLY = gettext_lazy(
     "Sorry, you have reached today's limit for this assistant. Please try again tomorrow."
 )
-NO_IMAGES_REPLY = "Sorry, I can't look at images here. Please describe what you need in words."
-NO_VOICE_REPLY = "Sorry, I can't listen to voice messages here. Please write your question instead."
-UNREADABLE_REPLY = "Sorry, I couldn't read what you sent. Please write your question as text."
+NO_IMAGES_REPLY = gettext_lazy(
+    "Sorry, I can't look at images here. Please describe what you need in words."
+)
+NO_VOICE_REPLY = gettext_lazy(
+    "Sorry, I can't listen to voice messages here. Please write your question instead."
+)
+UNREADABLE_REPLY = gettext_lazy(
+    "Sorry, I couldn't read what you sent. Please write your question as text."
+)
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 HISTORY_ROWS_LIMIT = 400  # rows read per turn at most; older ones are in the summary
 SUMMARY_PROMPT = (
@@ -406,7 +412,7 @@ def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
         if waits == 1:
             reply_system(
                 conversation=conversation,
-                text=gettext(OUTAGE_NOTICE),
+                text=gettext_lazy(OUTAGE_NOTICE),
                 reply_to=prepared.pending[-1],
             )
         dispatch_turn(conversation.pk, countdown=delay)
@@ -737,7 +743,10 @@ def message_retry(*, message_id: int) -> Message:
     """
     message = Message.objects.select_for_update().get(pk=message_id)
     if message.status != MessageStatus.FAILED:
-        raise MessageNotRetryable(f"message {message_id} is {message.status}, not failed")
+        raise MessageNotRetryable(
+            gettext("Message %(id)s is %(status)s, not failed.")
+            % {"id": message_id, "status": message.get_status_display()}
+        )
     if (
         message.direction == Direction.OUT
         and message.text
@@ -751,7 +760,9 @@ def message_retry(*, message_id: int) -> Message:
         return message
     inbound = message if message.direction == Direction.IN else message.reply_to
     if inbound is None or inbound.direction != Direction.IN:
-        raise MessageNotRetryable(f"message {message_id} answers no user message")
+        raise MessageNotRetryable(
+            gettext("Message %(id)s answers no user message.") % {"id": message_id}
+        )
     turn = Message.objects.filter(
         conversation_id=inbound.conversation_id,
         direction=Direction.IN,
@@ -763,7 +774,9 @@ def message_retry(*, message_id: int) -> Message:
         turn = Message.objects.none()
     retried = turn.update(status=MessageStatus.RECEIVED, error="", model_started_at=None)
     if not retried:
-        raise MessageNotRetryable(f"the user message of {message_id} is not failed")
+        raise MessageNotRetryable(
+            gettext("The user message of %(id)s is not failed.") % {"id": message_id}
+        )
     dispatch_turn(inbound.conversation_id)
     inbound.refresh_from_db()
     publish(inbound.conversation_id, MessageEvent(message_payload(inbound)))

@@ -2,6 +2,7 @@ import signal
 import threading
 
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from apps.bots.connectors.supervisor import Supervisor
 
@@ -32,9 +33,9 @@ class Command(BaseCommand):
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            self.stdout.write("Connectors running; Ctrl-C stops.")
+            self.stdout.write(_("Connectors running; Ctrl-C stops."))
             Supervisor(reload_seconds=reload_seconds).run(stop)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        self.stdout.write("Connectors stopped.")
+        self.stdout.write(_("Connectors stopped."))

@@ -1,6 +1,7 @@
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
@@ -28,12 +29,20 @@ class Command(BaseCommand):
             except ValueError:
                 found = None
         if found is None:
-            raise CommandError(f"No Telegram bot with id or name {bot!r}.")
+            raise CommandError(_("No Telegram bot with id or name “%(bot)s”.") % {"bot": bot})
         url = url or webhook_url(found)
         if not url.startswith("https://"):
-            raise CommandError(f"Telegram only calls https URLs; got {url!r}. Pass --url.")
+            raise CommandError(
+                _("Telegram only calls https URLs; got %(url)s. Pass --url.") % {"url": url}
+            )
         try:
             TelegramAdapter(found).set_webhook(url)
         except Exception as error:  # noqa: BLE001 - reported to the operator
-            raise CommandError(f"Telegram refused the webhook: {error}") from error
-        self.stdout.write(self.style.SUCCESS(f"Webhook for {found.name} set to {url}"))
+            raise CommandError(
+                _("Telegram refused the webhook: %(error)s") % {"error": error}
+            ) from error
+        self.stdout.write(
+            self.style.SUCCESS(
+                _("Webhook for %(bot)s set to %(url)s") % {"bot": found.name, "url": url}
+            )
+        )

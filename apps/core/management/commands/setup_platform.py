@@ -1,6 +1,7 @@
 import os
 
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
@@ -19,11 +20,18 @@ class Command(BaseCommand):
         if password is not None:
             self.stdout.write(
                 self.style.SUCCESS(
-                    "\n  Created the first admin account.\n"
-                    f"  Log in at http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/ with\n"
-                    f"      user: admin\n      password: {password}\n"
-                    f"  (also in {ADMIN_PASSWORD_FILE.name} until you delete it; change it with "
-                    "`uv run python manage.py changepassword admin`)\n"
+                    _(
+                        "\n  Created the first admin account.\n"
+                        "  Log in at %(url)s with\n"
+                        "      user: admin\n      password: %(password)s\n"
+                        "  (also in %(file)s until you delete it; change it with "
+                        "`uv run python manage.py changepassword admin`)\n"
+                    )
+                    % {
+                        "url": f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/",
+                        "password": password,
+                        "file": ADMIN_PASSWORD_FILE.name,
+                    }
                 )
             )
         created = local_model_provision()
@@ -31,10 +39,16 @@ class Command(BaseCommand):
             provider, profile = created
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"  Created provider {provider.name!r}, profile {profile.name!r} and a web "
-                    "chat bot that uses them."
+                    _(
+                        "  Created provider “%(provider)s”, profile “%(profile)s” and a web "
+                        "chat bot that uses them."
+                    )
+                    % {"provider": provider.name, "profile": profile.name}
                 )
             )
         port = os.environ.get("PORT", "8000")
         for bot in Bot.objects.filter(platform=Platform.WEB, enabled=True):
-            self.stdout.write(f"  Web chat {bot.name!r}: http://127.0.0.1:{port}/chat/{bot.pk}/")
+            self.stdout.write(
+                _("  Web chat “%(bot)s”: %(url)s")
+                % {"bot": bot.name, "url": f"http://127.0.0.1:{port}/chat/{bot.pk}/"}
+            )

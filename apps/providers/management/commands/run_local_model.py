@@ -10,6 +10,7 @@ import urllib.request
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from apps.providers.local import LOCAL_MODEL_ALIAS, LocalModelMissing, local_model_path
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             import llama_cpp.server  # noqa: F401
         except ImportError as error:
             raise CommandError(
-                "llama-cpp-python[server] is not installed: run `uv sync --extra local`."
+                _("llama-cpp-python[server] is not installed: run `uv sync --extra local`.")
             ) from error
         host, port = options["host"], options["port"]
         argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model)]
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         # llama_cpp.server reads HOST/PORT from the environment over its flags, and
         # honcho sets PORT for every process it starts.
         env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT")}
-        self.stdout.write(f"Loading {model.name} (llama.cpp)…")
+        self.stdout.write(_("Loading %(model)s (llama.cpp)…") % {"model": model.name})
         # Quiet: its output goes to a temporary file, shown only if it fails to start.
         log = tempfile.TemporaryFile() if quiet else None  # noqa: SIM115 - lives with the server
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
@@ -70,7 +71,9 @@ class Command(BaseCommand):
                 self.stderr.write(log.read().decode(errors="replace")[-3000:])
             raise
         if not stop:
-            self.stdout.write(self.style.SUCCESS(f"Local model ready (warm) at {base_url}"))
+            self.stdout.write(
+                self.style.SUCCESS(_("Local model ready (warm) at %(url)s") % {"url": base_url})
+            )
         code = server.wait()
         sys.exit(0 if stop else code)
 
