@@ -59,7 +59,8 @@ from apps.providers.client import ModelError, astream_reply
 
 logger = logging.getLogger(__name__)
 
-TYPING_REPEATS = 15  # "typing…" is repeated for a minute at most
+TYPING_AFTER_SECONDS = 1.0  # "typing…" is shown when no text is after this long
+TYPING_REPEATS = 15  # and repeated for a minute at most
 
 _RENEW_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -265,8 +266,10 @@ class ChatStream:
     The model's reader only appends text (`push`). A separate task (the pump) sends
     the latest text when the platform's pace allows: at most one update per
     `stream_interval`, counted from the end of the previous update, and stretched
-    when many answers stream at once. Intermediate texts are skipped: the latest
-    wins. Another small task repeats "typing…" until the first text is shown.
+    when many answers stream at once (then the first update waits as well, so short
+    answers arrive whole, in one call). Intermediate texts are skipped: the latest
+    wins. Another small task shows "typing…" (repeated) while no text is shown after
+    a second.
     """
 
     def __init__(self, prepared: PreparedTurn, *, engine: TurnEngine):
@@ -316,7 +319,9 @@ class ChatStream:
 
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()
-        next_at = 0.0
+        # Crowded, the first update waits too: an answer that is done within that wait is
+        # shown once, whole, by its delivery (one platform call instead of two or more).
+        next_at = loop.time() + self._pause() - self.interval
         while not self.closed:
             await self.changed.wait()
             delay = next_at - loop.time()
@@ -350,6 +355,9 @@ class ChatStream:
             next_at = loop.time() + self._pause()
 
     async def _keep_typing(self) -> None:
+        # Only when the answer keeps the user waiting: a model that starts within a second
+        # shows its text instead, and the chat is spared a call.
+        await asyncio.sleep(TYPING_AFTER_SECONDS)
         every = getattr(self.adapter, "typing_every", None)
         for _ in range(TYPING_REPEATS if every else 1):
             if self.outbound.platform_message_id:
