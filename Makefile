@@ -1,7 +1,7 @@
 # The two commands: `make run` starts the platform, `make test` runs the suite.
 export PATH := $(HOME)/.local/bin:$(PATH)
 .DEFAULT_GOAL := run
-.PHONY: run test test-browser lint install bench
+.PHONY: run test test-browser lint install bench faults
 
 install:
 	@bash scripts/ensure_uv.sh
@@ -37,3 +37,9 @@ lint:
 bench: install
 	@bash scripts/ensure_redis.sh
 	@uv run --no-sync python bench/run.py $(BENCH_ARGS)
+
+# Faults: SIGKILLed workers, a restarted Redis, 429/5xx bursts from Telegram and the model,
+# duplicated updates, on the real stack; counts answers lost or repeated (bench/RESULTS.md).
+# Needs PostgreSQL at 127.0.0.1:5432 (drops/creates assistant_faults); ~10 min.
+faults: install
+	@uv run --no-sync python bench/faults.py $(FAULTS_ARGS)

@@ -274,12 +274,12 @@ SPECTACULAR_SETTINGS = {
 
 # The pipeline.
 # A message still `received` after this long without a turn gets re-dispatched.
-SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=30)
-# A running turn renews its conversation's lock every third of this; a dead worker's
-# lock expires after it, and the sweeper then gives the conversation a new turn.
-TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=20)
+SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=20)
+# A running turn (and a delivery) renews its lock every third of this; a dead worker's
+# locks expire after it, and the sweeper then gives the work to another worker.
+TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=15)
 # How often (seconds) beat runs the sweeper.
-SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=10.0)
+SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=5.0)
 # A model outage (429s, 5xx, time-outs, a provider cooling down, every fallback too): the
 # turn waits and tries again, first after MODEL_OUTAGE_RETRY_SECONDS, doubling up to
 # MODEL_OUTAGE_RETRY_MAX_SECONDS (or the provider's Retry-After); the user is told once.

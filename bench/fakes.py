@@ -21,7 +21,10 @@ sendMessage and edit per chat with its arrival time and text.
 
 Both answer GET /stats (everything recorded) and POST /reset (forget it); the Telegram
 fake also answers GET /progress (the chats whose full answer is shown) and the model
-GET /progress (streams in flight), cheap enough to poll.
+GET /progress (streams in flight), cheap enough to poll. For `make faults` (bench/faults.py)
+both take POST /faults?status=429|500&count=N: the next N requests (Bot API methods that
+send or edit, or chat completions) fail with that status, in the platform's error shape
+(a 429 says "retry after 1" as Telegram and OpenAI-compatible servers do).
 """
 
 from __future__ import annotations
@@ -50,11 +53,18 @@ def model_app(first_token: float, total: float, chunks: int) -> web.Application:
         "peak_streams": 0,
     }
     in_flight = {"streams": 0}
+    faults = Faults()
 
     async def completions(request: web.Request) -> web.StreamResponse:
         received = time.monotonic()
         body = await request.json()
         records["requests"] += 1
+        status = faults.take()
+        if status:
+            kind = "rate_limit_exceeded" if status == 429 else "server_error"
+            error = {"error": {"message": f"injected {status}", "type": kind, "code": kind}}
+            headers = {"retry-after": "1"} if status == 429 else {}
+            return web.json_response(error, status=status, headers=headers)
         content = body["messages"][-1]["content"]
         if isinstance(content, list):  # content parts: take the text ones
             content = " ".join(part.get("text", "") for part in content)
@@ -117,7 +127,29 @@ def model_app(first_token: float, total: float, chunks: int) -> web.Application:
     app.router.add_get("/stats", stats)
     app.router.add_get("/progress", progress)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/faults", faults.handler)
     return app
+
+
+class Faults:
+    """The next `count` requests fail with `status` (POST /faults?status=..&count=..)."""
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.status = 0
+        self.injected = 0
+
+    def take(self) -> int:
+        if self.left <= 0:
+            return 0
+        self.left -= 1
+        self.injected += 1
+        return self.status
+
+    async def handler(self, request: web.Request) -> web.Response:
+        self.status = int(request.query["status"])
+        self.left = int(request.query["count"])
+        return web.json_response({"ok": True, "injected_so_far": self.injected})
 
 
 async def _params(request: web.Request) -> dict:
@@ -149,6 +181,7 @@ def telegram_app(chunks: int) -> web.Application:
     records: dict = {"calls": [], "not_modified": 0, "not_found": 0, "abandoned": {}}
     shown: dict[tuple[int, int], str] = {}  # (chat, message) -> text it shows
     complete: set[int] = set()
+    faults = Faults()
 
     def message(chat_id: int, message_id: int, text: str, markup=None) -> dict:
         sent = {
@@ -181,6 +214,18 @@ def telegram_app(chunks: int) -> web.Application:
         chat_id = int(params["chat_id"]) if "chat_id" in params else 0
         text = params.get("text")
         markup = params.get("reply_markup")
+        if name in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
+            status = faults.take()
+            if status == 429:
+                body = {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": "Too Many Requests: retry after 1",
+                    "parameters": {"retry_after": 1},
+                }
+                return web.json_response(body, status=429)
+            if status:
+                return error(status, "Internal Server Error")
         if name == "sendMessage":
             message_id = next(message_ids)
             shown[(chat_id, message_id)] = text
@@ -231,6 +276,7 @@ def telegram_app(chunks: int) -> web.Application:
     app.router.add_get("/stats", stats)
     app.router.add_get("/progress", progress)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/faults", faults.handler)
     return app
 
 

@@ -26,10 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import uuid
 from dataclasses import replace
 
-import redis.asyncio
 from django.conf import settings
 from django.utils import timezone
 
@@ -53,23 +51,14 @@ from apps.conversations.services.turns import (
 )
 from apps.core import metrics
 from apps.core.aio import process_loop
+from apps.core.locks import held_locks
 from apps.core.logs import log_context
-from apps.core.redis import DRIVER_INFO, get_async_redis
 from apps.providers.client import ModelError, astream_reply
 
 logger = logging.getLogger(__name__)
 
 TYPING_AFTER_SECONDS = 1.0  # "typing…" is shown when no text is after this long
 TYPING_REPEATS = 15  # and repeated for a minute at most
-
-_RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class TurnEngine:
@@ -79,11 +68,8 @@ class TurnEngine:
         self._capacity: threading.BoundedSemaphore | None = None
         self._capacity_lock = threading.Lock()
         self.running: set[int] = set()  # conversations with a run on this process
-        self.locks: dict[int, str] = {}  # conversation id -> our lock token
         self.tasks: set[asyncio.Task] = set()
         self.streams = 0  # answers streaming into chats right now
-        self._renewer: asyncio.Task | None = None
-        self._renewal_client: redis.asyncio.Redis | None = None
 
     @property
     def capacity(self) -> threading.BoundedSemaphore:
@@ -208,56 +194,13 @@ class TurnEngine:
             await amessage_deliver(message_id=answer.pk, message=None if stream.failed else answer)
         return False
 
-    # The conversation lock, with a heartbeat ------------------------------------------
+    # The conversation lock, with a heartbeat (apps.core.locks) ------------------------
 
     async def _lock(self, conversation_id: int) -> bool:
-        token = uuid.uuid4().hex
-        taken = await get_async_redis().set(
-            turn_lock_key(conversation_id), token, nx=True, ex=settings.TURN_LOCK_SECONDS
-        )
-        if not taken:
-            return False
-        self.locks[conversation_id] = token
-        if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.get_running_loop().create_task(self._renew_locks())
-        return True
+        return await held_locks.acquire(turn_lock_key(conversation_id))
 
     async def _unlock(self, conversation_id: int) -> None:
-        token = self.locks.pop(conversation_id, None)
-        if token is not None:
-            await get_async_redis().eval(_RELEASE_SCRIPT, 1, turn_lock_key(conversation_id), token)
-
-    def _renewal_redis(self) -> redis.asyncio.Redis:
-        """A connection of its own: renewals never queue behind a busy shared pool."""
-        if self._renewal_client is None:
-            self._renewal_client = redis.asyncio.Redis.from_url(
-                settings.REDIS_URL, driver_info=DRIVER_INFO
-            )
-        return self._renewal_client
-
-    async def _renew_locks(self) -> None:
-        """Every third of the lock's lifetime, extend every lock this process holds."""
-        period = settings.TURN_LOCK_SECONDS / 3
-        milliseconds = settings.TURN_LOCK_SECONDS * 1000
-        while True:
-            await asyncio.sleep(period)
-            held = list(self.locks.items())
-            if not held:
-                continue
-            try:
-                async with self._renewal_redis().pipeline(transaction=False) as pipe:
-                    for conversation_id, token in held:
-                        pipe.eval(
-                            _RENEW_SCRIPT, 1, turn_lock_key(conversation_id), token, milliseconds
-                        )
-                    renewed = await pipe.execute()
-            except Exception:  # noqa: BLE001 - try again next period; the lock outlives one miss
-                logger.exception("renewing %d turn locks failed", len(held))
-                continue
-            for (conversation_id, _token), ok in zip(held, renewed, strict=True):
-                if not ok and conversation_id in self.locks:
-                    # Its answer is recorded only if still ours (turn_record checks).
-                    logger.warning("turn lock of conversation %s was lost", conversation_id)
+        await held_locks.release(turn_lock_key(conversation_id))
 
 
 class ChatStream:

@@ -5,7 +5,8 @@ for thousands of messages. `config_cache.get()` keeps them per process; every sa
 delete of a watched model (`watch_config()`) bumps one Redis counter once its
 transaction commits, and a process that sees the counter move drops everything it
 kept. A change made in the admin therefore applies to the next message on every
-process, at the cost of one Redis GET per lookup.
+process, at the cost of one Redis GET per lookup. While Redis is unreachable, lookups
+read the database every time (slower, never wrong) instead of failing.
 
 Cached objects are shared between threads: treat them as read-only.
 Bulk `QuerySet.update()` sends no signal; code that changes configuration that way
@@ -14,14 +15,18 @@ must call `config_changed()` itself.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+import redis
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from apps.core.redis import get_redis
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -36,7 +41,11 @@ class ConfigCache:
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
         """The cached value for `key`, loaded with `load()` when missing or outdated."""
-        version = get_redis().get(CONFIG_VERSION_KEY)
+        try:
+            version = get_redis().get(CONFIG_VERSION_KEY)
+        except redis.RedisError:
+            # Without the counter nothing says whether the cache is current: read afresh.
+            return load()
         with self._lock:
             if version != self._version:
                 self._entries.clear()
@@ -64,7 +73,12 @@ def config_changed() -> None:
 
 def _bump() -> None:
     config_cache.clear()
-    get_redis().incr(CONFIG_VERSION_KEY)
+    try:
+        get_redis().incr(CONFIG_VERSION_KEY)
+    except redis.RedisError:
+        # Other processes keep their copy until the next change reaches Redis (or Redis
+        # restarts empty, which also moves the counter for them).
+        logger.exception("could not tell other processes that configuration changed")
 
 
 def _on_change(sender, **kwargs) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,7 +27,8 @@ from apps.conversations.selectors import reply_language
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
-from apps.core.redis import get_async_redis, get_redis
+from apps.core.locks import held_locks
+from apps.core.redis import get_redis
 from apps.core.sql import rows_update
 
 logger = logging.getLogger(__name__)
@@ -92,10 +92,8 @@ async def amessage_deliver(
     DeliveryRetry when a retryable failure was scheduled again, or None.
     `message` is the answer as its turn just recorded it (saves reading it again).
     """
-    redis = get_async_redis()
-    key = f"assistant:deliver:{message_id}"
-    token = uuid.uuid4().hex
-    if not await redis.set(key, token, nx=True, ex=DELIVERY_LOCK_SECONDS):
+    key = delivery_lock_key(message_id)
+    if not await held_locks.acquire(key):
         # Another delivery of this message is finishing. If it leaves the message
         # undelivered (e.g. a retry requested the moment it failed), look again shortly;
         # a message already delivered or failed makes that later look a no-op.
@@ -115,14 +113,12 @@ async def amessage_deliver(
             return await process_loop.db(_delivery_failed, message, error)
         return await process_loop.db(_delivered, message, sent)
     finally:
-        await redis.eval(_RELEASE_SCRIPT, 1, key, token)
+        await held_locks.release(key)
 
 
-_RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-DELIVERY_LOCK_SECONDS = 120
+def delivery_lock_key(message_id: int) -> str:
+    """The Redis key a running delivery holds (renewed) for its message."""
+    return f"assistant:deliver:{message_id}"
 
 
 def _deliverable(message_id: int) -> Message | None:
@@ -171,9 +167,22 @@ def _backoff(attempt: int) -> float:
 
 @transaction.atomic
 def messages_sweep() -> dict[str, int]:
-    """Re-dispatch work a lost task or a dead worker left behind."""
+    """Re-dispatch work a lost task or a dead worker left behind.
+
+    - a turn whose worker died: its messages are `processing` and its lock has expired
+      (a live turn renews it every few seconds);
+    - a message still `received` after SWEEP_RECEIVED_AFTER_SECONDS while the queue of
+      turns is empty: its task was lost (a worker killed after taking it, a broker that
+      restarted empty). While turns are queued, a waiting message is most likely among
+      them, so it is left alone for up to ten times as long: re-dispatching a backlog
+      would only make it longer;
+    - an answer recorded but not delivered whose delivery lock has expired.
+    """
     now = timezone.now()
-    stale_received = now - timedelta(seconds=settings.SWEEP_RECEIVED_AFTER_SECONDS)
+    received_after = settings.SWEEP_RECEIVED_AFTER_SECONDS
+    if _turns_queued():
+        received_after *= 10
+    stale_received = now - timedelta(seconds=received_after)
     stale_processing = now - timedelta(seconds=settings.TURN_LOCK_SECONDS)
     conversation_ids = sorted(
         set(
@@ -197,10 +206,29 @@ def messages_sweep() -> dict[str, int]:
         Message.objects.filter(
             direction=Direction.OUT,
             status=MessageStatus.ANSWERED,
-            model_done_at__lt=now - timedelta(seconds=settings.SWEEP_RECEIVED_AFTER_SECONDS * 2),
+            model_done_at__lt=stale_processing,
         ).values_list("id", flat=True)
     )
+    if undelivered:
+        # A delivery whose lock is still renewed is under way (a long or paced answer).
+        held = get_redis().mget([delivery_lock_key(pk) for pk in undelivered])
+        undelivered = [pk for pk, owner in zip(undelivered, held, strict=False) if owner is None]
     for message_id in undelivered:
         dispatch_delivery(message_id)
     metrics.retry_record(stage="sweeper", count=len(conversation_ids) + len(undelivered))
     return {"turns": len(conversation_ids), "deliveries": len(undelivered)}
+
+
+def _turns_queued() -> int:
+    """Turn tasks waiting in the broker (Redis or RabbitMQ); 0 when it cannot tell."""
+    from assistant.celery import app
+
+    try:
+        with app.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(
+                queue=settings.CELERY_LLM_QUEUE, passive=True
+            )
+            return declared.message_count
+    except Exception:  # noqa: BLE001 - unknown is treated as empty: the sweep goes ahead
+        logger.warning("could not read the length of the turn queue", exc_info=True)
+        return 0
