@@ -4,21 +4,31 @@ One-shot `manage.py` commands import only what they use: lark-oapi alone takes
 seconds to import, openai about one, so the platform and model SDKs are imported
 where they are called. The web server and the Celery worker would then pay for
 them on their first webhook or turn, on the event loop; they call `sdks_preload()`
-as they start instead.
+as they start instead, for the platforms their bots use.
 """
 
 from __future__ import annotations
 
 import importlib
 
-HEAVY_MODULES = (
-    "openai",
-    "apps.bots.platforms.telegram",  # python-telegram-bot
-    "apps.bots.platforms.feishu",  # lark-oapi
-)
-
 
 def sdks_preload() -> None:
-    """Import every heavy SDK the pipeline uses (idempotent)."""
-    for name in HEAVY_MODULES:
-        importlib.import_module(name)
+    """Import the model SDK and the adapters (with their SDKs) of the platforms in use.
+
+    A platform no enabled bot uses is not imported: lark-oapi alone takes 5-15 s of
+    CPU, which a restarted worker would spend before answering anyone. Its first bot
+    imports it when first used.
+    """
+    from django.utils.module_loading import import_string
+
+    from apps.bots.platforms.base import ADAPTERS
+
+    importlib.import_module("openai")
+    try:
+        from apps.bots.models import Bot
+
+        platforms = set(Bot.objects.filter(enabled=True).values_list("platform", flat=True))
+    except Exception:  # noqa: BLE001 - no database yet (first start): import them all
+        platforms = set(ADAPTERS)
+    for platform in sorted(platforms & set(ADAPTERS)):
+        import_string(ADAPTERS[platform])
