@@ -277,6 +277,12 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
             if posted.get(u, float("inf")) < at and complete_at.get(u, float("inf")) > at
         ]
         recoveries.append(max(delayed) if delayed else 0.0)
+    trail: dict[int, list] = {}  # what the chats that got more than one answer saw
+    for when, method, chat_id, message_id, text in calls:
+        if chat_id in more[:3]:
+            trail.setdefault(chat_id, []).append(
+                [round(when - posted.get(chat_id, when), 2), method, message_id, (text or "")[:40]]
+            )
     non_2xx = [s for s in statuses if not 200 <= s < 300]
     return {
         "fault": fault,
@@ -289,6 +295,7 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
         "answered_more_than_once": len(more),
         "never_answered": len(never),
         "never_sample": never[:5],
+        "more_than_once_sample": trail,
         "recovery_max_s": round(max(recoveries), 1) if recoveries else None,
         "recovery_p50_s": round(percentile(recoveries, 0.5), 1) if recoveries else None,
     }

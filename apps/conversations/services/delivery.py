@@ -225,9 +225,12 @@ def _turns_queued() -> int:
 
     try:
         with app.connection_for_read() as connection:
-            declared = connection.default_channel.queue_declare(
-                queue=settings.CELERY_LLM_QUEUE, passive=True
-            )
+            try:
+                declared = connection.default_channel.queue_declare(
+                    queue=settings.CELERY_LLM_QUEUE, passive=True
+                )
+            except connection.channel_errors:
+                return 0  # no such queue yet: Redis drops an empty list's key
             return declared.message_count
     except Exception:  # noqa: BLE001 - unknown is treated as empty: the sweep goes ahead
         logger.warning("could not read the length of the turn queue", exc_info=True)
