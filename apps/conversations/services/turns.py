@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -34,6 +35,7 @@ from apps.core import metrics
 from apps.core.redis import get_redis
 from apps.core.sql import rows_exist, rows_update
 from apps.providers.client import (
+    COOLING_DOWN,
     ChatMessage,
     ModelError,
     PromptBuilder,
@@ -392,8 +394,13 @@ def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
     waits = redis.incr(key)
     metrics.retry_record(stage="turn")
     redis.expire(key, int(settings.MODEL_OUTAGE_WAIT_SECONDS) + 60)
-    backoff = settings.MODEL_OUTAGE_RETRY_SECONDS * 2 ** min(waits - 1, 16)
-    delay = max(min(backoff, settings.MODEL_OUTAGE_RETRY_MAX_SECONDS), error.retry_after or 0)
+    if error.kind == COOLING_DOWN and error.retry_after:
+        # Nothing was tried: the provider rests for a known time. Come back just after it
+        # (spread over two seconds, so the waiting turns do not all knock at once).
+        delay = error.retry_after + random.uniform(0.5, 2.5)  # noqa: S311
+    else:
+        backoff = settings.MODEL_OUTAGE_RETRY_SECONDS * 2 ** min(waits - 1, 16)
+        delay = max(min(backoff, settings.MODEL_OUTAGE_RETRY_MAX_SECONDS), error.retry_after or 0)
     delay = min(delay, left)
     answer = prepared.answer
     answer.status = MessageStatus.FAILED
