@@ -21,6 +21,7 @@ from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import reply_system
 from apps.conversations.services.dispatch import dispatch_turn
 from apps.core.logs import log_context
+from apps.core.masking import mask_personal_data
 from apps.core.metrics import message_ingested_record
 
 # Fixed replies are lazy: reply_system puts them in the language the bot replies in.
@@ -81,7 +82,8 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
         direction=Direction.IN,
         author=Author.USER,
         sender_id=accepted.sender_id,
-        text=accepted.text,
+        # Masked before the row is written when the bot asks for it: never stored raw.
+        text=mask_personal_data(accepted.text) if bot.mask_personal_data else accepted.text,
         external_id=accepted.external_id,
         platform_message_id=accepted.platform_message_id,
         status=MessageStatus.RECEIVED,
