@@ -23,7 +23,8 @@ from redis.exceptions import RedisError
 
 from apps.core.config import CONFIG_VERSION_KEY
 from apps.core.redis import get_redis
-from apps.guard.models import SINGLETON_ID, FloodLimits
+from apps.guard.models import FloodLimits
+from apps.guard.selectors import flood_limits_get
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,6 @@ _cache = _LimitsCache()
 @cache
 def _script():
     return get_redis().register_script(_SCRIPT)
-
-
-def flood_limits_get() -> FloodLimits:
-    """The limits in effect (the singleton row, or the defaults before anyone saved it)."""
-    return FloodLimits.objects.filter(pk=SINGLETON_ID).first() or FloodLimits()
 
 
 Bucket = tuple[str, str, int]  # name ("user", "bot", "ip"), Redis key, tokens per minute

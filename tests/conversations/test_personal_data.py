@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 
-from apps.bots.services import bot_update
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Message
 from apps.core.logs import JsonFormatter, PlainFormatter
@@ -72,7 +71,18 @@ def test_a_masking_bot_stores_exports_and_prompts_no_personal_data(
     # One message while the bot still stores text as written, then masking turned on.
     post_update(client, telegram_bot, private_text_update(f"旧消息：{PHONE}"))
     wait_for(lambda: delivered_answers() == 1)
-    bot_update(bot=telegram_bot, mask_personal_data=True)
+    # Turned on through the API (the admin shows the same field).
+    client.force_login(staff_user)
+    assert (
+        "mask_personal_data"
+        in client.get(f"/admin/bots/bot/{telegram_bot.pk}/change/").content.decode()
+    )
+    response = client.patch(
+        f"/api/v1/bots/{telegram_bot.pk}/",
+        {"mask_personal_data": True},
+        content_type="application/json",
+    )
+    assert response.status_code == 200 and response.json()["mask_personal_data"] is True
 
     assert post_update(client, telegram_bot, private_text_update(TEXT)).status_code == 200
     wait_for(lambda: delivered_answers() == 2)
@@ -89,7 +99,6 @@ def test_a_masking_bot_stores_exports_and_prompts_no_personal_data(
     assert "旧消息：138****8000" in prompt and "z***@example.com.cn" in prompt
     assert not any(raw in prompt for raw in RAW)
     # The console's export: the older raw row is masked on the way out.
-    client.force_login(staff_user)
     response = client.get("/console/history/export.csv")
     exported = b"".join(response.streaming_content).decode()
     assert "旧消息：138****8000" in exported and "110***********002X" in exported

@@ -86,6 +86,12 @@ def test_a_flooding_user_is_told_once_and_does_not_starve_others(
     assert notice.text.startswith(USER_NOTICE) and notice.reply_to.sender_id == "501"
     assert [m.text for m in fake_telegram.chat(501)].count(notice.text) == 1
     assert not any(USER_NOTICE in m.text for m in fake_telegram.chat(502))
+    # Staff find them in the admin.
+    client.force_login(staff_user)
+    listed = client.get(
+        "/admin/conversations/message/", {"status__exact": "skipped", "q": "rate limited"}
+    )
+    assert listed.status_code == 200 and "5 messages" in listed.content.decode()
 
 
 def test_the_bot_limit_refuses_every_user_and_the_notice_is_in_their_language(
