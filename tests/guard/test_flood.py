@@ -216,10 +216,13 @@ def test_web_chat_messages_per_address_get_an_error_event(client, worker, web_bo
     assert not Message.objects.filter(platform_message_id="c2").exists()
 
 
-def test_a_changed_limit_applies_to_the_next_message(transactional_db):
-    """Every process reads the limits again once the configuration version moved."""
+def test_a_changed_limit_applies_to_the_next_message(transactional_db, django_assert_num_queries):
+    """Every process reads the limits again once the configuration version moved;
+    until then a check costs no query."""
     limits_set(user_messages_per_minute=2, bot_messages_per_minute=100)
-    decisions = [ingest_flood_check(bot_id="b", user_id="u") for _ in range(3)]
+    first = ingest_flood_check(bot_id="b", user_id="u")  # reads the new limits
+    with django_assert_num_queries(0):
+        decisions = [first] + [ingest_flood_check(bot_id="b", user_id="u") for _ in range(2)]
     assert [decision.allowed for decision in decisions] == [True, True, False]
     assert decisions[2].limit == "user" and decisions[2].notice
     assert 1 <= decisions[2].retry_after <= 30  # one message drains in 60 s / 2
