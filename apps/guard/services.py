@@ -191,7 +191,7 @@ def client_address(*, remote_addr: str | None, forwarded_for: str | None = None)
     address = remote_addr or "unknown"
     if forwarded_for and _trusted(address):
         for hop in reversed([hop.strip() for hop in forwarded_for.split(",") if hop.strip()]):
-            address = hop
+            address = hop[:64]  # a key in Redis: a forged header stays short
             if not _trusted(hop):
                 break
     return address
