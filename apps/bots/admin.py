@@ -104,6 +104,7 @@ class BotAdmin(AuditedModelAdmin):
             {"fields": ["group_trigger", "group_keyword", "edited_messages", "reply_language"]},
         ),
         (_("Access"), {"fields": ["access_policy", "allowed_user_ids"]}),
+        (_("Privacy"), {"fields": ["mask_personal_data"]}),
         (_("Budgets"), {"fields": ["daily_token_budget", "user_daily_token_budget"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]

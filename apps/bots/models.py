@@ -138,6 +138,15 @@ class Bot(models.Model):
             "Automatic answers each message in the language it is written in."
         ),
     )
+    mask_personal_data = models.BooleanField(
+        _("mask personal data"),
+        default=False,
+        help_text=_(
+            "Mask phone numbers, e-mail addresses, ID and bank-card numbers in what users "
+            "write before it is stored, exported or sent to the model (e.g. 138****8000). "
+            "Logs are always masked."
+        ),
+    )
     platform_username = models.CharField(
         max_length=128,
         blank=True,

@@ -40,6 +40,7 @@ class BotSerializer(StrictModelSerializer):
             "allowed_user_ids",
             "daily_token_budget",
             "user_daily_token_budget",
+            "mask_personal_data",
             "platform_username",
             "connector_status",
             "connector_heartbeat_at",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
+from django.utils.translation import gettext
 
 from apps.bots.platforms.base import WebhookRejected
 from apps.conversations import services
@@ -25,6 +29,7 @@ from apps.conversations.views import (
 )
 from apps.core.i18n import language_from_scope
 from apps.core.metrics import socket_closed, socket_opened
+from apps.guard.services import address_flood_check, scope_address
 
 
 class _CountedSocket(AsyncJsonWebsocketConsumer):
@@ -69,6 +74,7 @@ class WebChatConsumer(_CountedSocket):
             return
         self.chat = chat
         self.language = language_from_scope(self.scope)
+        self.address = scope_address(self.scope)
         await self.accept()
         if chat.conversation_id is not None:
             await self._join(chat.conversation_id)
@@ -89,6 +95,21 @@ class WebChatConsumer(_CountedSocket):
             await self._receive(content)
 
     async def _receive(self, content) -> None:
+        flood = await sync_to_async(address_flood_check)(scope="web_chat", address=self.address)
+        if not flood.allowed:
+            seconds = math.ceil(flood.retry_after)
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "rate_limited",
+                    "retry_after": seconds,
+                    "error": gettext(
+                        "You are sending messages too fast. Please wait %(seconds)d seconds."
+                    )
+                    % {"seconds": seconds},
+                }
+            )
+            return
         kind = content.get("type") if isinstance(content, dict) else None
         if kind in ("feedback", "regenerate"):
             await self._answer_action(kind, content)

@@ -4,7 +4,9 @@
 lines logged inside it are about (a context variable: asyncio tasks and threads each
 see their own). Only ids go there, never names or texts: users' personal data stays
 out of the logs. Secrets a line may still carry (a Telegram token in a URL, an API key
-in an error) are masked by both formatters with `apps.core.masking.mask_secret`.
+in an error) are masked by both formatters with `apps.core.masking.mask_secret`, and
+personal data (phone numbers, e-mail addresses, ID and bank-card numbers quoted in an
+error or an exception) with `mask_personal_data`, whatever the bot's settings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-from apps.core.masking import mask_secret
+from apps.core.masking import mask_personal_data, mask_secret
 
 CONTEXT_FIELDS = ("bot", "conversation", "message", "platform", "request_id")
 # In a JSON line "message" is the text: the ids are named for what they are.
@@ -103,10 +105,10 @@ _SECRET_PATTERNS = [
 
 
 def redact(text: str) -> str:
-    """`text` with anything that looks like a credential masked."""
+    """`text` with anything that looks like a credential or personal data masked."""
     for pattern, group in _SECRET_PATTERNS:
         text = pattern.sub(lambda match, group=group: _masked(match, group), text)
-    return text
+    return mask_personal_data(text)
 
 
 def _masked(match: re.Match, group: int) -> str:

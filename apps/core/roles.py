@@ -1,8 +1,8 @@
 """The roles operators know, kept in code and applied to groups after every migrate.
 
 - Admin: everything.
-- Operator: bots, prompts and model profiles, pairing, unprocessed events, taking
-  conversations over and retrying messages; providers only read (their keys are
+- Operator: bots, prompts and model profiles, pairing, unprocessed events, flood
+  limits, taking conversations over and retrying messages; providers only read (their keys are
   write-only anyway); no users, groups or audit changes.
 - Reviewer: reads conversations, messages and feedback, and exports them; no configuration.
 
@@ -45,6 +45,8 @@ ROLE_PERMISSIONS: dict[str, list[str] | None] = {
         "providers.change_modelprofile",
         "providers.delete_modelprofile",
         "audit.view_auditevent",
+        "guard.view_floodlimits",
+        "guard.change_floodlimits",
     ],
     REVIEWER: CONVERSATION_READS,
 }

@@ -22,6 +22,7 @@ from apps.conversations.models import Conversation, Feedback, Message
 from apps.conversations.selectors import conversation_user, export_messages
 from apps.conversations.services.actions import answer_regenerate, feedback_record
 from apps.conversations.services.dispatch import dispatch_delivery
+from apps.core.masking import mask_personal_data
 
 
 class ConsoleError(Exception):
@@ -190,6 +191,12 @@ CSV_COLUMNS = [
 ]
 
 
+def _export_text(message: Message) -> str:
+    """A message's text as exports show it: masked when its bot masks personal data
+    (rows stored before the bot did, and staff and model answers, are masked here)."""
+    return mask_personal_data(message.text) if message.bot.mask_personal_data else message.text
+
+
 def _csv_line(values: Iterable[Any]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerow(values)
@@ -213,7 +220,7 @@ def conversations_export_csv(*, conversations: QuerySet[Conversation]) -> Iterat
                 message.direction,
                 message.author,
                 message.sender_id,
-                message.text,
+                _export_text(message),
                 message.status,
                 message.error,
                 message.profile.name if message.profile else "",
@@ -254,9 +261,9 @@ def conversations_export_jsonl(*, conversations: QuerySet[Conversation]) -> Iter
                     turns.pop()
                 continue
             if turns and turns[-1]["role"] == role:
-                turns[-1]["content"] += "\n\n" + message.text  # several messages, one turn
+                turns[-1]["content"] += "\n\n" + _export_text(message)  # one turn
             else:
-                turns.append({"role": role, "content": message.text})
+                turns.append({"role": role, "content": _export_text(message)})
         while turns and turns[-1]["role"] == "user":
             turns.pop()
         if any(turn["role"] == "assistant" for turn in turns):

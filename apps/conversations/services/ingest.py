@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.functional import Promise, lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy
 
 from apps.bots.choices import Platform
@@ -21,7 +24,11 @@ from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import reply_system
 from apps.conversations.services.dispatch import dispatch_turn
 from apps.core.logs import log_context
+from apps.core.masking import mask_personal_data
 from apps.core.metrics import message_ingested_record
+from apps.guard.services import FloodDecision, ingest_flood_check
+
+logger = logging.getLogger(__name__)
 
 # Fixed replies are lazy: reply_system puts them in the language the bot replies in.
 HELP_TEXT = gettext_lazy(
@@ -74,6 +81,8 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
     accepted = inbound_accept(bot=bot, inbound=inbound)
     if accepted is None:
         return None
+    # Before the insert, so the row is written once with its final status (one Redis call).
+    flood = ingest_flood_check(bot_id=bot.pk, user_id=accepted.sender_id)
     conversation = conversation_open(bot=bot, inbound=accepted)
     message = Message(
         conversation=conversation,
@@ -81,10 +90,12 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
         direction=Direction.IN,
         author=Author.USER,
         sender_id=accepted.sender_id,
-        text=accepted.text,
+        # Masked before the row is written when the bot asks for it: never stored raw.
+        text=mask_personal_data(accepted.text) if bot.mask_personal_data else accepted.text,
         external_id=accepted.external_id,
         platform_message_id=accepted.platform_message_id,
-        status=MessageStatus.RECEIVED,
+        status=MessageStatus.RECEIVED if flood.allowed else MessageStatus.SKIPPED,
+        error="" if flood.allowed else "rate limited",
     )
     # One INSERT on its own needs no transaction; with attachments (or inside a caller's
     # transaction, where a duplicate must only roll back a savepoint) it gets one.
@@ -110,16 +121,25 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
         log_context(bot=bot.pk, conversation=conversation.pk, message=message.pk),
         transaction.atomic(),
     ):
-        _message_stored(bot, conversation, message, accepted)
+        _message_stored(bot, conversation, message, accepted, flood)
     return message
 
 
 def _message_stored(
-    bot: Bot, conversation: Conversation, message: Message, accepted: InboundMessage
+    bot: Bot,
+    conversation: Conversation,
+    message: Message,
+    accepted: InboundMessage,
+    flood: FloodDecision,
 ) -> None:
-    """Tell watchers, then answer: a fixed reply, a command, staff, or a turn."""
+    """Tell watchers, then answer: a flood notice, a fixed reply, a command, staff, or a turn."""
     publish(conversation.pk, MessageEvent(message_payload(message)))
 
+    if not flood.allowed:
+        if flood.notice:  # once per notice interval: the notice must not flood either
+            logger.info("rate limited the sender of message %s (%s limit)", message.pk, flood.limit)
+            reply_system(conversation=conversation, text=flood_notice(flood), reply_to=message)
+        return
     refusal = access_check(bot=bot, inbound=accepted)
     if refusal is not None:
         _answer_fixed(message, refusal, status=MessageStatus.SKIPPED, note="access denied")
@@ -136,6 +156,22 @@ def _message_stored(
         )
     else:
         dispatch_turn(conversation.pk)
+
+
+FLOOD_NOTICE_USER = gettext_lazy(
+    "You are sending messages faster than I can answer, so I skipped the last ones. "
+    "Please wait about {seconds} seconds, then send your question again."
+)
+FLOOD_NOTICE_BOT = gettext_lazy(
+    "I am receiving too many messages right now and skipped yours. "
+    "Please send it again in about {seconds} seconds."
+)
+
+
+def flood_notice(flood: FloodDecision) -> Promise:
+    """The rate-limited notice, lazy: put in the bot's reply language when it is sent."""
+    notice = FLOOD_NOTICE_USER if flood.limit == "user" else FLOOD_NOTICE_BOT
+    return format_lazy(notice, seconds=math.ceil(flood.retry_after))
 
 
 UNSUPPORTED_NAMES = {

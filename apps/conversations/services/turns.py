@@ -32,6 +32,7 @@ from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
 from apps.core import metrics
+from apps.core.masking import mask_personal_data
 from apps.core.redis import get_redis
 from apps.core.sql import rows_exist, rows_update
 from apps.providers.client import (
@@ -233,6 +234,9 @@ def turn_prepare(
 
     adapter = adapter_for(conversation.bot)
     inputs = [_input_for(adapter, message, profile) for message in pending]
+    if conversation.bot.mask_personal_data:  # what the model sees, voice transcripts too
+        for item in inputs:
+            item.text = mask_personal_data(item.text)
     if not any(item.understood_by(profile) for item in inputs):
         _answer_fixed_turn(
             conversation, pending, _unsupported_reply(inputs), note="input not supported"
@@ -630,8 +634,9 @@ def _history_rows(conversation: Conversation, *, before_id: int) -> list[tuple[i
     if conversation.summary_until is not None:
         rows = rows.filter(id__gt=conversation.summary_until)
     rows = rows.order_by("-id").values_list("id", "direction", "text")[:HISTORY_ROWS_LIMIT]
+    mask = mask_personal_data if conversation.bot.mask_personal_data else str
     return [
-        (pk, "user" if direction == Direction.IN else "assistant", text)
+        (pk, "user" if direction == Direction.IN else "assistant", mask(text))
         for pk, direction, text in reversed(rows)
     ]
 
