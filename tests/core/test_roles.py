@@ -377,8 +377,52 @@ def test_every_console_page_and_socket_has_an_entry():
 # --------------------------------------------------------------------------------------
 # The admin.
 
-PAGE_PERMISSION = {"changelist": "view", "add": "add", "change": "view", "delete": "delete"}
-PAGE_PERMISSION["history"] = "view"
+PAGE_PERMISSION = {
+    "changelist": "view",
+    "add": "add",
+    "change": "view",
+    "delete": "delete",
+    "history": "view",
+}
+STANDARD_ADMIN_URLS = {"changelist", "add", "change", "delete", "history", "autocomplete"}
+# A model admin's own pages (get_urls) beyond the standard ones: the model and what the
+# role must be able to do with it. The profile test sends a probe, which costs tokens.
+EXTRA_ADMIN_PAGES = {
+    "auth_user_password_change": ("auth.user", "change"),
+    "providers_modelprofile_test": ("providers.modelprofile", "change"),
+}
+
+
+def extra_admin_urls() -> set[str]:
+    names = set()
+    for model, model_admin in admin.site._registry.items():
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        for pattern in model_admin.get_urls():
+            name = getattr(pattern, "name", None)
+            if name and name.removeprefix(prefix) not in STANDARD_ADMIN_URLS:
+                names.add(name)
+    return names
+
+
+def test_every_extra_admin_page_has_an_entry():
+    assert extra_admin_urls() == set(EXTRA_ADMIN_PAGES)
+
+
+@pytest.mark.parametrize("page", sorted(EXTRA_ADMIN_PAGES))
+@pytest.mark.parametrize("persona", PERSONAS, ids=persona_ids())
+def test_extra_admin_pages(world, django_user_model, persona, page):
+    user = _persona(django_user_model, persona)
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    model, needed = EXTRA_ADMIN_PAGES[page]
+    obj = django_apps.get_model(model)._default_manager.order_by("pk").first()
+
+    response = client.get(reverse(f"admin:{page}", args=[obj.pk]))
+
+    allowed = needed in EXPECTED[persona]["admin"].get(model, "").split()
+    assert response.status_code == (200 if allowed else refused_status(persona)[0])
+    assert_no_secret(response.content, f"{page} for {persona}")
 
 
 @pytest.mark.parametrize("model", sorted(ADMIN_PAGES))
