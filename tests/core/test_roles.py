@@ -518,7 +518,9 @@ def test_api_operations(world, django_user_model, persona, operation):
     assert_no_secret(response.content, f"{operation} for {persona}")
     if operation in EXPECTED[persona]["api"]:
         assert 200 <= response.status_code < 300, response.content
-        if method != "get":
+        if method == "get":
+            assert database_state() == before, f"{operation} changed something"
+        else:
             assert database_state() != before, f"{operation} answered but changed nothing"
     else:
         assert response.status_code == (401 if persona == ANONYMOUS else 403), response.content
@@ -596,6 +598,8 @@ def test_console_pages(world, django_user_model, persona, page):
         if method == "post":
             assert json.loads(content)["ok"] is True
             assert database_state() != before, f"{page} answered but changed nothing"
+        else:
+            assert database_state() == before, f"{page} changed something"
     else:
         assert response.status_code in refused
         if persona == ANONYMOUS and page != DISABLED_WEB_CHAT:
