@@ -265,6 +265,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Providers, model profiles, bots and conversations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Error answers documented too (apps/core/schema.py), so every answer matches the schema.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.error_responses",
+    ],
     # The schema and its docs page describe every endpoint: staff only unless opened.
     "SERVE_PERMISSIONS": [
         "rest_framework.permissions.AllowAny"

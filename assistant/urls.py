@@ -16,6 +16,9 @@ admin.site.site_header = _("Assistant administration")
 admin.site.site_title = _("Assistant admin")
 admin.site.index_title = _("Bots, models and conversations")
 
+# The API answers an unmatched URL in JSON too (schemathesis checks every answer's type).
+handler404 = "apps.core.views.not_found"
+
 router = DefaultRouter()
 router.register("providers", ProviderViewSet)
 router.register("profiles", ModelProfileViewSet)

@@ -48,6 +48,9 @@ class ConversationAdmin(admin.ModelAdmin):
     inlines = [MessageInline]
     actions = ["take_over", "hand_back"]
 
+    def has_add_permission(self, request):
+        return False  # conversations come from chats (every field here is read-only)
+
     def has_takeover_permission(self, request) -> bool:
         return request.user.has_perm("conversations.takeover_conversation")
 
@@ -123,7 +126,8 @@ class MessageAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Message._meta.fields]
 
-    @admin.action(description=_("Retry the selected failed messages"))
+    # Without `permissions`, anyone who may list messages (a Reviewer) would be offered it.
+    @admin.action(description=_("Retry the selected failed messages"), permissions=["change"])
     def retry_failed(self, request, queryset):
         from apps.conversations.services.turns import MessageNotRetryable, message_retry
 

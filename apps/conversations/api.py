@@ -1,6 +1,6 @@
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -14,6 +14,7 @@ from apps.conversations.services.console import (
     staff_reply_send,
 )
 from apps.conversations.services.turns import MessageNotRetryable, message_retry
+from apps.core.schema import ErrorDetailSerializer
 
 
 @extend_schema(
@@ -36,10 +37,13 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
     }
 
     def get_queryset(self):
-        return conversation_list(
-            bot_id=self.request.query_params.get("bot"),
-            platform=self.request.query_params.get("platform"),
-        )
+        bot_id = self.request.query_params.get("bot") or None
+        if bot_id is not None:  # a malformed id is a 400, not a database error
+            try:
+                bot_id = serializers.UUIDField().run_validation(bot_id)
+            except serializers.ValidationError as error:
+                raise serializers.ValidationError({"bot": error.detail}) from error
+        return conversation_list(bot_id=bot_id, platform=self.request.query_params.get("platform"))
 
     @extend_schema(responses=MessageSerializer(many=True))
     @action(detail=True)
@@ -48,7 +52,10 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         page = self.paginate_queryset(message_list(conversation_id=conversation.pk))
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses=MessageSerializer)
+    @extend_schema(
+        request=None,
+        responses={202: MessageSerializer, 409: ErrorDetailSerializer},
+    )
     @action(
         detail=True,
         methods=["post"],
@@ -98,7 +105,10 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(conversation_summary(conversation_id=conversation.pk))
 
-    @extend_schema(request={"application/json": {"type": "object"}}, responses=MessageSerializer)
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        responses={202: MessageSerializer, 409: ErrorDetailSerializer},
+    )
     @action(detail=True, methods=["post"])
     def reply(self, request, pk=None):
         """Reply as staff in a taken-over conversation: {"text": "..."}; delivered by the worker."""

@@ -24,6 +24,7 @@ from apps.conversations.services.console import (
 )
 from apps.conversations.views import (
     VISITOR_SESSION_KEY,
+    bot_preview_permitted,
     console_conversation_snapshot,
     console_permitted,
 )
@@ -63,10 +64,12 @@ class WebChatConsumer(_CountedSocket):
         visitor_id = await database_sync_to_async(
             lambda: session.get(VISITOR_SESSION_KEY) if session is not None else None
         )()
+        may_preview = await database_sync_to_async(bot_preview_permitted)(user)
         chat = await database_sync_to_async(services.web_chat_open)(
             bot_id=self.scope["url_route"]["kwargs"]["bot_id"],
             visitor_id=visitor_id,
-            is_staff=bool(user and user.is_staff),
+            # "is_staff" opens a disabled bot: only to those who may change bots.
+            is_staff=may_preview,
             visitor_name=user.get_username() if user and user.is_authenticated else "Visitor",
         )
         if chat is None:

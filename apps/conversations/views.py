@@ -50,12 +50,14 @@ from apps.conversations.services.console import (
 VISITOR_SESSION_KEY = "webchat_visitor"
 VIEW_PERMISSION = "conversations.view_conversation"
 TAKEOVER_PERMISSION = "conversations.takeover_conversation"
+BOT_PREVIEW_PERMISSION = "bots.change_bot"
 
 
 def web_chat(request, bot_id):
-    """The web chat page for a web bot: open to all while enabled, to staff always."""
+    """The web chat page for a web bot: open to all while enabled; while disabled, to
+    those who may change bots (to try one before enabling it)."""
     bot = get_object_or_404(Bot, pk=bot_id, platform=Platform.WEB)
-    if not bot.enabled and not request.user.is_staff:
+    if not bot.enabled and not bot_preview_permitted(request.user):
         raise Http404(_("No such chat."))
     request.session.setdefault(VISITOR_SESSION_KEY, uuid.uuid4().hex)
     return render(request, "webchat/chat.html", {"bot": bot})
@@ -72,6 +74,17 @@ def console_permitted(user) -> bool:
         and user.is_active
         and user.is_staff
         and user.has_perm(VIEW_PERMISSION)
+    )
+
+
+def bot_preview_permitted(user) -> bool:
+    """May this user chat with a disabled bot? Staff status alone is not enough."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(BOT_PREVIEW_PERMISSION)
     )
 
 

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_safe
+from django.views.defaults import page_not_found
 
 from apps.core.health import liveness, readiness
 from apps.core.metrics import PROXY_HEADERS, exposition, scrape_allowed
@@ -76,3 +77,12 @@ def _favicon() -> bytes:
 def favicon(request):
     """/favicon.ico, which browsers ask for on every site (pages link the SVG too)."""
     return HttpResponse(_favicon(), content_type="image/svg+xml")
+
+
+def not_found(request, exception):
+    """404: JSON under /api/ (an id the URL patterns cannot match), the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        from rest_framework.exceptions import NotFound
+
+        return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)
+    return page_not_found(request, exception)

@@ -75,6 +75,9 @@ class ProviderForm(forms.ModelForm):
         return cleaned
 
 
+SECRET_FORM_FIELDS = ("api_key", "clear_api_key", "extra_headers", "clear_extra_headers")
+
+
 @admin.register(Provider)
 class ProviderAdmin(AuditedModelAdmin):
     form = ProviderForm
@@ -91,9 +94,22 @@ class ProviderAdmin(AuditedModelAdmin):
     search_fields = ["name", "base_url"]
     actions = ["end_cooldown"]
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fields
+        # A read-only page shows every field's value: the secrets only masked.
+        shown = [name for name in fields if name not in SECRET_FORM_FIELDS]
+        return [*shown, "masked_api_key", "masked_extra_headers"]
+
     @admin.display(description=_("API key"))
     def masked_api_key(self, provider: Provider) -> str:
         return mask_secret(provider.api_key) or "—"
+
+    @admin.display(description=_("extra headers"))
+    def masked_extra_headers(self, provider: Provider) -> str:
+        headers = mask_headers(provider.extra_headers)
+        return ", ".join(f"{name}: {value}" for name, value in headers.items()) or "—"
 
     # Health is read from Redis, where every worker records its calls.
     @admin.display(description=_("Last success"))
