@@ -47,6 +47,11 @@ HELP_TEXTS = {
         "Without one the bot answers nothing."
     ),
     "edited_messages": _("What the bot does when a user edits a message it already answered."),
+    "connection_mode": _(
+        "Webhook mode needs a public HTTPS address that the platform can call. "
+        "Persistent mode needs none: <code>manage.py run_connectors</code> "
+        "(part of <code>make run</code>) keeps the connection."
+    ),
     "access_policy": _(
         "Who may chat with the bot. With pairing, an unknown user gets a code that an "
         "admin approves under Pairing requests."
@@ -72,6 +77,8 @@ class BotForm(CredentialsCheckedForm):
         for name, text in HELP_TEXTS.items():
             if name in self.fields:
                 self.fields[name].help_text = text
+        if "profile" in self.fields:
+            self.fields["profile"].label = _("Model profile")
         for name in SECRET_FIELDS:
             field = self.fields.get(name)
             if field is not None and self.instance.pk and getattr(self.instance, name):
@@ -195,18 +202,7 @@ class BotAdmin(AuditedModelAdmin):
         fields = ["connection_mode", "api_base_url"]
         if not add:
             fields += ["platform_username", "connector_status", "connector_heartbeat_at"]
-        return (
-            _("Connection"),
-            {
-                "fields": fields,
-                "classes": _platform_classes(*platforms),
-                "description": _(
-                    "Webhook mode needs a public HTTPS address that the platform can call. "
-                    "Persistent mode needs none: <code>manage.py run_connectors</code> "
-                    "(part of <code>make run</code>) keeps the connection."
-                ),
-            },
-        )
+        return (_("Connection"), {"fields": fields, "classes": _platform_classes(*platforms)})
 
     @staticmethod
     def _feishu_fieldset():
