@@ -248,6 +248,10 @@ def test_an_unreachable_platform_is_400_unless_saved_anyway(api, transactional_d
     assert saved.status_code == 201, saved.content
     assert "save_anyway" not in saved.json()
     assert Bot.objects.get().telegram_token == "123456:TEST-token"
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for name in ("Bot", "Provider"):
+        field = schema["components"]["schemas"][name]["properties"]["save_anyway"]
+        assert field["writeOnly"] is True and field["type"] == "boolean"
 
 
 def test_a_changed_token_is_checked_and_a_refused_one_changes_nothing(
