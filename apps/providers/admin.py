@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.text import format_lazy
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -16,6 +16,13 @@ from apps.providers.credentials import provider_credentials_check
 from apps.providers.models import DEFAULT_SYSTEM_PROMPT, ModelProfile, Provider
 from apps.providers.selectors import provider_health
 from apps.providers.services import profile_probe, provider_cooldown_clear
+
+
+class WriteOnlyJSONField(forms.JSONField):
+    """A JSON field whose stored value is never shown: empty, not "null", when unset."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
 
 
 class ProviderForm(CredentialsCheckedForm):
@@ -32,8 +39,8 @@ class ProviderForm(CredentialsCheckedForm):
     clear_api_key = forms.BooleanField(
         label=_("Remove the key"), required=False, help_text=_("Remove the stored key.")
     )
-    extra_headers = forms.JSONField(
-        label=_("extra headers"),
+    extra_headers = WriteOnlyJSONField(
+        label=capfirst(_("extra headers")),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_(
@@ -125,6 +132,16 @@ class ProviderAdmin(AuditedModelAdmin):
         (_("Cooldown"), {"fields": ["cooldown_after_failures", "cooldown_seconds"]}),
         (None, {"fields": ["save_anyway"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return self.fieldsets
+        # Nothing is stored yet: nothing to remove.
+        removable = {"clear_api_key", "clear_extra_headers"}
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in removable]})
+            for name, options in self.fieldsets
+        ]
 
     @admin.display(description=_("API key"))
     def masked_api_key(self, provider: Provider) -> str:
