@@ -38,7 +38,7 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 
 SAVE_ANYWAY_LABEL = _("Save anyway")
 SAVE_ANYWAY_HELP = _(
-    "The credentials could not be checked because the service did not answer. "
+    "The credentials could not be checked: the service did not answer, or could not tell. "
     "Tick this to save them unchecked."
 )
 
@@ -91,7 +91,8 @@ def save_anyway_field() -> serializers.BooleanField:
         required=False,
         default=False,
         help_text=_(
-            "Save even though the credentials could not be checked because the service did "
-            "not answer (unreachable, timed out, server error). A refusal is never saved."
+            "Save even though the credentials could not be checked: the service did not "
+            "answer, or could not tell (e.g. a server that lists no models). A refusal is "
+            "never saved."
         ),
     )
