@@ -24,12 +24,12 @@ def test_requires_a_staff_token(transactional_db, django_user_model):
     assert client.get("/api/v1/providers/").status_code == 403
 
 
-def test_provider_profile_bot_lifecycle(api, staff_user):
+def test_provider_profile_bot_lifecycle(api, staff_user, fake_openai, fake_telegram):
     provider = api.post(
         "/api/v1/providers/",
         {
             "name": "DeepSeek",
-            "base_url": "https://api.deepseek.com/v1",
+            "base_url": fake_openai.base_url,
             "api_key": "sk-secret-123456",
         },
         format="json",
@@ -57,6 +57,7 @@ def test_provider_profile_bot_lifecycle(api, staff_user):
             "platform": "telegram",
             "profile": profile.json()["id"],
             "telegram_token": "123:abc",
+            "api_base_url": fake_telegram.url,
         },
         format="json",
     )
@@ -66,6 +67,8 @@ def test_provider_profile_bot_lifecycle(api, staff_user):
     assert "telegram_token" not in body and "telegram_webhook_secret" not in body
     assert set(body["secrets_set"]) == {"telegram_token", "telegram_webhook_secret"}
     assert len(Bot.objects.get().telegram_webhook_secret) >= 32
+    assert body["platform_username"] == fake_telegram.bot_username  # checked with getMe
+    assert fake_openai.model_list_requests[0]["authorization"] == "Bearer sk-secret-123456"
 
     renamed = api.patch(f"/api/v1/bots/{body['id']}/", {"name": "Helpdesk"}, format="json")
     assert renamed.status_code == 200
@@ -202,3 +205,84 @@ def test_provider_extra_headers_are_encrypted_masked_and_still_sent(
     post_update(client, telegram_bot, private_text_update("hi", user_id=81))
     delivered_answers(1)
     assert fake_openai.request_headers[-1]["authorization-extra"] == secret
+
+
+def test_a_token_telegram_refuses_is_400_with_the_reason(api, fake_telegram):
+    response = api.post(
+        "/api/v1/bots/",
+        {
+            "name": "x",
+            "platform": "telegram",
+            "telegram_token": "not-a-token",
+            "api_base_url": fake_telegram.url,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    [error] = response.json()["telegram_token"]
+    assert error.startswith("Telegram refused this token. Copy it again from @BotFather")
+    assert set(response.json()) == {"telegram_token"}  # no save_anyway: a refusal is final
+    assert not Bot.objects.exists()
+
+
+def test_an_unreachable_platform_is_400_unless_saved_anyway(api, transactional_db):
+    from tests.bots.test_admin_bots import closed_port_url
+
+    bot = {
+        "name": "x",
+        "platform": "telegram",
+        "telegram_token": "123456:TEST-token",
+        "api_base_url": closed_port_url(),
+    }
+
+    refused = api.post("/api/v1/bots/", bot, format="json")
+
+    assert refused.status_code == 400
+    assert set(refused.json()) == {"api_base_url", "save_anyway"}
+    assert "could not be reached" in refused.json()["api_base_url"][0]
+    assert not Bot.objects.exists()
+
+    saved = api.post("/api/v1/bots/", {**bot, "save_anyway": True}, format="json")
+
+    assert saved.status_code == 201, saved.content
+    assert "save_anyway" not in saved.json()
+    assert Bot.objects.get().telegram_token == "123456:TEST-token"
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for name in ("Bot", "Provider"):
+        field = schema["components"]["schemas"][name]["properties"]["save_anyway"]
+        assert field["writeOnly"] is True and field["type"] == "boolean"
+
+
+def test_a_changed_token_is_checked_and_a_refused_one_changes_nothing(
+    api, telegram_bot, fake_telegram
+):
+    fake_telegram.valid_tokens = {"123456:TEST-token"}
+
+    response = api.patch(
+        f"/api/v1/bots/{telegram_bot.pk}/", {"telegram_token": "123456:other"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "Telegram refused this token" in response.json()["telegram_token"][0]
+    telegram_bot.refresh_from_db()
+    assert telegram_bot.telegram_token == "123456:TEST-token"
+    renamed = api.patch(f"/api/v1/bots/{telegram_bot.pk}/", {"name": "new"}, format="json")
+    assert renamed.status_code == 200
+    assert [call.token for call in fake_telegram.calls] == ["123456:other"]  # no check needed
+
+
+def test_a_provider_key_the_provider_refuses_is_400(api, fake_openai):
+    fake_openai.api_keys = {"sk-right"}
+
+    response = api.post(
+        "/api/v1/providers/",
+        {"name": "p", "base_url": fake_openai.base_url, "api_key": "sk-wrong"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "api_key": ["The provider refused the API key (HTTP 401): Incorrect API key provided."]
+    }
+    assert not Provider.objects.exists()

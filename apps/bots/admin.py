@@ -7,6 +7,7 @@ from django.utils.translation import ngettext
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.bots.choices import PairingStatus, Platform, UnprocessedStatus
+from apps.bots.credentials import bot_credentials_check
 from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
 from apps.bots.serializers import SECRET_FIELDS
 from apps.bots.services import (
@@ -16,10 +17,55 @@ from apps.bots.services import (
     unprocessed_event_replay,
     webhook_url,
 )
+from apps.core.credentials import CredentialsCheckedForm
+
+# The fields only some platforms use; a bot's form shows those of its platform alone.
+PLATFORM_FIELDS = {
+    Platform.WEB: (),
+    Platform.TELEGRAM: ("telegram_token", "telegram_webhook_secret"),
+    Platform.FEISHU: (
+        "feishu_app_id",
+        "feishu_app_secret",
+        "feishu_verification_token",
+        "feishu_encrypt_key",
+    ),
+}
+# Connection, group chats and access lists: the chat platforms' settings, not the web chat's.
+CHAT_PLATFORM_FIELDS = (
+    "connection_mode",
+    "api_base_url",
+    "group_trigger",
+    "group_keyword",
+    "edited_messages",
+    "access_policy",
+    "allowed_user_ids",
+)
+# Help for the fields whose model help is missing or too terse for a first-time operator.
+HELP_TEXTS = {
+    "profile": _(
+        "The model profile that answers (a model on a provider, with its prompt). "
+        "Without one the bot answers nothing."
+    ),
+    "edited_messages": _("What the bot does when a user edits a message it already answered."),
+    "connection_mode": _(
+        "Webhook mode needs a public HTTPS address that the platform can call. "
+        "Persistent mode needs none: <code>manage.py run_connectors</code> "
+        "(part of <code>make run</code>) keeps the connection."
+    ),
+    "access_policy": _(
+        "Who may chat with the bot. With pairing, an unknown user gets a code that an "
+        "admin approves under Pairing requests."
+    ),
+}
 
 
-class BotForm(forms.ModelForm):
-    """Secrets are write-only: the form never shows them; empty keeps the stored value."""
+class BotForm(CredentialsCheckedForm):
+    """Secrets are write-only: the form never shows them; empty keeps the stored value.
+
+    Saving checks the platform credentials (Telegram getMe, a Feishu tenant token).
+    """
+
+    credentials_check = bot_credentials_check
 
     class Meta:
         model = Bot
@@ -28,9 +74,14 @@ class BotForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name, text in HELP_TEXTS.items():
+            if name in self.fields:
+                self.fields[name].help_text = text
+        if "profile" in self.fields:
+            self.fields["profile"].label = _("Model profile")
         for name in SECRET_FIELDS:
-            field = self.fields[name]
-            if self.instance.pk and getattr(self.instance, name):
+            field = self.fields.get(name)
+            if field is not None and self.instance.pk and getattr(self.instance, name):
                 field.help_text = format_lazy(
                     "{} {}", field.help_text, _("Set; leave empty to keep it.")
                 )
@@ -40,8 +91,19 @@ class BotForm(forms.ModelForm):
         for name in SECRET_FIELDS:
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
-        if cleaned.get("platform") == Platform.TELEGRAM and not cleaned.get("telegram_token"):
+        platform = cleaned.get("platform") or self.instance.platform
+        # The add page shows every platform's fields until one is chosen: keep only its own.
+        for other, names in PLATFORM_FIELDS.items():
+            if other != platform:
+                for name in names:
+                    if name in cleaned:
+                        cleaned[name] = ""
+        if platform == Platform.TELEGRAM and not cleaned.get("telegram_token"):
             self.add_error("telegram_token", _("A Telegram bot needs its token."))
+        if platform == Platform.FEISHU:
+            for name in ("feishu_app_id", "feishu_app_secret"):
+                if not cleaned.get(name) and name in self.fields:
+                    self.add_error(name, _("A Feishu / Lark bot needs its app ID and secret."))
         return cleaned
 
     def save(self, commit=True):
@@ -52,15 +114,29 @@ class BotForm(forms.ModelForm):
         return bot
 
 
+def _platform_classes(*platforms: Platform) -> list[str]:
+    """Fieldset classes the add page's script shows or hides by the chosen platform."""
+    return ["platform-fields", *(f"platform-{platform.value}" for platform in platforms)]
+
+
 @admin.register(Bot)
 class BotAdmin(AuditedModelAdmin):
     form = BotForm
-    list_display = ["name", "platform", "enabled", "connection_mode", "connector_status", "link"]
+    list_display = [
+        "name",
+        "platform",
+        "enabled",
+        "profile",
+        "connection_mode",
+        "connector_status",
+        "link",
+    ]
     list_filter = ["platform", "enabled", "connection_mode"]
     search_fields = ["name", "feishu_app_id", "platform_username"]
     readonly_fields = [
         "id",
         "webhook",
+        "link",
         "platform_username",
         "connector_status",
         "connector_heartbeat_at",
@@ -68,27 +144,72 @@ class BotAdmin(AuditedModelAdmin):
         "created_at",
         "updated_at",
     ]
-    fieldsets = [
-        (None, {"fields": ["id", "name", "platform", "enabled", "profile", "webhook"]}),
-        (
-            _("Connection"),
-            {
-                "fields": [
-                    "connection_mode",
-                    "api_base_url",
-                    "platform_username",
-                    "connector_status",
-                    "connector_heartbeat_at",
-                    "telegram_update_offset",
-                ],
-                "description": _(
-                    "Persistent mode needs no public URL: run "
-                    "<code>manage.py run_connectors</code> (part of <code>make run</code>)."
+
+    class Media:
+        js = ["admin/js/bot_platform_fields.js"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "platform"] if obj is not None else fields
+
+    def get_fieldsets(self, request, obj=None):
+        """A change page shows its platform's fields only; the add page all, sorted by a script."""
+        chat = (Platform.TELEGRAM, Platform.FEISHU)
+        if obj is None:
+            return [
+                (None, {"fields": ["name", "platform", "enabled", "profile"]}),
+                self._connection_fieldset(chat, add=True),
+                (
+                    "Telegram",
+                    {"fields": ["telegram_token"], "classes": _platform_classes(Platform.TELEGRAM)},
                 ),
-            },
-        ),
-        ("Telegram", {"fields": ["telegram_token", "telegram_webhook_secret"]}),
-        (
+                self._feishu_fieldset(),
+                self._chats_fieldset(chat),
+                (_("Replies"), {"fields": ["reply_language"]}),
+                (_("Privacy"), {"fields": ["mask_personal_data"]}),
+                self._access_fieldset(chat),
+                self._budgets_fieldset(),
+                (None, {"fields": ["save_anyway"]}),
+            ]
+        platform = Platform(obj.platform)
+        if platform == Platform.WEB:
+            return [
+                (None, {"fields": ["id", "name", "platform", "enabled", "profile", "link"]}),
+                (_("Replies"), {"fields": ["reply_language"]}),
+                (_("Privacy"), {"fields": ["mask_personal_data"]}),
+                self._budgets_fieldset(),
+                (None, {"fields": ["save_anyway", "created_at", "updated_at"]}),
+            ]
+        credentials = (
+            (
+                "Telegram",
+                {"fields": ["telegram_token", "telegram_webhook_secret", "telegram_update_offset"]},
+            )
+            if platform == Platform.TELEGRAM
+            else self._feishu_fieldset()
+        )
+        return [
+            (None, {"fields": ["id", "name", "platform", "enabled", "profile", "webhook"]}),
+            credentials,
+            self._connection_fieldset((platform,), add=False),
+            self._chats_fieldset((platform,)),
+            (_("Replies"), {"fields": ["reply_language"]}),
+            (_("Privacy"), {"fields": ["mask_personal_data"]}),
+            self._access_fieldset((platform,)),
+            self._budgets_fieldset(),
+            (None, {"fields": ["save_anyway", "created_at", "updated_at"]}),
+        ]
+
+    @staticmethod
+    def _connection_fieldset(platforms, *, add: bool):
+        fields = ["connection_mode", "api_base_url"]
+        if not add:
+            fields += ["platform_username", "connector_status", "connector_heartbeat_at"]
+        return (_("Connection"), {"fields": fields, "classes": _platform_classes(*platforms)})
+
+    @staticmethod
+    def _feishu_fieldset():
+        return (
             _("Feishu / Lark"),
             {
                 "fields": [
@@ -96,18 +217,41 @@ class BotAdmin(AuditedModelAdmin):
                     "feishu_app_secret",
                     "feishu_verification_token",
                     "feishu_encrypt_key",
-                ]
+                ],
+                "classes": _platform_classes(Platform.FEISHU),
+                "description": _(
+                    "From the Feishu / Lark developer console: Credentials &amp; Basic Info, "
+                    "and Events &amp; Callbacks → Encryption strategy."
+                ),
             },
-        ),
-        (
-            _("Behaviour in chats"),
-            {"fields": ["group_trigger", "group_keyword", "edited_messages", "reply_language"]},
-        ),
-        (_("Access"), {"fields": ["access_policy", "allowed_user_ids"]}),
-        (_("Privacy"), {"fields": ["mask_personal_data"]}),
-        (_("Budgets"), {"fields": ["daily_token_budget", "user_daily_token_budget"]}),
-        (None, {"fields": ["created_at", "updated_at"]}),
-    ]
+        )
+
+    @staticmethod
+    def _chats_fieldset(platforms):
+        return (
+            _("Group chats"),
+            {
+                "fields": ["group_trigger", "group_keyword", "edited_messages"],
+                "classes": _platform_classes(*platforms),
+            },
+        )
+
+    @staticmethod
+    def _access_fieldset(platforms):
+        return (
+            _("Access"),
+            {
+                "fields": ["access_policy", "allowed_user_ids"],
+                "classes": _platform_classes(*platforms),
+            },
+        )
+
+    @staticmethod
+    def _budgets_fieldset():
+        return (
+            _("Budgets"),
+            {"fields": ["daily_token_budget", "user_daily_token_budget"]},
+        )
 
     @admin.display(description=_("Webhook URL"))
     def webhook(self, bot: Bot) -> str:
@@ -115,7 +259,7 @@ class BotAdmin(AuditedModelAdmin):
 
     @admin.display(description=_("Open"))
     def link(self, bot: Bot) -> str:
-        if bot.platform == Platform.WEB:
+        if bot.platform == Platform.WEB and bot.pk:
             return format_html('<a href="/chat/{}/">{}</a>', bot.pk, _("web chat"))
         return "—"
 

@@ -1,8 +1,12 @@
+import copy
+
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from apps.bots.credentials import bot_credentials_check
 from apps.bots.models import Bot
 from apps.bots.services import webhook_url
+from apps.core.credentials import credentials_check_or_400, save_anyway_field
 from apps.core.serializers import StrictModelSerializer
 
 SECRET_FIELDS = [
@@ -15,6 +19,9 @@ SECRET_FIELDS = [
 
 
 class BotSerializer(StrictModelSerializer):
+    """A bot. Saving new or changed platform credentials checks them with the platform."""
+
+    save_anyway = save_anyway_field()
     webhook_url = serializers.SerializerMethodField()
     secrets_set = serializers.SerializerMethodField(
         help_text=_("Which secrets are set (their values are never returned).")
@@ -46,6 +53,7 @@ class BotSerializer(StrictModelSerializer):
             "connector_heartbeat_at",
             "secrets_set",
             "webhook_url",
+            "save_anyway",
             "created_at",
             "updated_at",
         ]
@@ -78,4 +86,11 @@ class BotSerializer(StrictModelSerializer):
             raise serializers.ValidationError(
                 {"telegram_token": _("A Telegram bot needs its token.")}
             )
+        save_anyway = attrs.pop("save_anyway", False)
+        candidate = copy.copy(self.instance) if self.instance is not None else Bot()
+        for name, value in attrs.items():
+            setattr(candidate, name, value)
+        credentials_check_or_400(bot_credentials_check(candidate), save_anyway=save_anyway)
+        if candidate.platform_username != getattr(self.instance, "platform_username", ""):
+            attrs["platform_username"] = candidate.platform_username  # learnt by the check
         return attrs

@@ -5,25 +5,42 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.text import format_lazy
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.admin import AuditedModelAdmin
+from apps.core.credentials import CredentialsCheckedForm
 from apps.core.masking import mask_headers, mask_secret
+from apps.providers.credentials import provider_credentials_check
 from apps.providers.models import DEFAULT_SYSTEM_PROMPT, ModelProfile, Provider
 from apps.providers.selectors import provider_health
 from apps.providers.services import profile_probe, provider_cooldown_clear
 
 
-class ProviderForm(forms.ModelForm):
+class WriteOnlyJSONField(forms.JSONField):
+    """A JSON field whose stored value is never shown: empty, not "null", when unset."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
+class ProviderForm(CredentialsCheckedForm):
+    """The key and headers are write-only; saving asks the provider for its models (GET /models)."""
+
+    credentials_check = provider_credentials_check
+
     api_key = forms.CharField(
+        label=_("API key"),
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Stored encrypted. Leave empty to keep the current key."),
     )
-    clear_api_key = forms.BooleanField(required=False, help_text=_("Remove the stored key."))
-    extra_headers = forms.JSONField(
+    clear_api_key = forms.BooleanField(
+        label=_("Remove the key"), required=False, help_text=_("Remove the stored key.")
+    )
+    extra_headers = WriteOnlyJSONField(
+        label=capfirst(_("extra headers")),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_(
@@ -32,7 +49,7 @@ class ProviderForm(forms.ModelForm):
         ),
     )
     clear_extra_headers = forms.BooleanField(
-        required=False, help_text=_("Remove the stored headers.")
+        label=_("Remove the headers"), required=False, help_text=_("Remove the stored headers.")
     )
 
     class Meta:
@@ -93,6 +110,41 @@ class ProviderAdmin(AuditedModelAdmin):
     list_filter = ["enabled"]
     search_fields = ["name", "base_url"]
     actions = ["end_cooldown"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["name", "base_url", "api_key", "clear_api_key", "enabled"],
+                "description": _(
+                    "Any OpenAI-compatible endpoint. Saving checks the address and the key "
+                    "by asking the provider for its models."
+                ),
+            },
+        ),
+        (
+            _("Requests"),
+            {
+                "fields": [
+                    "request_timeout",
+                    "max_retries",
+                    "extra_headers",
+                    "clear_extra_headers",
+                ]
+            },
+        ),
+        (_("Cooldown"), {"fields": ["cooldown_after_failures", "cooldown_seconds"]}),
+        (None, {"fields": ["save_anyway"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return self.fieldsets
+        # Nothing is stored yet: nothing to remove.
+        removable = {"clear_api_key", "clear_extra_headers"}
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in removable]})
+            for name, options in self.fieldsets
+        ]
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)

@@ -1,12 +1,19 @@
+import copy
+
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from apps.core.credentials import credentials_check_or_400, save_anyway_field
 from apps.core.masking import mask_headers, mask_secret
 from apps.core.serializers import StrictModelSerializer
+from apps.providers.credentials import provider_credentials_check
 from apps.providers.models import ModelProfile, Provider
 
 
 class ProviderSerializer(StrictModelSerializer):
+    """A provider. Saving a new or changed address, key or headers asks it for its models."""
+
+    save_anyway = save_anyway_field()
     api_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
     )
@@ -35,6 +42,7 @@ class ProviderSerializer(StrictModelSerializer):
             "max_retries",
             "cooldown_after_failures",
             "cooldown_seconds",
+            "save_anyway",
             "created_at",
             "updated_at",
         ]
@@ -52,6 +60,14 @@ class ProviderSerializer(StrictModelSerializer):
         ):
             raise serializers.ValidationError(_("Headers must be an object of string values."))
         return value
+
+    def validate(self, attrs):
+        save_anyway = attrs.pop("save_anyway", False)
+        candidate = copy.copy(self.instance) if self.instance is not None else Provider()
+        for name, value in attrs.items():
+            setattr(candidate, name, value)
+        credentials_check_or_400(provider_credentials_check(candidate), save_anyway=save_anyway)
+        return attrs
 
 
 class ModelProfileSerializer(StrictModelSerializer):

@@ -41,6 +41,8 @@ class FakeOpenAI(LoopbackServer):
         self._released = threading.Event()
         self.in_flight = 0
         self.max_in_flight = 0  # the most chat streams served at the same time
+        self.api_keys: set[str] | None = None  # when set, any other key is 401 (as OpenAI)
+        self.model_list_requests: list[dict[str, str]] = []  # headers of GET /models calls
 
     @property
     def base_url(self) -> str:
@@ -84,7 +86,21 @@ class FakeOpenAI(LoopbackServer):
         return Response(200, {"text": self.transcript})
 
     def handle(self, request: Request) -> Response:
-        if request.path.rstrip("/").endswith("/models"):
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_keys is not None and key not in self.api_keys:
+            return Response(
+                401,
+                {
+                    "error": {
+                        "message": "Incorrect API key provided.",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
+        if request.path.rstrip("/").endswith("/v1/models"):
+            with self.lock:
+                self.model_list_requests.append(dict(request.headers))
             return Response(
                 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
             )

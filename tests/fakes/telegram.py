@@ -24,6 +24,7 @@ from typing import Any
 from tests.fakes.server import LoopbackServer, Request, Response
 
 PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>\w+)")
+TOKEN = re.compile(r"^\d+:[\w-]+$")
 FILE_PATH = re.compile(r"^/file/bot(?P<token>[^/]+)/(?P<path>.+)$")
 HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a"}
 HTML_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)(?:\s[^<>]*)?>")
@@ -101,6 +102,9 @@ class FakeTelegram(LoopbackServer):
         self.stalls = 0
         self.unstall = threading.Event()
         self.delays: dict[str, float] = {}  # method -> seconds each call takes (a slow API)
+        # Like Telegram: a token not shaped "<bot id>:<secret>" is 404 Not Found; when
+        # `valid_tokens` is set, any other well-formed token is 401 Unauthorized.
+        self.valid_tokens: set[str] | None = None
 
     # Test controls -------------------------------------------------------
     def fail(
@@ -187,6 +191,12 @@ class FakeTelegram(LoopbackServer):
             queued = self.faults.get(method)
             fault = queued.pop(0) if queued else None
             self.calls.append(call)
+        if not TOKEN.match(call.token):
+            call.status = 404
+            return Response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+        if self.valid_tokens is not None and call.token not in self.valid_tokens:
+            call.status = 401
+            return Response(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
         if fault is not None:
             call.status = fault.status
             return fault

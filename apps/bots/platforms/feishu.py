@@ -515,6 +515,31 @@ class FeishuAdapter:
         self.bot.platform_username = open_id
         return open_id
 
+    def credentials_check(self) -> str:
+        """Get a tenant_access_token with the app ID and secret (never from the cache).
+
+        Returns the app ID. Raises DeliveryError: `retryable` when Feishu could not be
+        reached or answered with a server error, not when it refused the app's credentials.
+        """
+        from lark_oapi.api.auth.v3 import (
+            InternalTenantAccessTokenRequest,
+            InternalTenantAccessTokenRequestBody,
+        )
+
+        request = (
+            InternalTenantAccessTokenRequest.builder()
+            .request_body(
+                InternalTenantAccessTokenRequestBody.builder()
+                .app_id(self.bot.feishu_app_id)
+                .app_secret(self.bot.feishu_app_secret)
+                .build()
+            )
+            .build()
+        )
+        client = self.client()
+        self._call("tenant token", lambda: client.auth.v3.tenant_access_token.internal(request))
+        return self.bot.feishu_app_id
+
     # Sending ----------------------------------------------------------------------------
 
     def client(self) -> lark.Client:

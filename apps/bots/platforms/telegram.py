@@ -28,6 +28,7 @@ from telegram.error import (
     BadRequest,
     ChatMigrated,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
@@ -535,9 +536,27 @@ class TelegramAdapter:
             self.bot.platform_username = username
             Bot.objects.filter(pk=self.bot.pk).update(platform_username=username)
 
-    async def _get_me(self):
-        async with self._client() as client:
+    async def _get_me(self, *, read_timeout: float = 15):
+        async with self._client(read_timeout=read_timeout) as client:
             return await client.get_me()
+
+    def credentials_check(self) -> str:
+        """Ask Telegram whose token this is (getMe); the bot's username, also kept on the bot.
+
+        Raises DeliveryError: `retryable` when Telegram could not be reached or answered
+        with a server error, not when it refused the token.
+        """
+        try:
+            me = asyncio.run(self._get_me(read_timeout=10))
+        except InvalidToken as error:  # 401, or 404 for a token that is not one
+            # PTB's message quotes the token: never show or log it.
+            raise DeliveryError("Telegram refused the token", retryable=False) from error
+        except NetworkError as error:  # includes TimedOut and 5xx answers
+            raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=True) from error
+        except TelegramError as error:
+            raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error
+        self.bot.platform_username = me.username or ""
+        return self.bot.platform_username
 
     # Outbound --------------------------------------------------------------------------
 
