@@ -42,6 +42,7 @@ from apps.conversations.services.delivery import amessage_deliver
 from apps.conversations.services.dispatch import turn_lock_key
 from apps.conversations.services.turns import (
     PreparedTurn,
+    streamed_remember,
     turn_model_failed,
     turn_model_wait,
     turn_pending_exists,
@@ -289,7 +290,9 @@ class ChatStream:
                 self.outbound = replace(self.outbound, platform_message_id=platform_message_id)
                 if self.typing is not None:
                     self.typing.cancel()
-                # Recorded at once, so a retried delivery edits this message, never sends another.
+                # Recorded at once (Redis first: no thread hop), so a retried delivery or
+                # the turn after a lost worker edits this message, never sends another.
+                await streamed_remember(self.prepared.answer.pk, platform_message_id)
                 await process_loop.db(
                     turn_stream_started,
                     prepared=self.prepared,

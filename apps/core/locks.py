@@ -14,6 +14,7 @@ import logging
 import os
 import uuid
 
+import redis
 import redis.asyncio
 from django.conf import settings
 
@@ -52,8 +53,13 @@ class HeldLocks:
 
     async def release(self, key: str) -> None:
         token = self.tokens.pop(key, None)
-        if token is not None:
+        if token is None:
+            return
+        try:
             await get_async_redis().eval(_RELEASE_SCRIPT, 1, key, token)
+        except redis.RedisError:
+            # No longer renewed, it expires within TURN_LOCK_SECONDS by itself.
+            logger.warning("could not release lock %s; it expires by itself", key)
 
     def _redis(self) -> redis.asyncio.Redis:
         """A connection of its own: renewals never queue behind a busy shared pool."""

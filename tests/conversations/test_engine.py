@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.models import Conversation, Message
+from apps.conversations.services.turns import streamed_remember
 from apps.conversations.tasks import sweep_stuck_task
 from apps.core.aio import process_loop
 from apps.core.redis import get_redis
@@ -154,3 +155,45 @@ def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_mes
     assert lost.status == MessageStatus.FAILED and lost.platform_message_id == ""
     asked.refresh_from_db()
     assert asked.status == MessageStatus.ANSWERED
+
+
+def test_a_partial_message_shown_but_not_yet_recorded_is_finished_not_repeated(
+    worker, telegram_bot, fake_telegram, fake_openai
+):
+    # The worker died between showing the first text and recording its message id in the
+    # database: only the note the stream left in Redis says where the answer is.
+    chat = 4242
+    conversation = Conversation.objects.create(
+        bot=telegram_bot, chat_id=str(chat), chat_type="private"
+    )
+    long_ago = timezone.now() - timedelta(minutes=2)
+    asked = Message.objects.create(
+        conversation=conversation,
+        bot=telegram_bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        sender_id=str(chat),
+        text="tell me a story",
+        external_id="update-1",
+        status=MessageStatus.PROCESSING,
+        model_started_at=long_ago,
+    )
+    shown = fake_telegram.put_message(chat, "Once upon a")
+    lost = Message.objects.create(
+        conversation=conversation,
+        bot=telegram_bot,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        reply_to=asked,
+        status=MessageStatus.PROCESSING,
+        model_started_at=long_ago,
+    )
+    process_loop.run(streamed_remember(lost.pk, str(shown)))
+    fake_openai.reply = "Once upon a time there was a test. The end."
+
+    sweep_stuck_task.delay()
+
+    [answer] = delivered_answers(1)
+    [message] = fake_telegram.chat(chat)
+    assert message.message_id == shown and message.text == fake_openai.reply
+    assert answer.platform_message_id == str(shown)

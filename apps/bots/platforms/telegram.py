@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
+import redis
 from telegram import Bot as TelegramBot
 from telegram import (
     BotCommand,
@@ -609,7 +610,8 @@ class TelegramAdapter:
         except RetryAfter as error:
             seconds = _seconds(error.retry_after)
             if chat_id:
-                await ChatPacer(self.bot, chat_id).hold(seconds)
+                with suppress(redis.RedisError):  # the retry waits `seconds` anyway
+                    await ChatPacer(self.bot, chat_id).hold(seconds)
             raise DeliveryError(str(error), retryable=True, retry_after=seconds) from error
         except ChatMigrated as error:
             from apps.bots.services import chat_migrate
@@ -634,7 +636,13 @@ class TelegramAdapter:
     async def _pace(self, chat_id: str, *, skip_if_busy: bool = False) -> bool:
         """Wait for the chat's next send slot; False (no slot taken) to skip a busy chat."""
         cap = PACE_STREAM_TOLERANCE_SECONDS if skip_if_busy else PACE_MAX_WAIT_SECONDS
-        wait = await ChatPacer(self.bot, chat_id).reserve(cap=cap)
+        try:
+            wait = await ChatPacer(self.bot, chat_id).reserve(cap=cap)
+        except redis.RedisError as error:
+            # Nothing is sent unpaced: a streaming update is skipped, a send tried later.
+            if skip_if_busy:
+                return False
+            raise DeliveryError(f"pacing unavailable: {error}", retryable=True) from error
         if wait < 0:
             if skip_if_busy:
                 return False
@@ -652,13 +660,22 @@ class TelegramAdapter:
         keyboard = json.dumps(markup.to_dict() if markup else None, sort_keys=True)
         return ":".join(hashlib.sha256(part.encode()).hexdigest()[:32] for part in (text, keyboard))
 
+    # Bookkeeping after a call has reached Telegram must never lose what the call returned
+    # (a message id lost here is a message sent twice): Redis failures are only logged.
+
     async def _remember_shown(self, chat_id: str, platform_message_id: str, fingerprint: str):
-        await get_async_redis().set(
-            self._shown_key(chat_id, platform_message_id), fingerprint, ex=86400
-        )
+        try:
+            await get_async_redis().set(
+                self._shown_key(chat_id, platform_message_id), fingerprint, ex=86400
+            )
+        except redis.RedisError:
+            logger.warning("could not remember what message %s shows", platform_message_id)
 
     async def _shown(self, chat_id: str, platform_message_id: str) -> str:
-        shown = await get_async_redis().get(self._shown_key(chat_id, platform_message_id))
+        try:
+            shown = await get_async_redis().get(self._shown_key(chat_id, platform_message_id))
+        except redis.RedisError:
+            return ""  # unknown: the edit is made (Telegram refuses a no-op one, handled)
         return shown.decode() if shown is not None else ""
 
     async def _send_piece(
@@ -744,15 +761,22 @@ class TelegramAdapter:
         return f"assistant:tgparts:{self.bot.pk}:{message_id}"
 
     async def _progress(self, message_id: int) -> dict[int, str]:
-        stored = await get_async_redis().hgetall(self._progress_key(message_id))
+        try:
+            stored = await get_async_redis().hgetall(self._progress_key(message_id))
+        except redis.RedisError as error:
+            # Unknown what an earlier try sent: send nothing now, try again later.
+            raise DeliveryError(f"progress unavailable: {error}", retryable=True) from error
         return {int(index): value.decode() for index, value in stored.items()}
 
     async def _progress_record(self, message_id: int, index: int, platform_message_id: str):
         key = self._progress_key(message_id)
-        async with get_async_redis().pipeline(transaction=False) as pipe:
-            pipe.hset(key, str(index), platform_message_id)
-            pipe.expire(key, 7 * 86400)
-            await pipe.execute()
+        try:
+            async with get_async_redis().pipeline(transaction=False) as pipe:
+                pipe.hset(key, str(index), platform_message_id)
+                pipe.expire(key, 7 * 86400)
+                await pipe.execute()
+        except redis.RedisError:
+            logger.warning("could not record piece %s of answer %s as sent", index, message_id)
 
     async def _send(self, message: OutboundMessage) -> SentMessage:
         pieces = split_text(message.text)

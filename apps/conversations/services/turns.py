@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from functools import cache
 
+import redis
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -33,7 +34,7 @@ from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
 from apps.core import metrics
 from apps.core.masking import mask_personal_data
-from apps.core.redis import get_redis
+from apps.core.redis import get_async_redis, get_redis
 from apps.core.sql import rows_exist, rows_update
 from apps.providers.client import (
     COOLING_DOWN,
@@ -154,12 +155,31 @@ def _release_interrupted_answer(conversation_id: int) -> str:
         ).order_by("-id")
     )
     shown = next((m.platform_message_id for m in interrupted if m.platform_message_id), "")
+    if interrupted and not shown:
+        # The worker may have died between showing the answer and recording where.
+        try:
+            found = get_redis().mget([_streamed_key(m.pk) for m in interrupted])
+        except redis.RedisError:
+            found = []
+        shown = next((value.decode() for value in found if value), "")
     Message.objects.filter(pk__in=[m.pk for m in interrupted]).update(
         status=MessageStatus.FAILED,
         error="interrupted: the worker was lost mid-answer; the next answer continues it",
         platform_message_id="",
     )
     return shown
+
+
+def _streamed_key(answer_id: int) -> str:
+    return f"assistant:streamed:{answer_id}"
+
+
+async def streamed_remember(answer_id: int, platform_message_id: str) -> None:
+    """Note at once (from the process loop) which chat message shows a streaming answer."""
+    try:
+        await get_async_redis().set(_streamed_key(answer_id), platform_message_id, ex=86400)
+    except redis.RedisError:
+        logger.warning("could not note that answer %s is shown", answer_id)
 
 
 def turn_start(*, conversation_id: int) -> PreparedTurn | None:
