@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.models import Conversation, Message
 from apps.core.roles import ADMIN, roles_sync
+from apps.guard.models import SINGLETON_ID, FloodLimits
 from assistant.wsgi import application
 from tests.factories import make_profile, make_provider, make_web_bot
 
@@ -52,6 +53,9 @@ CHECKS = [
 def admin_headers(db, django_user_model) -> dict[str, str]:
     """An Admin (the role, not a superuser) with a token, and rows for the ids to find."""
     roles_sync()
+    # Every example exercises the API itself: the address limit (documented as 429, and
+    # tested in tests/guard) would otherwise refuse most of them.
+    FloodLimits.objects.update_or_create(pk=SINGLETON_ID, defaults={"api_requests_per_minute": 0})
     user = django_user_model.objects.create_user("schema-admin", is_staff=True)
     user.groups.add(Group.objects.get(name=ADMIN))
     provider = make_provider(base_url="http://127.0.0.1:9/v1", extra_headers={"X-Org": "acme"})

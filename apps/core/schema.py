@@ -44,6 +44,9 @@ def error_responses(result, generator, request, public):
             errors = {
                 "401": _json(detail, "Not authenticated."),
                 "403": _json(detail, "Not allowed for this user."),
+                "429": _json(
+                    detail, "Too many requests from this address; see the Retry-After header."
+                ),
             }
             if "{" in path:
                 errors["404"] = _json(detail, "No such row.")
