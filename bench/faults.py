@@ -405,9 +405,10 @@ def main() -> None:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_all()
-    command = "make faults" if os.environ.get("MAKELEVEL") else "uv run python bench/faults.py"
-    if argv:
-        command += " " + shlex.join(argv)
+    if os.environ.get("MAKELEVEL"):
+        command = "make faults" + (f" FAULTS_ARGS={shlex.quote(shlex.join(argv))}" if argv else "")
+    else:
+        command = "uv run python bench/faults.py" + (" " + shlex.join(argv) if argv else "")
     results["meta"] = {
         "date": started.isoformat(timespec="seconds"),
         "duration_s": (datetime.datetime.now(datetime.UTC) - started).total_seconds(),
