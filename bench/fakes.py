@@ -24,7 +24,8 @@ fake also answers GET /progress (the chats whose full answer is shown) and the m
 GET /progress (streams in flight), cheap enough to poll. For `make faults` (bench/faults.py)
 both take POST /faults?status=429|500&count=N: the next N requests (Bot API methods that
 send or edit, or chat completions) fail with that status, in the platform's error shape
-(a 429 says "retry after 1" as Telegram and OpenAI-compatible servers do).
+(a 429 says "retry after 1" as Telegram and OpenAI-compatible servers do); with
+&seconds=S instead, every request fails for S seconds (an outage).
 """
 
 from __future__ import annotations
@@ -132,14 +133,19 @@ def model_app(first_token: float, total: float, chunks: int) -> web.Application:
 
 
 class Faults:
-    """The next `count` requests fail with `status` (POST /faults?status=..&count=..)."""
+    """Requests fail with `status`: the next `count` of them (POST /faults?status=..&count=..),
+    or all of them for `seconds` (POST /faults?status=..&seconds=..: an outage)."""
 
     def __init__(self) -> None:
         self.left = 0
+        self.until = 0.0
         self.status = 0
         self.injected = 0
 
     def take(self) -> int:
+        if time.monotonic() < self.until:
+            self.injected += 1
+            return self.status
         if self.left <= 0:
             return 0
         self.left -= 1
@@ -148,7 +154,8 @@ class Faults:
 
     async def handler(self, request: web.Request) -> web.Response:
         self.status = int(request.query["status"])
-        self.left = int(request.query["count"])
+        self.left = int(request.query.get("count", 0))
+        self.until = time.monotonic() + float(request.query.get("seconds", 0))
         return web.json_response({"ok": True, "injected_so_far": self.injected})
 
 

@@ -11,7 +11,7 @@ each, "u<id>") while the fault is applied in a loop, and every chat is checked:
 - `redis`: the Redis server (broker, locks, caches; no persistence) is killed and started
   again after a few seconds, repeatedly;
 - `telegram`: bursts of 429 ("retry after 1") and of 500 from the Bot API on sends and edits;
-- `model`: bursts of 429 and of 500 from the model (no fallback profile);
+- `model`: short outages of the model, all 429 then all 500 (no fallback profile);
 - `duplicates`: 30 % of the updates are delivered twice (as Telegram does after a
   time-out).
 
@@ -168,10 +168,10 @@ class Stack:
     def start_redis(self) -> None:
         self.redis = self._start_redis()
 
-    def inject(self, fake: str, status: int, count: int) -> None:
+    def inject(self, fake: str, status: int, how: str) -> None:
         root = self.telegram_url if fake == "telegram" else self.model_root
         request = urllib.request.Request(  # noqa: S310 - loopback
-            f"{root}/faults?status={status}&count={count}", method="POST"
+            f"{root}/faults?status={status}&{how}", method="POST"
         )
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass
@@ -224,10 +224,16 @@ async def run_fault(stack: Stack, fault: str, uids: list[int], args) -> dict:
                 await loop.run_in_executor(None, stack.stop_redis)
                 await asyncio.sleep(args.redis_down)
                 await loop.run_in_executor(None, stack.start_redis)
-            elif fault in ("telegram", "model"):
+            elif fault == "telegram":  # flood control and errors on the next calls
                 status = 429 if len(events) % 2 == 0 else 500
                 events.append(time.time())
-                await loop.run_in_executor(None, stack.inject, fault, status, args.burst)
+                await loop.run_in_executor(None, stack.inject, fault, status, f"count={args.burst}")
+            elif fault == "model":  # a short outage: every call fails for a while
+                status = 429 if len(events) % 2 == 0 else 500
+                events.append(time.time())
+                await loop.run_in_executor(
+                    None, stack.inject, fault, status, f"seconds={args.outage:g}"
+                )
 
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=0)
@@ -316,8 +322,9 @@ def report(results: dict) -> str:
         "at 2.0 s) and fake Telegram. Each message is a new user; a non-2xx webhook answer "
         "is posted again after 1 s (5 tries), as Telegram retries.",
         f"- **Faults:** every {meta['every']:g} s: `kill` SIGKILLs the worker mid-answer and "
-        f"starts another; `redis` kills Redis for {meta['redis_down']:g} s; `telegram` / "
-        f"`model` make the next {meta['burst']} calls fail, 429 and 500 in turn; "
+        f"starts another; `redis` kills Redis for {meta['redis_down']:g} s; `telegram` makes "
+        f"the next {meta['burst']} sends or edits fail, `model` every call for "
+        f"{meta['outage']:g} s, 429 and 500 in turn; "
         "`duplicates` posts 30 % of the updates twice.",
         "",
         "| fault | messages | faults applied | posts | non-2xx (5xx) | answered once | "
@@ -372,7 +379,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(FAULTS), help=",".join(FAULTS))
     parser.add_argument("--every", type=float, default=10.0, help="seconds between faults")
     parser.add_argument("--redis-down", type=float, default=4.0, help="seconds Redis is down")
-    parser.add_argument("--burst", type=int, default=40, help="calls failed per burst")
+    parser.add_argument("--burst", type=int, default=40, help="Telegram calls failed per burst")
+    parser.add_argument("--outage", type=float, default=3.0, help="seconds a model outage lasts")
     parser.add_argument("--timeout", type=float, default=180.0, help="wait for answers (s)")
     parser.add_argument("--grace", type=float, default=5.0, help="then wait for duplicates")
     parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=True)
@@ -420,6 +428,7 @@ def main() -> None:
         "every": args.every,
         "redis_down": args.redis_down,
         "burst": args.burst,
+        "outage": args.outage,
     }
     (ROOT / "bench" / "faults.json").write_text(json.dumps(results, indent=2) + "\n")
     if results["faults"]:
