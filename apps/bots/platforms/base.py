@@ -265,6 +265,15 @@ async def platform_typing(adapter: PlatformAdapter, message: OutboundMessage) ->
     await process_loop.blocking(adapter.typing, message)
 
 
+def answer_shown_key(answer_id: int) -> str:
+    """Redis: the chat message (platform id) that shows answer `answer_id` while it streams.
+
+    Written as soon as the platform returns the id, before anything else, so the turn
+    that takes over from a lost worker finishes that message instead of sending another.
+    """
+    return f"assistant:streamed:{answer_id}"
+
+
 ADAPTERS = {
     "telegram": "apps.bots.platforms.telegram.TelegramAdapter",
     "feishu": "apps.bots.platforms.feishu.FeishuAdapter",  # lark-oapi: seconds to import

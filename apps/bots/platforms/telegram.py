@@ -47,6 +47,7 @@ from apps.bots.platforms.base import (
     OutboundMessage,
     SentMessage,
     WebhookRejected,
+    answer_shown_key,
 )
 from apps.core.aio import process_loop
 from apps.core.redis import get_async_redis
@@ -686,7 +687,10 @@ class TelegramAdapter:
         text: str,
         reply_to: str = "",
         markup: InlineKeyboardMarkup | None = None,
+        answer_id: int | None = None,
     ) -> str:
+        """Send one message; with `answer_id` (the first text of a streaming answer), also
+        note where the answer is shown and that its first piece is sent, in the same trip."""
         reply = (
             ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True)
             if reply_to
@@ -708,7 +712,20 @@ class TelegramAdapter:
                 chat_id=int(chat_id), text=text, reply_parameters=reply, reply_markup=markup
             )
         platform_message_id = str(sent.message_id)
-        await self._remember_shown(chat_id, platform_message_id, self._fingerprint(text, markup))
+        try:
+            async with get_async_redis().pipeline(transaction=False) as pipe:
+                if answer_id is not None:
+                    pipe.set(answer_shown_key(answer_id), platform_message_id, ex=86400)
+                    pipe.hset(self._progress_key(answer_id), "0", platform_message_id)
+                    pipe.expire(self._progress_key(answer_id), 7 * 86400)
+                pipe.set(
+                    self._shown_key(chat_id, platform_message_id),
+                    self._fingerprint(text, markup),
+                    ex=86400,
+                )
+                await pipe.execute()
+        except redis.RedisError:
+            logger.warning("could not note message %s as sent", platform_message_id)
         return platform_message_id
 
     async def _edit_piece(
@@ -846,9 +863,10 @@ class TelegramAdapter:
             chat_id=message.chat_id,
             text=piece,
             reply_to=message.reply_to_platform_message_id,
+            # The finished answer's delivery (or the turn after a lost worker) edits this
+            # message instead of sending another.
+            answer_id=message.message_id,
         )
-        # The finished answer's delivery edits this message instead of sending it.
-        await self._progress_record(message.message_id, 0, platform_message_id)
         return platform_message_id
 
     async def astream_update(self, message: OutboundMessage, text: str) -> str:

@@ -25,6 +25,7 @@ from apps.bots.platforms.base import (
     OutboundMessage,
     PlatformAdapter,
     adapter_for,
+    answer_shown_key,
 )
 from apps.bots.selectors import bot_config_get
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
@@ -158,7 +159,7 @@ def _release_interrupted_answer(conversation_id: int) -> str:
     if interrupted and not shown:
         # The worker may have died between showing the answer and recording where.
         try:
-            found = get_redis().mget([_streamed_key(m.pk) for m in interrupted])
+            found = get_redis().mget([answer_shown_key(m.pk) for m in interrupted])
         except redis.RedisError:
             found = []
         shown = next((value.decode() for value in found if value), "")
@@ -170,14 +171,10 @@ def _release_interrupted_answer(conversation_id: int) -> str:
     return shown
 
 
-def _streamed_key(answer_id: int) -> str:
-    return f"assistant:streamed:{answer_id}"
-
-
 async def streamed_remember(answer_id: int, platform_message_id: str) -> None:
     """Note at once (from the process loop) which chat message shows a streaming answer."""
     try:
-        await get_async_redis().set(_streamed_key(answer_id), platform_message_id, ex=86400)
+        await get_async_redis().set(answer_shown_key(answer_id), platform_message_id, ex=86400)
     except redis.RedisError:
         logger.warning("could not note that answer %s is shown", answer_id)
 
