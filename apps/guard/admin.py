@@ -43,5 +43,7 @@ class FloodLimitsAdmin(AuditedModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            return super().changelist_view(request, extra_context)  # refused as usual
         FloodLimits.objects.get_or_create(pk=SINGLETON_ID)
         return HttpResponseRedirect(reverse("admin:guard_floodlimits_change", args=[SINGLETON_ID]))

@@ -92,9 +92,6 @@ class ProviderForm(CredentialsCheckedForm):
         return cleaned
 
 
-SECRET_FORM_FIELDS = ("api_key", "clear_api_key", "extra_headers", "clear_extra_headers")
-
-
 @admin.register(Provider)
 class ProviderAdmin(AuditedModelAdmin):
     form = ProviderForm
@@ -137,22 +134,26 @@ class ProviderAdmin(AuditedModelAdmin):
     ]
 
     def get_fieldsets(self, request, obj=None):
-        if obj is not None:
-            return self.fieldsets
-        # Nothing is stored yet: nothing to remove.
-        removable = {"clear_api_key", "clear_extra_headers"}
+        if obj is None:
+            # Nothing is stored yet: nothing to remove.
+            hidden, masked = {"clear_api_key", "clear_extra_headers"}, {}
+        elif self.has_change_permission(request, obj):
+            hidden, masked = set(), {}
+        else:
+            # A read-only page shows every field's value: the secrets only masked.
+            hidden = {"clear_api_key", "clear_extra_headers", "save_anyway"}
+            masked = {"api_key": "masked_api_key", "extra_headers": "masked_extra_headers"}
         return [
-            (name, {**options, "fields": [f for f in options["fields"] if f not in removable]})
+            (
+                name,
+                {
+                    **options,
+                    "fields": [masked.get(f, f) for f in options["fields"] if f not in hidden],
+                },
+            )
             for name, options in self.fieldsets
+            if any(f not in hidden for f in options["fields"])
         ]
-
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        if obj is None or self.has_change_permission(request, obj):
-            return fields
-        # A read-only page shows every field's value: the secrets only masked.
-        shown = [name for name in fields if name not in SECRET_FORM_FIELDS]
-        return [*shown, "masked_api_key", "masked_extra_headers"]
 
     @admin.display(description=_("API key"))
     def masked_api_key(self, provider: Provider) -> str:
