@@ -35,7 +35,6 @@ import datetime
 import json
 import os
 import random
-import re
 import shlex
 import signal
 import subprocess
@@ -45,9 +44,19 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
-from load import SECRET, build_update, get_json, percentile
-from processes import LOGS, free_port, procfile_command, start, stop_all, take_lock, wait_ready
-from report import machine
+from load import SECRET, answer_text, build_update, get_json, percentile
+from processes import (
+    LOGS,
+    database_fresh,
+    free_port,
+    platform_env,
+    procfile_command,
+    start,
+    stop_all,
+    take_lock,
+    wait_ready,
+)
+from report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -55,10 +64,6 @@ DATABASE = "assistant_faults"
 FAULTS = ("kill", "redis", "telegram", "model", "duplicates")
 CHUNKS = 13
 FIRST_TOKEN, TOTAL = 0.3, 2.0
-
-
-def answer_text(uid: int) -> str:
-    return " ".join([f"answer to u{uid}", *(f"w{number}" for number in range(1, CHUNKS))])
 
 
 class Stack:
@@ -71,33 +76,8 @@ class Stack:
         self.telegram_url = f"http://127.0.0.1:{telegram_port}"
         self.model_root = f"http://127.0.0.1:{model_port}"
         redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        self.env = {
-            **os.environ,
-            "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": redis_url,
-            "DEBUG": "false",
-            "SECRET_KEY": "faults-secret-key-faults-secret-key-faults-secret-key-01",
-            "FIELD_ENCRYPTION_KEY": "3q2OkMlFf4Bh6xJ0w5r9wEw8nqJ8u0rXo1yC3f0mYkE=",
-            "SECURE_SSL_REDIRECT": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
-            "PORT": str(web_port),
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        for name in ("PYTEST_VERSION", "DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR"):
-            self.env.pop(name, None)
-        psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
-        subprocess.run(  # noqa: S603
-            [*psql, "-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"]
-            + ["-c", f"CREATE DATABASE {DATABASE}"],
-            check=True,
-            capture_output=True,
-        )
-        migrate = [PYTHON, "manage.py", "migrate", "--noinput", "-v0"]
-        subprocess.run(migrate, cwd=ROOT, env=self.env, check=True)  # noqa: S603
+        self.env = platform_env(database=DATABASE, redis_url=redis_url, web_port=web_port)
+        database_fresh(DATABASE, self.env)
         bot_id = subprocess.run(  # noqa: S603
             [PYTHON, "bench/setup_db.py", f"{self.model_root}/v1", self.telegram_url, SECRET],
             cwd=ROOT,
@@ -270,7 +250,7 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
         answer_messages.setdefault(chat_id, set()).add(message_id)
         if method == "sendMessage":
             sends[chat_id] = sends.get(chat_id, 0) + 1
-        if text == answer_text(chat_id):
+        if text == answer_text(chat_id, CHUNKS):
             complete_at.setdefault(chat_id, when)
     once = [u for u in uids if u in complete_at and len(answer_messages[u]) == 1]
     more = [u for u in uids if len(answer_messages.get(u, ())) > 1 or sends.get(u, 0) > 1]
@@ -359,19 +339,6 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def record(results: dict) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text()
-    start_mark, end_mark = "<!-- bench:faults:start -->", "<!-- bench:faults:end -->"
-    section = f"{start_mark}\n{report(results)}{end_mark}"
-    if start_mark in text:
-        pattern = re.escape(start_mark) + r".*?" + re.escape(end_mark)
-        text = re.sub(pattern, lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="per fault (1000)")
@@ -434,7 +401,7 @@ def main() -> None:
     if results["faults"]:
         print(report(results))
         if args.record:
-            record(results)
+            write_section("faults", report(results))
 
 
 if __name__ == "__main__":

@@ -146,3 +146,41 @@ class Sampler:
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "cpu_seconds": round(self._cpu() - self.cpu_start, 1),
         }
+
+
+def platform_env(*, database: str, redis_url: str, web_port: int) -> dict[str, str]:
+    """The platform's environment on loopback: production settings (DEBUG off, as an
+    operator runs it) with throwaway secrets, its own database and Redis."""
+    env = {
+        **os.environ,
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-bench-secret-key-bench-secret-key-0123",
+        "FIELD_ENCRYPTION_KEY": "3q2OkMlFf4Bh6xJ0w5r9wEw8nqJ8u0rXo1yC3f0mYkE=",
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "PORT": str(web_port),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("PYTEST_VERSION", "DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    return env
+
+
+def database_fresh(database: str, env: dict[str, str]) -> None:
+    """Drop and re-create `database`, then migrate it."""
+    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
+    subprocess.run(  # noqa: S603
+        [*psql, "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"]
+        + ["-c", f"CREATE DATABASE {database}"],
+        check=True,
+        capture_output=True,
+    )
+    python = str(ROOT / ".venv" / "bin" / "python")
+    migrate = [python, "manage.py", "migrate", "--noinput", "-v0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True)  # noqa: S603

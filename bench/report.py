@@ -243,10 +243,15 @@ def write_results(results: dict, *, record: bool) -> None:
     if not record:
         return
     (ROOT / "bench" / "RESULTS.json").write_text(raw)  # the run RESULTS.md reports
+    write_section("load", report(results))
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) bench/RESULTS.md's section between its `bench:<name>` markers."""
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start_mark, end_mark = "<!-- bench:load:start -->", "<!-- bench:load:end -->"
-    section = f"{start_mark}\n{report(results)}{end_mark}"
+    start_mark, end_mark = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    section = f"{start_mark}\n{markdown}{end_mark}"
     if start_mark in text:
         pattern = re.escape(start_mark) + r".*?" + re.escape(end_mark)
         text = re.sub(pattern, lambda _: section, text, flags=re.S)

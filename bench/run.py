@@ -46,7 +46,9 @@ from load import SECRET, ack_summary, analyse, build_update, get_json, ms, perce
 from processes import (
     LOGS,
     Sampler,
+    database_fresh,
     free_port,
+    platform_env,
     processes,
     procfile_command,
     start,
@@ -198,36 +200,11 @@ class Bench:
         self.telegram_url = f"http://127.0.0.1:{telegram_port}"
         self.model_root = f"http://127.0.0.1:{model_port}"
         model_url = f"{self.model_root}/v1"
-        self.env = {
-            **os.environ,
-            "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            # Production settings, with throwaway secrets: DEBUG off as an operator runs it.
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-secret-key-bench-secret-key-bench-secret-key-0123",
-            "FIELD_ENCRYPTION_KEY": "3q2OkMlFf4Bh6xJ0w5r9wEw8nqJ8u0rXo1yC3f0mYkE=",
-            "SECURE_SSL_REDIRECT": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
-            "PORT": str(web_port),
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env.pop("PYTEST_VERSION", None)
-        self.env.pop("DJANGO_SETTINGS_MODULE", None)
-        psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
-        subprocess.run(  # noqa: S603
-            [*psql, "-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"]
-            + ["-c", f"CREATE DATABASE {DATABASE}"],
-            check=True,
-            capture_output=True,
-        )
+        redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+        self.env = platform_env(database=DATABASE, redis_url=redis_url, web_port=web_port)
         redis_cli = ["redis-cli", "-h", "127.0.0.1", "-n", str(REDIS_DB), "flushdb"]
         subprocess.run(redis_cli, check=True, capture_output=True)  # noqa: S603
-        migrate = [PYTHON, "manage.py", "migrate", "--noinput", "-v0"]
-        subprocess.run(migrate, cwd=ROOT, env=self.env, check=True)  # noqa: S603
+        database_fresh(DATABASE, self.env)
         bot_id = subprocess.run(  # noqa: S603
             [PYTHON, "bench/setup_db.py", model_url, self.telegram_url, SECRET],
             cwd=ROOT,

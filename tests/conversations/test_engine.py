@@ -109,11 +109,11 @@ def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
     assert int(get_redis().hget(health_key, "failures") or 0) == 0
 
 
-def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_message(
-    worker, telegram_bot, fake_telegram, fake_openai
-):
-    # What a worker killed mid-answer leaves: the user's message `processing` (its lock
-    # expired), and a partial answer shown in the chat and recorded as streaming.
+def left_by_a_killed_worker(telegram_bot, fake_telegram, *, shown_recorded: bool):
+    """What a worker killed mid-answer leaves: the user's message `processing` (its lock
+    expired) and a partial answer shown in the chat, its message id recorded in the
+    database (`shown_recorded`) or, when the worker died before that, only noted in Redis.
+    Returns (question, lost answer, the chat message showing the partial answer)."""
     chat = 4242
     conversation = Conversation.objects.create(
         bot=telegram_bot, chat_id=str(chat), chat_type="private"
@@ -138,9 +138,18 @@ def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_mes
         author=Author.ASSISTANT,
         reply_to=asked,
         status=MessageStatus.PROCESSING,
-        platform_message_id=str(shown),
+        platform_message_id=str(shown) if shown_recorded else "",
         model_started_at=long_ago,
     )
+    if not shown_recorded:
+        process_loop.run(streamed_remember(lost.pk, str(shown)))
+    return asked, lost, shown
+
+
+def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_message(
+    worker, telegram_bot, fake_telegram, fake_openai
+):
+    asked, lost, shown = left_by_a_killed_worker(telegram_bot, fake_telegram, shown_recorded=True)
     fake_openai.reply = "Once upon a time there was a test. The end."
 
     sweep_stuck_task.delay()
@@ -148,7 +157,7 @@ def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_mes
     [answer] = delivered_answers(1)
     assert answer.text == fake_openai.reply and answer.reply_to == asked
     # One message in the chat: the partial one, edited into the full answer.
-    [message] = fake_telegram.chat(chat)
+    [message] = fake_telegram.chat(4242)
     assert message.message_id == shown and message.text == fake_openai.reply
     assert answer.platform_message_id == str(shown)
     lost.refresh_from_db()
@@ -160,40 +169,14 @@ def test_a_turn_a_dead_worker_left_is_answered_once_by_finishing_its_partial_mes
 def test_a_partial_message_shown_but_not_yet_recorded_is_finished_not_repeated(
     worker, telegram_bot, fake_telegram, fake_openai
 ):
-    # The worker died between showing the first text and recording its message id in the
-    # database: only the note the stream left in Redis says where the answer is.
-    chat = 4242
-    conversation = Conversation.objects.create(
-        bot=telegram_bot, chat_id=str(chat), chat_type="private"
+    _asked, _lost, shown = left_by_a_killed_worker(
+        telegram_bot, fake_telegram, shown_recorded=False
     )
-    long_ago = timezone.now() - timedelta(minutes=2)
-    asked = Message.objects.create(
-        conversation=conversation,
-        bot=telegram_bot,
-        direction=Direction.IN,
-        author=Author.USER,
-        sender_id=str(chat),
-        text="tell me a story",
-        external_id="update-1",
-        status=MessageStatus.PROCESSING,
-        model_started_at=long_ago,
-    )
-    shown = fake_telegram.put_message(chat, "Once upon a")
-    lost = Message.objects.create(
-        conversation=conversation,
-        bot=telegram_bot,
-        direction=Direction.OUT,
-        author=Author.ASSISTANT,
-        reply_to=asked,
-        status=MessageStatus.PROCESSING,
-        model_started_at=long_ago,
-    )
-    process_loop.run(streamed_remember(lost.pk, str(shown)))
     fake_openai.reply = "Once upon a time there was a test. The end."
 
     sweep_stuck_task.delay()
 
     [answer] = delivered_answers(1)
-    [message] = fake_telegram.chat(chat)
+    [message] = fake_telegram.chat(4242)
     assert message.message_id == shown and message.text == fake_openai.reply
     assert answer.platform_message_id == str(shown)
