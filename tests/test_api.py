@@ -137,6 +137,7 @@ def test_every_bot_setting_of_the_admin_is_settable_through_the_api(api, web_bot
         "group_trigger": "keyword",
         "group_keyword": "小助手",
         "edited_messages": "ignore",
+        "while_answering": "interrupt",
         "access_policy": "allowlist",
         "allowed_user_ids": ["42", "43"],
         "daily_token_budget": 100000,

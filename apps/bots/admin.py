@@ -165,7 +165,7 @@ class BotAdmin(AuditedModelAdmin):
                 ),
                 self._feishu_fieldset(),
                 self._chats_fieldset(chat),
-                (_("Replies"), {"fields": ["reply_language"]}),
+                (_("Replies"), {"fields": ["reply_language", "while_answering"]}),
                 (_("Privacy"), {"fields": ["mask_personal_data"]}),
                 self._access_fieldset(chat),
                 self._budgets_fieldset(),
@@ -175,7 +175,7 @@ class BotAdmin(AuditedModelAdmin):
         if platform == Platform.WEB:
             return [
                 (None, {"fields": ["id", "name", "platform", "enabled", "profile", "link"]}),
-                (_("Replies"), {"fields": ["reply_language"]}),
+                (_("Replies"), {"fields": ["reply_language", "while_answering"]}),
                 (_("Privacy"), {"fields": ["mask_personal_data"]}),
                 self._budgets_fieldset(),
                 (None, {"fields": ["save_anyway", "created_at", "updated_at"]}),
@@ -193,7 +193,7 @@ class BotAdmin(AuditedModelAdmin):
             credentials,
             self._connection_fieldset((platform,), add=False),
             self._chats_fieldset((platform,)),
-            (_("Replies"), {"fields": ["reply_language"]}),
+            (_("Replies"), {"fields": ["reply_language", "while_answering"]}),
             (_("Privacy"), {"fields": ["mask_personal_data"]}),
             self._access_fieldset((platform,)),
             self._budgets_fieldset(),

@@ -26,6 +26,13 @@ class EditedMessages(models.TextChoices):
     ANSWER = "answer", _("Answer the edited text again")
 
 
+class WhileAnswering(models.TextChoices):
+    """What a bot does when the user writes again while an answer to them is streaming."""
+
+    FINISH = "finish", _("Finish the answer, then answer the new message")
+    INTERRUPT = "interrupt", _("Stop the answer and answer all the messages together")
+
+
 class ConnectionMode(models.TextChoices):
     WEBHOOK = "webhook", _("Webhook (the platform calls our public URL)")
     PERSISTENT = (

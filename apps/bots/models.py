@@ -13,6 +13,7 @@ from apps.bots.choices import (
     Platform,
     ReplyLanguage,
     UnprocessedStatus,
+    WhileAnswering,
 )
 from apps.core.fields import EncryptedTextField
 
@@ -136,6 +137,17 @@ class Bot(models.Model):
         help_text=_(
             "The language of the bot's own replies: help, refusals, notices and apologies. "
             "Automatic answers each message in the language it is written in."
+        ),
+    )
+    while_answering = models.CharField(
+        _("when the user writes again"),
+        max_length=16,
+        choices=WhileAnswering.choices,
+        default=WhileAnswering.FINISH,
+        help_text=_(
+            "A new message while an answer is still being written: finish that answer and "
+            "then answer the new message, or stop it (the text so far is kept) and answer "
+            "everything the user wrote together."
         ),
     )
     mask_personal_data = models.BooleanField(

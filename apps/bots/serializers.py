@@ -43,6 +43,7 @@ class BotSerializer(StrictModelSerializer):
             "group_keyword",
             "edited_messages",
             "reply_language",
+            "while_answering",
             "access_policy",
             "allowed_user_ids",
             "daily_token_budget",

@@ -26,6 +26,7 @@ class MessageStatus(models.TextChoices):
     DELIVERED = "delivered", _("Delivered")  # outbound sent to the platform
     FAILED = "failed", _("Failed")  # see `error`
     SKIPPED = "skipped", _("Not answered (staff took over)")
+    INTERRUPTED = "interrupted", _("Interrupted (the user wrote again)")  # outbound, partial
 
 
 class Rating(models.TextChoices):

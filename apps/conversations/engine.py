@@ -16,6 +16,11 @@ The guarantees of DESIGN.md hold:
 - an answer is recorded before it is sent, and only by the turn that still owns
   it (`turn_record`), so a retried or taken-over turn never answers twice.
 
+A bot set to stop an answer when the user writes again (`while_answering`) is told
+so by ingest through a Redis message every worker process listens to (one connection
+per process, nothing per turn); the turn running that conversation stops its model
+call, keeps the text written so far, and the next turn answers every message together.
+
 The engine takes at most `ENGINE_MAX_TURNS` conversations at once per process;
 beyond that `submit()` blocks the Celery thread, so the rest waits in the queue
 for this or another worker process instead of piling up here.
@@ -31,6 +36,7 @@ from dataclasses import replace
 from django.conf import settings
 from django.utils import timezone
 
+from apps.bots.choices import WhileAnswering
 from apps.bots.platforms.base import (
     DeliveryError,
     platform_stream_update,
@@ -39,12 +45,14 @@ from apps.bots.platforms.base import (
 from apps.conversations import events
 from apps.conversations.events import TokenEvent, publish_now
 from apps.conversations.services.delivery import amessage_deliver
-from apps.conversations.services.dispatch import turn_lock_key
+from apps.conversations.services.dispatch import INTERRUPT_CHANNEL, turn_lock_key
 from apps.conversations.services.turns import (
     PreparedTurn,
     streamed_remember,
+    turn_interrupt,
     turn_model_failed,
     turn_model_wait,
+    turn_new_message_exists,
     turn_pending_exists,
     turn_record,
     turn_start,
@@ -54,6 +62,7 @@ from apps.core import metrics
 from apps.core.aio import process_loop
 from apps.core.locks import held_locks
 from apps.core.logs import log_context
+from apps.core.redis import get_async_redis
 from apps.providers.client import ModelError, astream_reply
 
 logger = logging.getLogger(__name__)
@@ -71,6 +80,9 @@ class TurnEngine:
         self.running: set[int] = set()  # conversations with a run on this process
         self.tasks: set[asyncio.Task] = set()
         self.streams = 0  # answers streaming into chats right now
+        # Turns that stop when their user writes again, by conversation (see _listen).
+        self.interrupts: dict[int, asyncio.Event] = {}
+        self.listener: asyncio.Task | None = None
 
     @property
     def capacity(self) -> threading.BoundedSemaphore:
@@ -96,7 +108,10 @@ class TurnEngine:
             return
         self.running.add(conversation_id)
         metrics.turn_started()
-        task = asyncio.get_running_loop().create_task(self._run(conversation_id))
+        loop = asyncio.get_running_loop()
+        if self.listener is None or self.listener.done():
+            self.listener = loop.create_task(self._listen())
+        task = loop.create_task(self._run(conversation_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -121,6 +136,24 @@ class TurnEngine:
             await self.drain()
         await events.flush()
         await process_loop.threads_idle()
+
+    async def _listen(self) -> None:
+        """Wake the turn whose user wrote again (ingest publishes the conversation id)."""
+        while True:
+            pubsub = get_async_redis().pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(INTERRUPT_CHANNEL)
+                async for message in pubsub.listen():
+                    event = self.interrupts.get(int(message["data"]))
+                    if event is not None:
+                        event.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis away: answers finish meanwhile
+                logger.warning("not listening for new messages during answers; retrying")
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()
 
     # A conversation's run -------------------------------------------------------------
 
@@ -177,10 +210,16 @@ class TurnEngine:
             stream.push(delta)
 
         stream.start()
+        model = asyncio.ensure_future(
+            astream_reply(chain=prepared.chain, build=prepared.build, on_delta=on_delta)
+        )
         try:
-            reply = await astream_reply(
-                chain=prepared.chain, build=prepared.build, on_delta=on_delta
-            )
+            stops = prepared.conversation.bot.while_answering == WhileAnswering.INTERRUPT
+            if stops and await self._interrupted(conversation_id, model):
+                await stream.close()
+                await self._stop(prepared, stream)
+                return False
+            reply = await model
         except ModelError as error:
             await stream.close()
             if await process_loop.db(turn_model_wait, prepared=prepared, error=error):
@@ -188,12 +227,46 @@ class TurnEngine:
             await process_loop.db(turn_model_failed, prepared=prepared, error=error)
             return False
         finally:
+            if not model.done():  # the turn itself failed: the model call goes with it
+                model.cancel()
             await stream.close()
         if await process_loop.db(turn_record, prepared=prepared, text=reply.text, reply=reply):
             # A failed streaming update may have changed the chat (a group upgraded to a
             # supergroup moves the conversation): then the delivery reads it again.
             await amessage_deliver(message_id=answer.pk, message=None if stream.failed else answer)
         return False
+
+    async def _interrupted(self, conversation_id: int, model: asyncio.Future) -> bool:
+        """Wait for the model; True (the model call cancelled) when the user wrote again."""
+        event = self.interrupts[conversation_id] = asyncio.Event()
+        try:
+            while not model.done():
+                woken = asyncio.ensure_future(event.wait())
+                await asyncio.wait({model, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if not event.is_set():
+                    break
+                event.clear()
+                # The signal may be about a message this turn already claimed.
+                if await process_loop.db(turn_new_message_exists, conversation_id=conversation_id):
+                    model.cancel()
+                    await asyncio.gather(model, return_exceptions=True)
+                    return True
+            return False
+        finally:
+            self.interrupts.pop(conversation_id, None)
+
+    async def _stop(self, prepared: PreparedTurn, stream: ChatStream) -> None:
+        """Keep what the stopped answer had written; the chat shows exactly that."""
+        text = stream.text
+        if not await process_loop.db(turn_interrupt, prepared=prepared, text=text):
+            return
+        metrics.turn_interrupted()
+        if text and stream.outbound.platform_message_id and not stream.failed:
+            try:
+                await platform_stream_update(stream.adapter, stream.outbound, text)
+            except DeliveryError as error:
+                logger.warning("could not show the stopped answer's last text: %s", error)
 
     # The conversation lock, with a heartbeat (apps.core.locks) ------------------------
 

@@ -65,6 +65,10 @@ WEBHOOK_ACK_SECONDS = Histogram(
     ["platform", "status"],
     buckets=WEBHOOK_BUCKETS,
 )
+ANSWERS_INTERRUPTED = Counter(
+    "assistant_answers_interrupted",
+    "Answers stopped because the user wrote again (bots set to stop and answer together).",
+)
 MESSAGES_INGESTED = Counter(
     "assistant_messages_ingested",
     "Users' messages stored (repeated deliveries not counted), by platform.",
@@ -222,6 +226,11 @@ def retry_record(*, stage: str, count: int = 1) -> None:
 def turn_started() -> None:
     """A turn engine took a conversation."""
     TURNS_IN_FLIGHT.inc()
+
+
+def turn_interrupted() -> None:
+    """A turn stopped its answer because the user wrote again."""
+    ANSWERS_INTERRUPTED.inc()
 
 
 def turn_ended() -> None:

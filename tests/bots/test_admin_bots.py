@@ -41,6 +41,7 @@ def bot_form(**fields) -> dict[str, str]:
         "group_keyword": "",
         "edited_messages": "ignore",
         "reply_language": "auto",
+        "while_answering": "finish",
         "access_policy": "open",
         "allowed_user_ids": "[]",
         "daily_token_budget": "",

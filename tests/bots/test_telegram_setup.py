@@ -38,6 +38,7 @@ def test_bot_admin_shows_the_chat_connection_and_access_settings(client, staff_u
         "group_trigger",
         "group_keyword",
         "edited_messages",
+        "while_answering",
         "access_policy",
         "allowed_user_ids",
         "daily_token_budget",

@@ -19,6 +19,25 @@ def dispatch_turn(conversation_id: int, countdown: float = 0) -> None:
     transaction.on_commit(lambda: _enqueue(respond_task, conversation_id, countdown=countdown))
 
 
+INTERRUPT_CHANNEL = "assistant:turn-interrupt"
+
+
+def dispatch_interrupt(conversation_id: int) -> None:
+    """Tell the worker running this conversation's turn, if any, that the user wrote again
+    (a Redis message every worker process listens to), once the current transaction commits.
+    """
+    transaction.on_commit(lambda: _publish_interrupt(conversation_id))
+
+
+def _publish_interrupt(conversation_id: int) -> None:
+    from apps.core.redis import get_redis
+
+    try:
+        get_redis().publish(INTERRUPT_CHANNEL, conversation_id)
+    except Exception:  # noqa: BLE001 - then the running answer finishes, and the next one follows
+        logger.warning("could not signal conversation %s's turn to stop", conversation_id)
+
+
 def dispatch_delivery(message_id: int, countdown: float = 0) -> None:
     """Schedule delivery of a recorded answer once the current transaction commits."""
     from apps.conversations.tasks import deliver_task

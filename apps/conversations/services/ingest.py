@@ -13,7 +13,7 @@ from django.utils.functional import Promise, lazy
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy
 
-from apps.bots.choices import Platform
+from apps.bots.choices import Platform, WhileAnswering
 from apps.bots.models import Bot
 from apps.bots.platforms.base import InboundMessage
 from apps.bots.platforms.web import WebChatAdapter
@@ -22,7 +22,7 @@ from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import reply_system
-from apps.conversations.services.dispatch import dispatch_turn
+from apps.conversations.services.dispatch import dispatch_interrupt, dispatch_turn
 from apps.core.logs import log_context
 from apps.core.masking import mask_personal_data
 from apps.core.metrics import message_ingested_record
@@ -156,6 +156,8 @@ def _message_stored(
         )
     else:
         dispatch_turn(conversation.pk)
+        if bot.while_answering == WhileAnswering.INTERRUPT:
+            dispatch_interrupt(conversation.pk)
 
 
 FLOOD_NOTICE_USER = gettext_lazy(

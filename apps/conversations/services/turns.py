@@ -202,6 +202,47 @@ def turn_pending_exists(*, conversation_id: int) -> bool:
     )
 
 
+def turn_new_message_exists(*, conversation_id: int) -> bool:
+    """Whether the user wrote again after the running turn claimed its messages."""
+    return rows_exist(
+        Message,
+        {
+            "conversation": conversation_id,
+            "direction": Direction.IN,
+            "status": MessageStatus.RECEIVED,
+        },
+    )
+
+
+INTERRUPTED_NOTE = "interrupted: the user wrote again; the next answer covers every message"
+
+
+def turn_interrupt(*, prepared: PreparedTurn, text: str) -> bool:
+    """Stop the turn's answer because the user wrote again (the bot's `while_answering`).
+
+    The answer keeps the text written so far and is marked `interrupted`; the turn's
+    user messages wait again, so the next turn answers them together with the new ones.
+    False, changing nothing, when the answer is no longer this turn's.
+    """
+    answer = prepared.answer
+    answer.text = text
+    answer.status = MessageStatus.INTERRUPTED
+    answer.model_done_at = timezone.now()
+    answer.error = INTERRUPTED_NOTE
+    recorded = {
+        name: getattr(answer, name)
+        for name in ("text", "status", "model_done_at", "error", "first_token_at")
+    }
+    with transaction.atomic():
+        if not rows_update(
+            Message, [answer.pk], recorded, where={"status": MessageStatus.PROCESSING}
+        ):
+            return False
+        rows_update(Message, [m.pk for m in prepared.pending], {"status": MessageStatus.RECEIVED})
+        publish(prepared.conversation.pk, MessageEvent(message_payload(answer)))
+    return True
+
+
 @dataclass
 class PreparedTurn:
     """A turn ready for the model: the answer row, the prompt, and where it goes.
