@@ -84,6 +84,7 @@ NOT_BACKED_UP = {
     "axes.accessattempt": "login failures and lockouts; they expire",
     "axes.accesslog": "login records; the audit log keeps sign-ins",
     "axes.accessfailurelog": "login failures; they expire",
+    "axes.accessattemptexpiration": "when lockouts expire",
 }
 
 
