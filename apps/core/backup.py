@@ -139,7 +139,9 @@ def _plain_columns(model: type[models.Model]) -> dict[str, Any]:
     return columns
 
 
-def _natural_keys(model: type[models.Model], pks: list[Any]) -> dict[Any, dict[str, list]]:
+def _natural_keys(
+    model: type[models.Model], pks: list[Any], using: str
+) -> dict[Any, dict[str, list]]:
     """Many-to-many links of these rows, as the related rows' natural keys."""
     links: dict[Any, dict[str, list]] = {
         pk: {field.name: [] for field in model._meta.many_to_many} for pk in pks
@@ -148,24 +150,24 @@ def _natural_keys(model: type[models.Model], pks: list[Any]) -> dict[Any, dict[s
         through = field.remote_field.through
         source = field.m2m_field_name()
         target = field.m2m_reverse_field_name()
-        rows = through.objects.filter(**{f"{source}__in": pks}).select_related(target)
+        rows = through.objects.using(using).filter(**{f"{source}__in": pks}).select_related(target)
         for row in rows.order_by(f"{source}_id", f"{target}_id"):
             key = list(getattr(row, target).natural_key())
             links[getattr(row, f"{source}_id")][field.name].append(key)
     return links
 
 
-def _rows(model: type[models.Model]) -> Iterator[dict[str, Any]]:
+def _rows(model: type[models.Model], using: str) -> Iterator[dict[str, Any]]:
     """Every row of `model` as a JSON-ready dict, read CHUNK_SIZE rows at a time."""
     columns = _plain_columns(model)
     names = list(columns)
-    queryset = model._base_manager.order_by("pk").values_list(*columns.values())
+    queryset = model._base_manager.using(using).order_by("pk").values_list(*columns.values())
     pk_index = names.index(model._meta.pk.attname)
     with_links = bool(model._meta.many_to_many)
     chunk: list[tuple] = []
 
     def flush() -> Iterator[dict[str, Any]]:
-        links = _natural_keys(model, [row[pk_index] for row in chunk]) if with_links else {}
+        links = _natural_keys(model, [row[pk_index] for row in chunk], using) if with_links else {}
         for row in chunk:
             record = {name: _encode(value) for name, value in zip(names, row, strict=True)}
             record.update(links.get(row[pk_index], {}))
@@ -190,8 +192,9 @@ def _snapshot_begin(using: str) -> None:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
 
-def backup_create(*, path: Path, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
+def backup_create(*, path: Path) -> dict[str, Any]:
     """Write configuration and conversations to a .tar.gz archive at `path`; the manifest."""
+    using = DEFAULT_DB_ALIAS  # the audit log is written there too
     path = Path(path)
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="assistant-backup-") as workdir:
@@ -204,7 +207,7 @@ def backup_create(*, path: Path, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any
                 file_path = Path(workdir) / f"{label}.jsonl"
                 count = 0
                 with file_path.open("w", encoding="utf-8") as file:
-                    for record in _rows(model):
+                    for record in _rows(model, using):
                         file.write(json.dumps(record, ensure_ascii=False, sort_keys=True))
                         file.write("\n")
                         count += 1
@@ -472,14 +475,13 @@ def _merge_by_natural_key(model: type[models.Model], record: dict[str, Any], usi
     _link(instance, links, using)
 
 
-def backup_restore(
-    *, path: Path, replace: bool = False, using: str = DEFAULT_DB_ALIAS
-) -> RestoreResult:
+def backup_restore(*, path: Path, replace: bool = False) -> RestoreResult:
     """Load an archive into an empty database (`replace`: delete what is there first).
 
     A database never migrated is first migrated to the archive's migration state; a
     migrated one must be at exactly that state. The whole load is one transaction.
     """
+    using = DEFAULT_DB_ALIAS  # the audit log is written there too
     path = Path(path)
     manifest = backup_manifest_read(path=path)
     _key_check(manifest)
