@@ -14,6 +14,7 @@ from assistant.celery import app as celery_app
 from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram import FakeTelegram
+from tests.local_model import local_model_url  # noqa: F401 - a fixture, for the local_model tests
 
 
 @pytest.fixture(scope="session")
