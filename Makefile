@@ -6,6 +6,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 install:
 	@bash scripts/ensure_uv.sh
 	@bash scripts/sync.sh
+	@bash scripts/ensure_ffmpeg.sh
 
 run: install
 	@uv run --no-sync python scripts/ensure_env.py

@@ -37,4 +37,5 @@ class Rating(models.TextChoices):
 class AttachmentKind(models.TextChoices):
     IMAGE = "image", _("Image")
     AUDIO = "audio", _("Audio")
+    VIDEO = "video", _("Video")
     FILE = "file", _("File")

@@ -63,11 +63,9 @@ def notices() -> list[str]:
     ("media", "kind", "stored"),
     [
         ({"sticker": sticker()}, "sticker", "[sticker 😀]"),
-        ({"video": video()}, "video", "[video]"),
-        ({"video_note": VideoNote("vn-1", "vn-u1", 240, 9)}, "video_note", "[video note]"),
         ({"audio": Audio("au-1", "au-u1", 180, title="Song")}, "audio", "[audio]"),
     ],
-    ids=["sticker", "video", "video-note", "music"],
+    ids=["sticker", "music"],
 )
 def test_content_the_bot_cannot_use_is_kept_and_answered_with_a_notice(
     client, telegram_bot, media, kind, stored
@@ -128,11 +126,26 @@ def test_a_poll_reaches_the_model_as_text(client, telegram_bot):
 
 
 def test_a_caption_is_answered_and_the_model_told_what_it_was_not_shown(client, telegram_bot):
-    post_update(client, telegram_bot, update_of(message("what is this?", video=video())))
+    music = Audio("au-1", "au-u1", 180, title="Song")
+    post_update(client, telegram_bot, update_of(message("what is this?", audio=music)))
 
     kept = the_message()
-    assert kept.text.startswith("what is this?\n") and "video" in kept.text.splitlines()[1]
+    assert kept.text.startswith("what is this?\n") and "audio" in kept.text.splitlines()[1]
     assert kept.status == MessageStatus.RECEIVED and notices() == []
+
+
+@pytest.mark.parametrize(
+    "media",
+    [{"video": video()}, {"video_note": VideoNote("vn-1", "vn-u1", 240, 9)}],
+    ids=["video", "video-note"],
+)
+def test_videos_are_kept_as_attachments_for_a_turn(client, telegram_bot, media):
+    # A turn answers them from their key frames (tests/conversations/test_video.py).
+    post_update(client, telegram_bot, update_of(message(**media)))
+
+    kept = the_message()
+    assert kept.status == MessageStatus.RECEIVED and notices() == []
+    assert [a.kind for a in kept.attachments.all()] == ["video"]
 
 
 @pytest.mark.parametrize(

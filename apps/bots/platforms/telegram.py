@@ -205,7 +205,9 @@ def _with_defaults(update: dict[str, Any]) -> dict[str, Any]:
 
 
 # Kinds of message the bot cannot use yet: answered with a notice, never dropped.
-UNSUPPORTED_KINDS = ("video", "video_note", "animation", "audio", "dice", "game", "story")
+UNSUPPORTED_KINDS = ("audio", "dice", "game", "story")
+# Videos the model is shown as key frames and, when it can, told the words of their sound.
+VIDEO_KINDS = ("video", "video_note", "animation")
 
 
 def _other_content(message: TelegramMessage) -> tuple[str, str]:
@@ -316,6 +318,7 @@ class TelegramAdapter:
 
     stream_interval: float | None = 1.0
     typing_every: float | None = TYPING_EVERY_SECONDS
+    download_limit_bytes = 20 * 1024 * 1024  # the Bot API's getFile limit
 
     def __init__(self, bot: Bot):
         self.bot = bot
@@ -479,7 +482,19 @@ class TelegramAdapter:
                     size=message.voice.file_size,
                 )
             )
-        if message.document:
+        for kind in VIDEO_KINDS:
+            video = getattr(message, kind, None)
+            if video:
+                found.append(
+                    InboundAttachment(
+                        kind="video",
+                        platform_file_id=video.file_id,
+                        mime_type=getattr(video, "mime_type", None) or "video/mp4",
+                        file_name=getattr(video, "file_name", None) or f"{kind}.mp4",
+                        size=video.file_size,
+                    )
+                )
+        if message.document and not message.animation:  # an animation comes as both
             document = message.document
             is_image = (document.mime_type or "").startswith("image/")
             found.append(

@@ -18,6 +18,8 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from apps.bots.platforms.base import (
@@ -33,6 +35,7 @@ from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
+from apps.conversations.services.media import VideoUnreadable, video_key_frames, video_sound
 from apps.core import metrics
 from apps.core.masking import mask_personal_data
 from apps.core.redis import get_async_redis, get_redis
@@ -74,7 +77,14 @@ NO_VOICE_REPLY = gettext_lazy(
 UNREADABLE_REPLY = gettext_lazy(
     "Sorry, I couldn't read what you sent. Please write your question as text."
 )
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+NO_VIDEO_REPLY = gettext_lazy(
+    "Sorry, I can't watch videos here. Please describe what you need in words."
+)
+TOO_LARGE_REPLY = gettext_lazy(
+    "Sorry, that is too large for me: here I can download files of at most {megabytes} MB. "
+    "Please send a smaller one, or write your question as text."
+)
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # unless the platform's adapter says otherwise
 HISTORY_ROWS_LIMIT = 400  # rows read per turn at most; older ones are in the summary
 SUMMARY_PROMPT = (
     "You maintain a running summary of a chat between a user and an assistant. "
@@ -511,7 +521,9 @@ class _Input:
     text: str
     images: list[tuple[bytes, str]] = field(default_factory=list)
     voice_unsupported: bool = False
+    video_unsupported: bool = False
     unreadable: bool = False
+    too_large: int = 0  # the platform's download limit a file exceeded, in bytes
 
     def content_for(self, profile: ModelProfile) -> str | list[dict]:
         text = self.text
@@ -520,6 +532,11 @@ class _Input:
             notes.append("[The user sent an image, which you cannot see.]")
         if self.voice_unsupported:
             notes.append("[The user sent a voice message, which you cannot hear.]")
+        if self.video_unsupported:
+            notes.append("[The user sent a video, which you cannot watch.]")
+        if self.too_large:
+            megabytes = self.too_large // (1024 * 1024)
+            notes.append(f"[The user sent a file too large to download (over {megabytes} MB).]")
         if self.unreadable:
             notes.append("[The user sent a file that could not be read.]")
         text = "\n".join([part for part in [text, *notes] if part])
@@ -570,7 +587,13 @@ def _input_for(adapter: PlatformAdapter, message: Message, profile: ModelProfile
     transcripts: list[str] = []
     if not getattr(message, "has_attachments", True):
         return item  # most messages are text only: no query for their attachments
+    limit = getattr(adapter, "download_limit_bytes", MAX_DOWNLOAD_BYTES)
     for attachment in message.attachments.all():
+        if not attachment.content and attachment.size and attachment.size > limit:
+            attachment.error = f"too large to download (over {limit // (1024 * 1024)} MB)"
+            attachment.save(update_fields=["error"])
+            item.too_large = limit
+            continue
         data = _attachment_bytes(adapter, message, attachment)
         if data is None:
             item.unreadable = True
@@ -596,11 +619,49 @@ def _input_for(adapter: PlatformAdapter, message: Message, profile: ModelProfile
                     error=f"transcription failed: {error}"
                 )
                 item.unreadable = True
+        elif attachment.kind == AttachmentKind.VIDEO:
+            _read_video(item, attachment, data, profile, transcripts)
         else:
             item.unreadable = True
     if transcripts:
         item.text = "\n".join([part for part in [item.text, *transcripts] if part])
     return item
+
+
+def _read_video(
+    item: _Input,
+    attachment: MessageAttachment,
+    data: bytes,
+    profile: ModelProfile,
+    transcripts: list[str],
+) -> None:
+    """A video as its key frames (for a profile that sees images) and its sound track's
+    words (for one that transcribes); the caption is the message's text already."""
+    understood = False
+    try:
+        if profile.accepts_images:
+            item.images.extend((frame, "image/jpeg") for frame in video_key_frames(data))
+            understood = True
+        sound = video_sound(data) if profile.transcription_model else None
+    except VideoUnreadable as error:
+        logger.warning("video attachment %s: %s", attachment.pk, error)
+        attachment.error = f"video not readable: {error}"
+        attachment.save(update_fields=["error"])
+        item.unreadable = not understood
+        return
+    if sound is not None:
+        try:
+            transcripts.append(
+                transcribe(
+                    profile=profile, audio=sound, file_name="sound.ogg", mime_type="audio/ogg"
+                )
+            )
+            understood = True
+        except ModelError as error:
+            logger.warning("transcription of video %s failed: %s", attachment.pk, error)
+            attachment.error = f"transcription failed: {error}"
+            attachment.save(update_fields=["error"])
+    item.video_unsupported = not understood
 
 
 def _attachment_bytes(
@@ -609,10 +670,6 @@ def _attachment_bytes(
     if attachment.content:
         with attachment.content.open("rb") as stored:
             return stored.read()
-    if attachment.size and attachment.size > MAX_DOWNLOAD_BYTES:
-        attachment.error = "too large to download"
-        attachment.save(update_fields=["error"])
-        return None
     try:
         data = adapter.download(
             message_platform_id=message.platform_message_id,
@@ -637,11 +694,16 @@ def _attachment_bytes(
     return data
 
 
-def _unsupported_reply(inputs: list[_Input]) -> str:
+def _unsupported_reply(inputs: list[_Input]) -> str | Promise:
     if any(item.images for item in inputs):
         return NO_IMAGES_REPLY
+    if any(item.video_unsupported for item in inputs):
+        return NO_VIDEO_REPLY
     if any(item.voice_unsupported for item in inputs):
         return NO_VOICE_REPLY
+    limit = max(item.too_large for item in inputs)
+    if limit:
+        return format_lazy(TOO_LARGE_REPLY, megabytes=limit // (1024 * 1024))
     return UNREADABLE_REPLY
 
 
