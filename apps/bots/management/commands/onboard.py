@@ -224,7 +224,7 @@ class Wizard:
             try:
                 return create(data, save_anyway)
             except SetupFailed as error:
-                self.report_errors(what, error, questions)
+                self.report_errors(error, questions)
                 if not self.interactive:
                     hint = ""
                     if error.can_save_anyway:
@@ -243,7 +243,7 @@ class Wizard:
                 self.say(gettext("Please answer again."))
                 self.fill(questions, answers, only=fields or None)
 
-    def report_errors(self, what: str, error: SetupFailed, questions) -> None:
+    def report_errors(self, error: SetupFailed, questions) -> None:
         labels = {question.field: question for question in questions}
         for field, messages in error.errors.items():
             question = labels.get(field)
@@ -334,7 +334,7 @@ class Wizard:
                 lines = onboarding.bot_connect(bot=bot, answers=answers)
                 break
             except SetupFailed as error:
-                self.report_errors(gettext("connection"), error, settings_questions)
+                self.report_errors(error, settings_questions)
                 if not self.interactive:
                     raise CommandError(
                         gettext("The bot is saved, but could not be connected.")
@@ -428,7 +428,7 @@ class Wizard:
             try:
                 profile = onboarding.onboard_profile_model_change(profile=profile, model=model)
             except SetupFailed as failed:
-                self.report_errors(gettext("model profile"), failed, PROFILE_QUESTIONS)
+                self.report_errors(failed, PROFILE_QUESTIONS)
 
     def test_message(self, bot, profile, reply: str, event) -> None:
         if bot.platform == "web":
