@@ -157,7 +157,6 @@ PROFILE_QUESTIONS = (
 
 
 def _telegram_connect(bot: Bot, answers: Answers) -> list[str]:
-    from apps.bots.platforms.base import DeliveryError
     from apps.bots.platforms.telegram import TelegramAdapter
 
     adapter = TelegramAdapter(bot)
@@ -182,9 +181,7 @@ def _telegram_connect(bot: Bot, answers: Answers) -> list[str]:
                 % {"url": url}
             ]
         adapter.prepare_polling()
-    except (DeliveryError, OSError) as error:
-        raise SetupFailed({"": [_telegram_error(error)]}) from error
-    except Exception as error:  # noqa: BLE001 - PTB's TelegramError and friends: reported
+    except Exception as error:  # noqa: BLE001 - PTB's TelegramError, network errors: reported
         raise SetupFailed({"": [_telegram_error(error)]}) from error
     return [
         gettext(

@@ -278,3 +278,18 @@ def test_the_wizard_speaks_chinese(transactional_db, model):
     assert "网页聊天" in output
     assert "The model answered" not in output
     assert "模型回答" in output
+
+
+def test_help_lists_every_platform_flag_in_the_shells_language(monkeypatch):
+    from apps.bots.management.commands.onboard import Command
+
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+
+    help_text = Command().create_parser("manage.py", "onboard").format_help()
+
+    for flag in ("--telegram-token", "--feishu-app-secret", "--feishu-encrypt-key", "--chat-id"):
+        assert flag in help_text
+    assert "$ONBOARD_TELEGRAM_TOKEN" in help_text
+    assert "一步步配置" in help_text

@@ -41,24 +41,33 @@ def shell_language() -> str:
     return settings.LANGUAGE_CODE
 
 
+HELP = _(
+    "Set up a real bot step by step: a model provider (its key checked), a model "
+    "profile and a Telegram, Feishu / Lark or web-chat bot, connected and tested. "
+    "--non-interactive takes every answer from flags."
+)
+
+
 class Command(BaseCommand):
-    help = _(
-        "Set up a real bot step by step: a model provider (its key checked), a model "
-        "profile and a Telegram, Feishu / Lark or web-chat bot, connected and tested. "
-        "--non-interactive takes every answer from flags."
-    )
+    help = ""  # HELP, in the shell's language: see create_parser (argparse needs a str)
     stealth_options = ("stdin",)
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # --help speaks the shell's language, like the wizard.
+        with translation.override(shell_language()):
+            self.help = str(HELP)
+            return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--non-interactive",
             action="store_true",
-            help=_("Ask nothing: take the answers from the flags; exit 1 on any error."),
+            help=gettext("Ask nothing: take the answers from the flags; exit 1 on any error."),
         )
         parser.add_argument(
             "--language",
             choices=[code for code, _name in settings.LANGUAGES],
-            help=_("The wizard's language (default: from LANG, else LANGUAGE_CODE)."),
+            help=gettext("The wizard's language (default: from LANG, else LANGUAGE_CODE)."),
         )
         seen: set[str] = set()
         for question in (
@@ -70,9 +79,9 @@ class Command(BaseCommand):
             if question.option in seen:
                 continue
             seen.add(question.option)
-            help_text = question.prompt
+            help_text = str(question.prompt)
             if question.secret:
-                help_text = _("%(prompt)s. Or set $%(variable)s.") % {
+                help_text = gettext("%(prompt)s. Or set $%(variable)s.") % {
                     "prompt": question.prompt,
                     "variable": secret_variable(question),
                 }
@@ -80,19 +89,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--save-anyway",
             action="store_true",
-            help=_("Save a provider or bot even when its credentials could not be checked."),
+            help=gettext("Save a provider or bot even when its credentials could not be checked."),
         )
         parser.add_argument(
             "--wait-seconds",
             type=float,
-            help=_(
+            help=gettext(
                 "How long to wait for the bot's first message, to verify the platform's "
                 "settings (default: 300 interactively, 0 with --non-interactive)."
             ),
         )
         parser.add_argument(
             "--chat-id",
-            help=_(
+            help=gettext(
                 "Where to send the test message (Telegram/Feishu chat id). Default: the chat "
                 "of the first message received while waiting."
             ),
