@@ -167,6 +167,8 @@ class Wizard:
     def ask(self, question: Question, answers: dict[str, Any]) -> str:
         given = self._flag_value(question)
         default = given if given is not None else question.default_for(answers)
+        if self.interactive and not question.secret and answers.get(question.field):
+            default = answers[question.field]  # asked again: offer the earlier answer
         if not self.interactive:
             if question.required and not default:
                 raise CommandError(
