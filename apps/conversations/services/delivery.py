@@ -62,6 +62,37 @@ def reply_system(
     return message
 
 
+def notice_send(*, bot, chat_id: str, chat_type: str, text: str) -> Message:
+    """Record a system message in a chat's open conversation and deliver it now.
+
+    For messages the platform sends on its own (the set-up wizard's test message): stored
+    like any answer, so the console shows it and delivery stays exactly-once. Returns the
+    message after the attempt: `delivered`, `failed` with its error, or still `answered`
+    when a retryable failure left it to the workers.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        conversation, _ = Conversation.objects.get_or_create(
+            bot=bot,
+            chat_id=chat_id,
+            closed_at__isnull=True,
+            defaults={"chat_type": chat_type, "started_at": now, "last_activity_at": now},
+        )
+        message = Message.objects.create(
+            conversation=conversation,
+            bot_id=bot.pk,
+            direction=Direction.OUT,
+            author=Author.SYSTEM,
+            text=text,
+            status=MessageStatus.ANSWERED,
+            model_done_at=now,
+        )
+        publish(conversation.pk, MessageEvent(message_payload(message)))
+    message_deliver(message_id=message.pk)
+    message.refresh_from_db()
+    return message
+
+
 def outbound_for(message: Message) -> OutboundMessage:
     """The platform-neutral form of a stored answer."""
     return OutboundMessage(
