@@ -1,4 +1,5 @@
-# The two commands: `make run` starts the platform, `make test` runs the suite.
+# The two commands: `make run` starts the platform, `make test` runs the suite
+# (`make lint`: ruff, makemigrations --check and mypy; CI runs it before the tests).
 export PATH := $(HOME)/.local/bin:$(PATH)
 .DEFAULT_GOAL := run
 .PHONY: run test test-browser lint install bench faults
@@ -26,10 +27,13 @@ test-browser: install
 	@command -v chromium >/dev/null || { echo "The browser tests need Debian's chromium: apt-get install -y chromium"; exit 1; }
 	@uv run --no-sync pytest -m browser $(PYTEST_ARGS)
 
-lint:
+# ruff, migrations in step with the models, mypy (django-stubs, DRF stubs) on apps/ and
+# assistant/. DEBUG=true: the settings load without a .env (a clean clone, CI).
+lint: install
 	@uv run --no-sync ruff check .
 	@uv run --no-sync ruff format --check .
-	@uv run --no-sync python manage.py makemigrations --check --dry-run
+	@DEBUG=true uv run --no-sync python manage.py makemigrations --check --dry-run
+	@DEBUG=true uv run --no-sync mypy
 
 # Load benchmark: the real stack (Procfile's web and worker, beat, PostgreSQL, Redis)
 # beside a bare relay, against loopback fakes; results in bench/RESULTS.md. Under 10 min.

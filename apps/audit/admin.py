@@ -54,7 +54,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
             super().delete_queryset(request, queryset)
 
 
-class _AuditedRelationsMixin:
+class _AuditedRelationsMixin(admin.ModelAdmin):
     """Also records changes of many-to-many fields (a user's groups, a group's permissions)."""
 
     audited_relations: tuple[str, ...] = ()

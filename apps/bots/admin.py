@@ -65,7 +65,7 @@ class BotForm(CredentialsCheckedForm):
     Saving checks the platform credentials (Telegram getMe, a Feishu tenant token).
     """
 
-    credentials_check = bot_credentials_check
+    credentials_check = staticmethod(bot_credentials_check)
 
     class Meta:
         model = Bot
@@ -87,7 +87,8 @@ class BotForm(CredentialsCheckedForm):
                 )
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for name in SECRET_FIELDS:
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
@@ -317,9 +318,17 @@ class UnprocessedEventAdmin(admin.ModelAdmin):
     list_filter = ["status", "platform", "bot"]
     search_fields = ["reason"]
     date_hierarchy = "received_at"
-    fields = ["bot", "platform", "received_at", "status", "reason", "body_preview", "replayed_at"]
-    fields += ["result"]
-    readonly_fields = fields
+    readonly_fields = (
+        "bot",
+        "platform",
+        "received_at",
+        "status",
+        "reason",
+        "body_preview",
+        "replayed_at",
+        "result",
+    )
+    fields = readonly_fields
     actions = ["replay_events", "dismiss_events"]
 
     def has_add_permission(self, request):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
 from django.utils.translation import gettext_lazy as _
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
 from apps.bots.platforms.base import DeliveryError, adapter_for
 from apps.core.credentials import CredentialsCheck, mask_secrets
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 # What the platforms authenticate with: a change of any of these is checked again.
 CREDENTIAL_FIELDS = {
@@ -16,6 +21,16 @@ CREDENTIAL_FIELDS = {
 }
 # The field a refusal is shown on.
 CREDENTIAL_ERROR_FIELD = {Platform.TELEGRAM: "telegram_token", Platform.FEISHU: "feishu_app_secret"}
+
+
+@runtime_checkable
+class CredentialsCheckingAdapter(Protocol):
+    """An adapter that can ask its platform whether the bot's credentials work."""
+
+    def credentials_check(self) -> str:
+        """The bot's name on the platform; raises DeliveryError (`retryable` when the
+        platform could not be asked, not when it refused the credentials)."""
+        ...
 
 
 def bot_credentials_changed(*, bot: Bot) -> bool:
@@ -41,8 +56,11 @@ def bot_credentials_check(bot: Bot) -> CredentialsCheck | None:
     if platform == Platform.FEISHU and not (bot.feishu_app_id and bot.feishu_app_secret):
         return None
     secrets = (bot.telegram_token, bot.feishu_app_secret)
+    adapter = adapter_for(bot)
+    if not isinstance(adapter, CredentialsCheckingAdapter):
+        return None  # the platform has no way to check them
     try:
-        adapter_for(bot).credentials_check()
+        adapter.credentials_check()
     except DeliveryError as error:
         reason = mask_secrets(str(error), secrets)
         names = {"platform": bot.get_platform_display(), "reason": reason}
@@ -57,6 +75,7 @@ def bot_credentials_check(bot: Bot) -> CredentialsCheck | None:
                 )
                 % names,
             )
+        message: str | StrPromise
         if platform == Platform.TELEGRAM:
             message = _(
                 "Telegram refused this token. Copy it again from @BotFather "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as ModelValidationError
@@ -408,10 +408,13 @@ def _errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {"": [str(detail)]}
 
 
+_Row = TypeVar("_Row", bound=models.Model)
+
+
 @transaction.atomic
 def _create(
-    serializer_class: type[serializers.Serializer], data: Answers, save_new
-) -> models.Model:
+    serializer_class: type[serializers.Serializer], data: Answers, save_new: Callable[..., _Row]
+) -> _Row:
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
         errors = _errors(serializer.errors)

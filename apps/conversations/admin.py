@@ -10,8 +10,8 @@ from apps.conversations.models import Conversation, Feedback, Message
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["received_at", "author", "text", "status", "error", "profile"]
-    readonly_fields = fields
+    readonly_fields = ("received_at", "author", "text", "status", "error", "profile")
+    fields = readonly_fields
     extra = 0
     can_delete = False
     show_change_link = True

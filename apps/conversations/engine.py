@@ -335,10 +335,12 @@ class ChatStream:
         return self.interval * max(1.0, crowd)
 
     async def _pump(self) -> None:
+        interval = self.interval
+        assert interval is not None  # start() runs the pump only for a streaming platform
         loop = asyncio.get_running_loop()
         # Crowded, the first update waits too: an answer that is done within that wait is
         # shown once, whole, by its delivery (one platform call instead of two or more).
-        next_at = loop.time() + self._pause() - self.interval
+        next_at = loop.time() + self._pause() - interval
         while not self.closed:
             await self.changed.wait()
             delay = next_at - loop.time()

@@ -170,9 +170,11 @@ class _Publisher:
             changed = [pk for pk in changed if console_conversation_group(pk) in watched]
         if changed:
             for summary in await process_loop.db(_summaries, changed):
-                event = ConversationEvent(summary)
-                groups.setdefault(CONSOLE_GROUP, []).append(event)
-                groups.setdefault(console_conversation_group(summary["id"]), []).append(event)
+                summary_event = ConversationEvent(summary)
+                groups.setdefault(CONSOLE_GROUP, []).append(summary_event)
+                groups.setdefault(console_conversation_group(summary["id"]), []).append(
+                    summary_event
+                )
         groups = {group: events for group, events in groups.items() if group in watched}
         # A few groups at a time: the channel layer's Redis connections are a bounded pool.
         sending = asyncio.Semaphore(PUBLISH_CONCURRENCY)

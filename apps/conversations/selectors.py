@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -121,6 +122,8 @@ def conversation_user(conversation: Conversation) -> str:
 
 def _summary(conversation: Conversation) -> dict[str, Any]:
     state = _state(conversation)
+    # Annotations added by _with_summary_fields, not model fields.
+    annotated: Any = conversation
     return {
         "id": conversation.pk,
         "bot_id": str(conversation.bot_id),
@@ -129,18 +132,18 @@ def _summary(conversation: Conversation) -> dict[str, Any]:
         "platform_label": conversation.bot.get_platform_display(),
         "user": conversation_user(conversation),
         "chat_type": conversation.chat_type,
-        "last_text": (conversation.last_text or "")[:200],
-        "last_author": conversation.last_author or "",
+        "last_text": (annotated.last_text or "")[:200],
+        "last_author": annotated.last_author or "",
         "last_author_label": (
-            str(Author(conversation.last_author).label) if conversation.last_author else ""
+            str(Author(annotated.last_author).label) if annotated.last_author else ""
         ),
         "last_activity_at": conversation.last_activity_at.isoformat(),
         "state": state,
         "state_label": str(STATE_LABELS[state]),
         "handled_by": conversation.handled_by.get_username() if conversation.handled_by else "",
         "closed": conversation.closed_at is not None,
-        "helpful": conversation.helpful_count or 0,
-        "not_helpful": conversation.not_helpful_count or 0,
+        "helpful": annotated.helpful_count or 0,
+        "not_helpful": annotated.not_helpful_count or 0,
     }
 
 
@@ -214,7 +217,7 @@ def history_search(*, search: HistoryFilter) -> QuerySet[Conversation]:
     return _with_summary_fields(conversations)
 
 
-def history_rows(*, conversations: QuerySet[Conversation]) -> list[dict[str, Any]]:
+def history_rows(*, conversations: Iterable[Conversation]) -> list[dict[str, Any]]:
     """Summary rows for a page of history results."""
     return [_summary(conversation) for conversation in conversations]
 
@@ -321,19 +324,19 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
             "overhead_seconds": [],
         }
     )
-    for row in (
+    for usage in (
         messages.filter(direction=Direction.OUT, author=Author.ASSISTANT)
         .values("bot_id", "bot__name")
         .annotate(
             prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
         )
     ):
-        names[row["bot_id"]] = row["bot__name"]
-        stats = bots[row["bot_id"]]
-        stats["prompt_tokens"] = row["prompt"] or 0
-        stats["completion_tokens"] = row["completion"] or 0
-        stats["cost"] = row["cost"] or Decimal(0)
-    for row in (
+        names[usage["bot_id"]] = usage["bot__name"]
+        stats = bots[usage["bot_id"]]
+        stats["prompt_tokens"] = usage["prompt"] or 0
+        stats["completion_tokens"] = usage["completion"] or 0
+        stats["cost"] = usage["cost"] or Decimal(0)
+    for inbound in (
         messages.filter(direction=Direction.IN)
         .values("bot_id", "bot__name")
         .annotate(
@@ -341,16 +344,16 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
             failed=Count("id", filter=Q(status=MessageStatus.FAILED)),
         )
     ):
-        names[row["bot_id"]] = row["bot__name"]
-        bots[row["bot_id"]]["inbound"] = row["total"]
-        bots[row["bot_id"]]["failed"] = row["failed"]
-    for row in (
+        names[inbound["bot_id"]] = inbound["bot__name"]
+        bots[inbound["bot_id"]]["inbound"] = inbound["total"]
+        bots[inbound["bot_id"]]["failed"] = inbound["failed"]
+    for rating in (
         Feedback.objects.filter(message__received_at__gte=since)
         .values("message__bot_id", "message__bot__name", "rating")
         .annotate(count=Count("id"))
     ):
-        names[row["message__bot_id"]] = row["message__bot__name"]
-        bots[row["message__bot_id"]][row["rating"]] = row["count"]
+        names[rating["message__bot_id"]] = rating["message__bot__name"]
+        bots[rating["message__bot_id"]][rating["rating"]] = rating["count"]
 
     answers = (
         messages.filter(
@@ -372,6 +375,8 @@ def dashboard_stats(*, days: int = 14, now: datetime | None = None) -> dict[str,
         .order_by("-id")[:DASHBOARD_LATENCY_WINDOW]
     )
     for bot_id, bot_name, received, started, done, delivered in answers:
+        if started is None or done is None or delivered is None:
+            continue  # excluded by the query; the columns are nullable
         names[bot_id] = bot_name
         stats = bots[bot_id]
         stats["model_seconds"].append((done - started).total_seconds())

@@ -121,9 +121,9 @@ def console_labels() -> dict[str, dict[str, str]]:
     scripts: live updates carry the keys (they are built once for every watcher)."""
     return {
         "states": {key: str(label) for key, label in STATE_LABELS.items()},
-        "platforms": dict(Platform.choices),
-        "authors": dict(Author.choices),
-        "statuses": dict(MessageStatus.choices),
+        "platforms": {key: str(label) for key, label in Platform.choices},
+        "authors": {key: str(label) for key, label in Author.choices},
+        "statuses": {key: str(label) for key, label in MessageStatus.choices},
     }
 
 

@@ -26,11 +26,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.fernet import InvalidToken
 from django.apps import apps
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.core.management.color import no_style
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
@@ -147,10 +147,10 @@ def _natural_keys(
         pk: {field.name: [] for field in model._meta.many_to_many} for pk in pks
     }
     for field in model._meta.many_to_many:
-        through = field.remote_field.through
+        through = cast(type[models.Model], field.remote_field.through)
         source = field.m2m_field_name()
         target = field.m2m_reverse_field_name()
-        rows = through.objects.using(using).filter(**{f"{source}__in": pks}).select_related(target)
+        rows = through._default_manager.using(using).filter(**{f"{source}__in": pks}).select_related(target)
         for row in rows.order_by(f"{source}_id", f"{target}_id"):
             key = list(getattr(row, target).natural_key())
             links[getattr(row, f"{source}_id")][field.name].append(key)
@@ -399,11 +399,11 @@ def _decode(model: type[models.Model], record: dict[str, Any]) -> tuple[models.M
 
 def _link(instance: models.Model, links: dict[str, list], using: str) -> None:
     for name, keys in links.items():
-        related = instance._meta.get_field(name).related_model
-        manager = related._default_manager.db_manager(using)
+        related = cast(type[models.Model], instance._meta.get_field(name).related_model)
+        manager: Any = related._default_manager.db_manager(using)
         try:
             objects = [manager.get_by_natural_key(*key) for key in keys]
-        except related.DoesNotExist as error:
+        except ObjectDoesNotExist as error:
             raise BackupError(
                 _("The archive names a %(model)s this database lacks: %(key)s")
                 % {"model": related._meta.verbose_name, "key": error}
@@ -420,7 +420,7 @@ def _insert(model: type[models.Model], rows: list[tuple[models.Model, dict]], us
     )
     for start in range(0, len(objects), size):
         # raw=True: values exactly as archived (no auto_now, no pre_save), as loaddata does.
-        model._base_manager.using(using)._insert(
+        model._base_manager.using(using)._insert(  # type: ignore[attr-defined] # loaddata's way
             objects[start : start + size], fields=fields, raw=True, using=using
         )
     for instance, links in rows:
@@ -437,6 +437,8 @@ def _load(archive: tarfile.TarFile, manifest: dict[str, Any], using: str) -> dic
         try:
             model = apps.get_model(label)
             member = archive.extractfile(entry["file"])
+            if member is None:
+                raise KeyError(entry["file"])
         except (LookupError, KeyError) as error:
             raise BackupError(
                 _("The archive's %(model)s cannot be read: %(error)s")

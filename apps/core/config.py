@@ -36,7 +36,7 @@ CONFIG_VERSION_KEY = "assistant:config-version"
 class ConfigCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._version: bytes | None = None
+        self._version: bytes | str | None = None
         self._entries: dict[Hashable, Any] = {}
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:

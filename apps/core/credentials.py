@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class CredentialsCheck:
     """What a credentials check found: `ok`, or why not and whether saving anyway is offered."""
 
     ok: bool
-    message: str | Promise = ""
+    message: str | StrPromise = ""
     field: str | None = None  # the form field the message belongs to (None: the whole form)
     can_save_anyway: bool = False  # the other side could not be asked: nothing was refused
 
@@ -60,8 +62,10 @@ class CredentialsCheckedForm(forms.ModelForm):
         widget=forms.HiddenInput,
     )
 
+    # ModelForm's hook between cleaning and validating the instance: private, so the
+    # stubs do not declare it.
     def _post_clean(self):
-        super()._post_clean()  # the instance now holds the submitted values
+        super()._post_clean()  # type: ignore[misc]  # the instance now holds the submitted values
         if self.errors:
             return
         check = type(self).credentials_check(self.instance)

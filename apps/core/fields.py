@@ -59,6 +59,10 @@ class EncryptedTextField(models.TextField):
 class EncryptedJSONField(EncryptedTextField):
     """A JSON object stored Fernet-encrypted (e.g. HTTP headers that carry credentials)."""
 
+    # The attribute's type for django-stubs: the object, not the text column it is kept in.
+    _pyi_private_set_type: dict[str, str] | None  # type: ignore[assignment]
+    _pyi_private_get_type: dict[str, str]  # type: ignore[assignment]
+
     def from_db_value(self, value, expression, connection):
         if value in (None, ""):
             return {}

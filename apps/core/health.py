@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from apps.core.redis import as_text
+
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -124,7 +126,7 @@ def _worker_queues(names: Iterable[str]) -> dict[str, set[str]]:
         return {}
     values = health_redis().hmget(WORKER_QUEUES_KEY, names)
     return {
-        name: set(value.decode().split(",")) if value else set()
+        name: set(as_text(value).split(",")) if value else set()
         for name, value in zip(names, values, strict=True)
     }
 
@@ -213,7 +215,7 @@ def check_connectors() -> dict[str, Any]:
     from apps.bots.connectors import CONNECTORS
     from apps.bots.models import Bot
 
-    stale_after = timedelta(seconds=getattr(settings, "CONNECTORS_STALL_SECONDS", 180.0))
+    stale_after = timedelta(seconds=settings.CONNECTORS_STALL_SECONDS)
     bots = list(
         Bot.objects.filter(
             enabled=True, connection_mode=ConnectionMode.PERSISTENT, platform__in=list(CONNECTORS)

@@ -11,6 +11,8 @@ closest we have for other Latin-script languages too).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.utils.translation import get_supported_language_variant
@@ -53,7 +55,7 @@ def default_language() -> str:
         return ENGLISH
 
 
-def language_from_scope(scope: dict) -> str:
+def language_from_scope(scope: Mapping[str, Any]) -> str:
     """The page language for a websocket, as LocaleMiddleware picks it for a request.
 
     The language switch's cookie first, then the browser's Accept-Language, then

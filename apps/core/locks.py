@@ -36,6 +36,10 @@ class HeldLocks:
     """The locks this process holds; use only from the process loop (apps.core.aio)."""
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Hold nothing (a forked child: the parent's locks and renewal are not its own)."""
         self.tokens: dict[str, str] = {}  # key -> our token
         self._renewer: asyncio.Task | None = None
         self._renewal_client: redis.asyncio.Redis | None = None
@@ -96,4 +100,4 @@ class HeldLocks:
 held_locks = HeldLocks()
 if hasattr(os, "register_at_fork"):
     # A forked child has its own loop: nothing of the parent's locks or renewal carries over.
-    os.register_at_fork(after_in_child=held_locks.__init__)
+    os.register_at_fork(after_in_child=held_locks.forget)

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -107,7 +108,7 @@ _SECRET_PATTERNS = [
 def redact(text: str) -> str:
     """`text` with anything that looks like a credential or personal data masked."""
     for pattern, group in _SECRET_PATTERNS:
-        text = pattern.sub(lambda match, group=group: _masked(match, group), text)
+        text = pattern.sub(partial(_masked, group=group), text)
     return mask_personal_data(text)
 
 

@@ -38,6 +38,12 @@ def get_async_redis() -> redis.asyncio.Redis:
     return redis.asyncio.Redis(connection_pool=pool)
 
 
+def as_text(value: bytes | str) -> str:
+    """A reply as text. These clients return bytes (no decode_responses); redis-py types
+    replies as bytes | str, since a client made with decode_responses=True returns str."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _forget_clients() -> None:
     get_redis.cache_clear()
     get_async_redis.cache_clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
@@ -81,7 +82,7 @@ def admin_overview(*, now: datetime | None = None) -> AdminOverview:
             failed=Count("id", filter=Q(direction=Direction.IN, status=MessageStatus.FAILED)),
         )
     }
-    stale_after = getattr(settings, "CONNECTORS_STALL_SECONDS", 180.0)
+    stale_after = settings.CONNECTORS_STALL_SECONDS
     bots = []
     for bot in Bot.objects.select_related("profile").order_by("name"):
         age = (
@@ -97,7 +98,7 @@ def admin_overview(*, now: datetime | None = None) -> AdminOverview:
             connection = "connected"
         else:
             connection = "no_connector"
-        row = counts.get(bot.pk, {})
+        row: Mapping[str, Any] = counts.get(bot.pk, {})
         bots.append(
             BotState(
                 bot=bot,

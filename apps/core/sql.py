@@ -23,8 +23,17 @@ def _name(name: str) -> str:
 
 
 @cache
-def _field(model: type[models.Model], name: str) -> models.Field:
-    return model._meta.get_field(name)
+def _field(model: type[models.Model], name: str) -> tuple[models.Field, str]:
+    """The field called `name` and its column: only a concrete field has one."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or field.column is None:
+        raise ValueError(f"{model.__name__}.{name} is not a column")
+    return field, field.column
+
+
+def model_column(model: type[models.Model], name: str) -> str:
+    """The column of `model`'s concrete field `name` (unquoted)."""
+    return _field(model, name)[1]
 
 
 def rows_update(
@@ -42,18 +51,20 @@ def rows_update(
     pks = list(pks)
     if not pks:
         return 0
-    assignments, params = [], []
+    assignments: list[str] = []
+    params: list[Any] = []
     for name, value in values.items():
-        field = _field(model, name)
+        field, column = _field(model, name)
         if isinstance(value, models.Model):
             value = value.pk
-        assignments.append(f"{_name(field.column)} = %s")
+        assignments.append(f"{_name(column)} = %s")
         params.append(field.get_db_prep_save(value, connection))
-    conditions = [f"{_name(model._meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})"]
+    _, pk_column = _field(model, model._meta.pk.name)
+    conditions = [f"{_name(pk_column)} IN ({', '.join(['%s'] * len(pks))})"]
     params.extend(pks)
     for name, value in (where or {}).items():
-        field = _field(model, name)
-        conditions.append(f"{_name(field.column)} = %s")
+        field, column = _field(model, name)
+        conditions.append(f"{_name(column)} = %s")
         params.append(field.get_db_prep_value(value, connection))
     # Names come from the models' metadata, quoted; values are parameters.
     sql = (
@@ -67,14 +78,15 @@ def rows_update(
 
 def rows_exist(model: type[models.Model], where: Mapping[str, Any | list]) -> bool:
     """Whether a row matches `where` (field name -> value, or a list of values for IN)."""
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[Any] = []
     for name, value in where.items():
-        field = _field(model, name)
+        field, column = _field(model, name)
         if isinstance(value, list | tuple):
-            conditions.append(f"{_name(field.column)} IN ({', '.join(['%s'] * len(value))})")
+            conditions.append(f"{_name(column)} IN ({', '.join(['%s'] * len(value))})")
             params.extend(field.get_db_prep_value(item, connection) for item in value)
         else:
-            conditions.append(f"{_name(field.column)} = %s")
+            conditions.append(f"{_name(column)} = %s")
             params.append(field.get_db_prep_value(value, connection))
     sql = f"SELECT 1 FROM {_name(model._meta.db_table)} WHERE {' AND '.join(conditions)} LIMIT 1"  # noqa: S608
     with connection.cursor() as cursor:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -197,7 +198,7 @@ def client_address(*, remote_addr: str | None, forwarded_for: str | None = None)
     return address
 
 
-def scope_address(scope: dict) -> str:
+def scope_address(scope: Mapping[str, Any]) -> str:
     """The client address of an ASGI (websocket) connection (see `client_address`)."""
     client = scope.get("client") or [None]
     headers = {name.lower(): value for name, value in scope.get("headers", [])}

@@ -28,7 +28,7 @@ class WriteOnlyJSONField(forms.JSONField):
 class ProviderForm(CredentialsCheckedForm):
     """The key and headers are write-only; saving asks the provider for its models (GET /models)."""
 
-    credentials_check = provider_credentials_check
+    credentials_check = staticmethod(provider_credentials_check)
 
     api_key = forms.CharField(
         label=_("API key"),
@@ -80,7 +80,8 @@ class ProviderForm(CredentialsCheckedForm):
         return value
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("clear_api_key"):
             cleaned["api_key"] = ""
         elif not cleaned.get("api_key") and self.instance.pk:
@@ -136,7 +137,7 @@ class ProviderAdmin(AuditedModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             # Nothing is stored yet: nothing to remove.
-            hidden, masked = {"clear_api_key", "clear_extra_headers"}, {}
+            hidden, masked = {"clear_api_key", "clear_extra_headers"}, dict[str, str]()
         elif self.has_change_permission(request, obj):
             hidden, masked = set(), {}
         else:
@@ -148,7 +149,11 @@ class ProviderAdmin(AuditedModelAdmin):
                 name,
                 {
                     **options,
-                    "fields": [masked.get(f, f) for f in options["fields"] if f not in hidden],
+                    "fields": [
+                        masked.get(f, f) if isinstance(f, str) else f
+                        for f in options["fields"]
+                        if f not in hidden
+                    ],
                 },
             )
             for name, options in self.fieldsets
@@ -191,7 +196,7 @@ class ProviderAdmin(AuditedModelAdmin):
                 "%(count)d failures in a row",
                 health.consecutive_failures,
             ) % {"count": health.consecutive_failures}
-        return _("ok")
+        return gettext("ok")
 
     @admin.action(description=_("End the cooldown of the selected providers"))
     def end_cooldown(self, request, queryset):

@@ -297,7 +297,7 @@ async def _timed_stream(
     import openai
 
     provider = profile.provider
-    request = dict(
+    request: dict[str, Any] = dict(
         model=profile.model,
         messages=_payload(messages),
         temperature=profile.temperature,
@@ -408,8 +408,8 @@ def profile_chain(profile: ModelProfile) -> list[ModelProfile]:
 
 def retry_delay(*, attempt: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter for retry `attempt` (0-based), at least Retry-After."""
-    base = float(getattr(settings, "MODEL_RETRY_BASE_SECONDS", 0.5))
-    cap = float(getattr(settings, "MODEL_RETRY_MAX_SECONDS", 8.0))
+    base = float(settings.MODEL_RETRY_BASE_SECONDS)
+    cap = float(settings.MODEL_RETRY_MAX_SECONDS)
     delay = min(cap, base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
     if retry_after is not None:
         delay = max(delay, retry_after)
@@ -519,7 +519,7 @@ async def _stream_candidate(
 ) -> Reply:
     """Try one profile: retries with backoff, squeezes the prompt on context-length errors."""
     provider = candidate.provider
-    max_wait = float(getattr(settings, "MODEL_RETRY_MAX_WAIT_SECONDS", 30.0))
+    max_wait = float(settings.MODEL_RETRY_MAX_WAIT_SECONDS)
     squeeze = 0
     retry = 0
     while True:

@@ -90,5 +90,6 @@ def provider_credentials_check(provider: Provider) -> CredentialsCheck | None:
 def _reason(error) -> str:
     """The message in an OpenAI-style error body, or the SDK's own."""
     body = error.body if isinstance(error.body, dict) else {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    nested = body.get("error")
+    inner = nested if isinstance(nested, dict) else body
     return str(inner.get("message") or error.message)[:300]

@@ -10,7 +10,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.core.redis import get_redis
+from apps.core.redis import as_text, get_redis
 from apps.providers.models import Provider
 from apps.providers.services import _health_key, provider_cooldown_remaining
 
@@ -26,7 +26,7 @@ class ProviderHealth:
     cooldown_seconds_left: float
 
 
-def _timestamp(value: bytes | None) -> dt.datetime | None:
+def _timestamp(value: bytes | str | None) -> dt.datetime | None:
     if not value:
         return None
     return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
@@ -38,7 +38,7 @@ def provider_health(*, provider: Provider) -> ProviderHealth:
     return ProviderHealth(
         consecutive_failures=int(raw.get(b"failures") or 0),
         last_success_at=_timestamp(raw.get(b"last_success_at")),
-        last_error=(raw.get(b"last_error") or b"").decode(),
+        last_error=as_text(raw.get(b"last_error") or b""),
         last_error_at=_timestamp(raw.get(b"last_error_at")),
         cooldown_seconds_left=provider_cooldown_remaining(provider=provider),
     )

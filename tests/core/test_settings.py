@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -101,3 +103,110 @@ def test_webhook_urls_default_to_the_port_the_web_process_listens_on(monkeypatch
 def test_an_explicit_public_base_url_wins_over_the_port(monkeypatch):
     namespace = load_settings(monkeypatch, PORT="8123", PUBLIC_BASE_URL="https://bots.example.com/")
     assert namespace["PUBLIC_BASE_URL"] == "https://bots.example.com"
+
+
+# Declared settings ---------------------------------------------------------------------
+
+CODE_DIRS = ("apps", "assistant")
+
+
+def _python_files() -> list[Path]:
+    base = Path(settings.BASE_DIR)
+    return sorted(
+        path
+        for directory in CODE_DIRS
+        for path in (base / directory).rglob("*.py")
+        if "migrations" not in path.parts and path != SETTINGS_FILE
+    )
+
+
+def _imports_django_settings(tree: ast.Module) -> bool:
+    return any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "django.conf"
+        and any(alias.name == "settings" and alias.asname is None for alias in node.names)
+        for node in ast.walk(tree)
+    )
+
+
+def settings_reads() -> tuple[dict[str, list[str]], list[str]]:
+    """Every `settings.NAME` the code reads (name -> where), and every getattr/hasattr
+    on settings (where), in modules that import django.conf.settings."""
+    names: dict[str, list[str]] = {}
+    lookups: list[str] = []
+    for path in _python_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if not _imports_django_settings(tree):
+            continue
+        where = path.relative_to(settings.BASE_DIR)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "settings"
+            ):
+                names.setdefault(node.attr, []).append(f"{where}:{node.lineno}")
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr")
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id == "settings"
+            ):
+                lookups.append(f"{where}:{node.lineno}")
+    return names, lookups
+
+
+def test_every_setting_the_code_reads_is_declared():
+    names, _ = settings_reads()
+    # The scan sees the code's reads (so an empty result cannot pass for a clean one).
+    assert {"REDIS_URL", "TURN_LOCK_SECONDS", "CONNECTORS_STALL_SECONDS"} <= set(names)
+
+    undeclared = {name: where for name, where in names.items() if not hasattr(settings, name)}
+
+    assert undeclared == {}, "read but not declared in assistant/settings.py"
+
+
+def test_settings_are_read_as_attributes_not_with_a_default():
+    """`getattr(settings, "X", default)` hides a setting nobody declared (or documented)."""
+    _, lookups = settings_reads()
+
+    assert lookups == [], "declare the setting in assistant/settings.py and read settings.X"
+
+
+def environment_variables_read_by_settings() -> set[str]:
+    """The names settings.py reads with django-environ (env("X"), env.int("X"), …) or os.environ."""
+    names = set()
+    for node in ast.walk(ast.parse(SETTINGS_FILE.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        first = node.args[0]
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            continue
+        function = node.func
+        reads_env = (isinstance(function, ast.Name) and function.id == "env") or (
+            isinstance(function, ast.Attribute)
+            and (
+                (isinstance(function.value, ast.Name) and function.value.id == "env")
+                or ast.unparse(function) in ("os.environ.get", "os.getenv")
+            )
+        )
+        if reads_env:
+            names.add(first.value)
+    return names
+
+
+def test_every_environment_variable_settings_reads_is_in_env_example():
+    listed = set(
+        re.findall(
+            r"^#?\s*([A-Z][A-Z0-9_]*)=",
+            (Path(settings.BASE_DIR) / ".env.example").read_text(encoding="utf-8"),
+            flags=re.MULTILINE,
+        )
+    )
+    read = environment_variables_read_by_settings()
+    assert {"SECRET_KEY", "DATABASE_URL", "LOGIN_FAILURE_LIMIT", "PYTEST_VERSION"} <= read
+
+    # PYTEST_VERSION is set by pytest itself, not by whoever runs the platform.
+    assert sorted(read - listed - {"PYTEST_VERSION"}) == []

@@ -42,7 +42,7 @@ return 0
 class _Slot:
     """One bot's connector: the running thread, or when to start the next one."""
 
-    bot_id: object
+    bot_id: uuid.UUID
     updated_at: datetime
     connector: object | None = None
     thread: threading.Thread | None = None
@@ -70,11 +70,11 @@ class Supervisor:
         backoff_max: float | None = None,
         connectors: dict[str, str] | None = None,
     ):
-        self.reload_seconds = reload_seconds or getattr(settings, "CONNECTORS_RELOAD_SECONDS", 3.0)
-        self.stall_seconds = stall_seconds or getattr(settings, "CONNECTORS_STALL_SECONDS", 180.0)
-        self.backoff_max = backoff_max or getattr(settings, "CONNECTORS_BACKOFF_MAX", 60.0)
+        self.reload_seconds = reload_seconds or settings.CONNECTORS_RELOAD_SECONDS
+        self.stall_seconds = stall_seconds or settings.CONNECTORS_STALL_SECONDS
+        self.backoff_max = backoff_max or settings.CONNECTORS_BACKOFF_MAX
         self.connectors = CONNECTORS if connectors is None else connectors
-        self.slots: dict[object, _Slot] = {}
+        self.slots: dict[uuid.UUID, _Slot] = {}
         self.passes = 0  # reconcile passes done (observable progress)
         # One connector per bot across all run_connectors processes: a Redis lease,
         # renewed every pass, decides which process runs it (Telegram answers 409 to a
@@ -108,11 +108,11 @@ class Supervisor:
                 platform__in=list(self.connectors),
             )
         }
-        for bot_id, slot in list(self.slots.items()):
+        for bot_id, running in list(self.slots.items()):
             bot = wanted.get(bot_id)
             leased = bot is not None and self._lease(bot_id)
-            if bot is None or bot.updated_at != slot.updated_at or not leased:
-                self._halt(slot)
+            if bot is None or bot.updated_at != running.updated_at or not leased:
+                self._halt(running)
                 del self.slots[bot_id]
                 if bot is None:
                     self._release(bot_id)

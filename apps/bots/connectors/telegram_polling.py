@@ -18,10 +18,6 @@ from apps.bots.services import event_receive
 logger = logging.getLogger(__name__)
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 class TelegramPoller:
     """Long-polls one bot's updates and ingests them, persisting the offset after each.
 
@@ -36,9 +32,9 @@ class TelegramPoller:
         self.adapter = TelegramAdapter(bot)
         self.heartbeat = time.monotonic()
         self.status = "starting"
-        self.poll_timeout = int(_setting("TELEGRAM_POLL_TIMEOUT", 25))
-        self.watchdog_margin = _setting("TELEGRAM_POLL_WATCHDOG_MARGIN", 10)
-        self.backoff_max = _setting("TELEGRAM_POLL_BACKOFF_MAX", 60)
+        self.poll_timeout = int(settings.TELEGRAM_POLL_TIMEOUT)
+        self.watchdog_margin = float(settings.TELEGRAM_POLL_WATCHDOG_MARGIN)
+        self.backoff_max = float(settings.TELEGRAM_POLL_BACKOFF_MAX)
 
     def run(self, stop: threading.Event) -> None:
         offset = (

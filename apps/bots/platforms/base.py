@@ -124,7 +124,7 @@ def inbound_clean(item: InboundMessage | InboundAction) -> InboundMessage | Inbo
     their columns; text must be text; NUL characters (PostgreSQL refuses them) and lone
     surrogates are removed; a display name that is not a string becomes one or "".
     """
-    ids = {
+    ids: dict[str, Any] = {
         name: _clean_id(getattr(item, name), name)
         for name in ("external_id", "chat_id", "sender_id")
     }
@@ -204,11 +204,17 @@ class PlatformAdapter(Protocol):
     """
 
     bot: Bot
-    # Minimum seconds between streaming updates of one answer (None: the platform
-    # does not show answers while they stream; only send() is called).
-    stream_interval: float | None
-    # Repeat typing() this often while no text is shown (None: once is enough).
-    typing_every: float | None
+
+    # Read-only properties, so an adapter's plain class attribute (`stream_interval =
+    # 1.0`, `typing_every = None`) satisfies them.
+    @property
+    def stream_interval(self) -> float | None:
+        """Minimum seconds between streaming updates of one answer (None: the platform
+        does not show answers while they stream; only send() is called)."""
+
+    @property
+    def typing_every(self) -> float | None:
+        """Repeat typing() this often while no text is shown (None: once is enough)."""
 
     def verify(self, *, headers: dict[str, str], body: bytes) -> None:
         """Raise WebhookRejected unless the call really comes from the platform."""

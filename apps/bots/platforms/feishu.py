@@ -46,7 +46,7 @@ from apps.bots.platforms.base import (
     SentMessage,
     WebhookRejected,
 )
-from apps.core.redis import get_redis
+from apps.core.redis import as_text, get_redis
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
@@ -82,7 +82,7 @@ class RedisTokenCache(ICache):
 
     def get(self, key: str) -> str | None:
         value = get_redis().get(self.prefix + key)
-        return value.decode() if value is not None else None
+        return as_text(value) if value is not None else None
 
     def set(self, key: str, value: str, expire: int) -> None:
         # `expire` is a Unix timestamp (lark already subtracts a 10-minute margin).
@@ -470,7 +470,7 @@ class FeishuAdapter:
         if not isinstance(value, dict):
             return None
         try:
-            message_id = int(value.get("message_id"))
+            message_id = int(value.get("message_id", ""))
         except (TypeError, ValueError, OverflowError):
             return None
         if not 0 < message_id < 2**63:

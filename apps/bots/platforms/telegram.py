@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,7 @@ from apps.bots.platforms.base import (
     answer_shown_key,
 )
 from apps.core.aio import process_loop
-from apps.core.redis import get_async_redis
+from apps.core.redis import as_text, get_async_redis
 
 if TYPE_CHECKING:
     from telegram import Message as TelegramMessage
@@ -305,7 +306,7 @@ class ChatPacer:
 
 
 # Long-lived PTB clients on the process loop, one per bot token and API server.
-_shared_clients: dict[tuple[int, str, str], TelegramBot] = {}
+_shared_clients: dict[tuple[uuid.UUID, str, str], TelegramBot] = {}
 
 
 class TelegramAdapter:
@@ -510,6 +511,8 @@ class TelegramAdapter:
 
     def _parse_callback(self, update: Update) -> InboundAction | None:
         query = update.callback_query
+        if query is None:
+            return None
         match = CALLBACK_DATA.match(query.data or "")
         if match is None:
             return None
@@ -692,7 +695,7 @@ class TelegramAdapter:
             shown = await get_async_redis().get(self._shown_key(chat_id, platform_message_id))
         except redis.RedisError:
             return ""  # unknown: the edit is made (Telegram refuses a no-op one, handled)
-        return shown.decode() if shown is not None else ""
+        return as_text(shown) if shown is not None else ""
 
     async def _send_piece(
         self,
@@ -764,7 +767,7 @@ class TelegramAdapter:
             return False
         if not await self._pace(chat_id, skip_if_busy=skip_if_busy):
             return False
-        arguments = {
+        arguments: dict[str, Any] = {
             "chat_id": int(chat_id),
             "message_id": int(platform_message_id),
             "reply_markup": markup,
@@ -798,7 +801,7 @@ class TelegramAdapter:
         except redis.RedisError as error:
             # Unknown what an earlier try sent: send nothing now, try again later.
             raise DeliveryError(f"progress unavailable: {error}", retryable=True) from error
-        return {int(index): value.decode() for index, value in stored.items()}
+        return {int(index): as_text(value) for index, value in stored.items()}
 
     async def _progress_record(self, message_id: int, index: int, platform_message_id: str):
         key = self._progress_key(message_id)

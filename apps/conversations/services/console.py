@@ -227,7 +227,7 @@ def conversations_export_csv(*, conversations: QuerySet[Conversation]) -> Iterat
                 message.prompt_tokens if message.prompt_tokens is not None else "",
                 message.completion_tokens if message.completion_tokens is not None else "",
                 message.cost if message.cost is not None else "",
-                message.rating or "",
+                getattr(message, "rating", None) or "",  # annotated by export_messages
             ]
         )
 
@@ -256,7 +256,8 @@ def conversations_export_jsonl(*, conversations: QuerySet[Conversation]) -> Iter
             role = _training_role(message)
             if role is None:
                 continue
-            if role == "assistant" and message.rating == Rating.NOT_HELPFUL:
+            # `rating` is annotated by export_messages.
+            if role == "assistant" and getattr(message, "rating", None) == Rating.NOT_HELPFUL:
                 while turns and turns[-1]["role"] == "user":
                     turns.pop()
                 continue

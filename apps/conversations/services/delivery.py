@@ -257,7 +257,8 @@ def _turns_queued() -> int:
     try:
         with app.connection_for_read() as connection:
             try:
-                declared = connection.default_channel.queue_declare(
+                # kombu's stubs type the abstract StdChannel; every transport's has it.
+                declared = connection.default_channel.queue_declare(  # type: ignore[attr-defined]
                     queue=settings.CELERY_LLM_QUEUE, passive=True
                 )
             except connection.channel_errors:

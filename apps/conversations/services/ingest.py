@@ -209,6 +209,7 @@ def _answer_fixed(message: Message, text: str | Promise | None, *, status: str, 
 
 
 def _answer_command(bot: Bot, conversation: Conversation, message: Message, command: str) -> None:
+    text: str | Promise
     if command in ("start", "help"):
         text = HELP_TEXT
     elif command == "reset":

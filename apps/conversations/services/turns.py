@@ -38,8 +38,8 @@ from apps.conversations.services.dispatch import dispatch_delivery, dispatch_tur
 from apps.conversations.services.media import VideoUnreadable, video_key_frames, video_sound
 from apps.core import metrics
 from apps.core.masking import mask_personal_data
-from apps.core.redis import get_async_redis, get_redis
-from apps.core.sql import rows_exist, rows_update
+from apps.core.redis import as_text, get_async_redis, get_redis
+from apps.core.sql import model_column, rows_exist, rows_update
 from apps.providers.client import (
     COOLING_DOWN,
     ChatMessage,
@@ -139,12 +139,12 @@ def _pending_sql() -> str:
     message, attachment = Message._meta, MessageAttachment._meta
 
     def column(name: str) -> str:
-        return "m." + quote(message.get_field(name).column)
+        return "m." + quote(model_column(Message, name))
 
     # Names come from the models' metadata, quoted; values are parameters.
     return (
         f"SELECT m.*, EXISTS (SELECT 1 FROM {quote(attachment.db_table)} a "  # noqa: S608
-        f"WHERE a.{quote(attachment.get_field('message').column)} = {column('id')}) "
+        f"WHERE a.{quote(model_column(MessageAttachment, 'message'))} = {column('id')}) "
         f"AS has_attachments FROM {quote(message.db_table)} m "
         f"WHERE {column('conversation')} = %s AND {column('direction')} = %s "
         f"AND {column('status')} IN (%s, %s) ORDER BY {column('id')}"
@@ -172,7 +172,7 @@ def _release_interrupted_answer(conversation_id: int) -> str:
             found = get_redis().mget([answer_shown_key(m.pk) for m in interrupted])
         except redis.RedisError:
             found = []
-        shown = next((value.decode() for value in found if value), "")
+        shown = next((as_text(value) for value in found if value), "")
     Message.objects.filter(pk__in=[m.pk for m in interrupted]).update(
         status=MessageStatus.FAILED,
         error="interrupted: the worker was lost mid-answer; the next answer continues it",
@@ -282,7 +282,8 @@ def turn_prepare(
     it no longer fits.
     """
     conversation = Conversation.objects.get(pk=conversation_id)
-    conversation.bot = bot_config_get(bot_id=conversation.bot_id)
+    # The cached configuration; the row itself if the cache no longer has the bot.
+    conversation.bot = bot_config_get(bot_id=conversation.bot_id) or conversation.bot
     if conversation.handled_by_id is not None:
         # Staff took over after these arrived: they are shown to staff, not answered.
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(
@@ -337,7 +338,7 @@ def turn_prepare(
     if prepared.cache_key is not None:
         cached = get_redis().get(prepared.cache_key)
         if cached is not None:
-            prepared.answered = turn_record(prepared=prepared, text=cached.decode(), cached=True)
+            prepared.answered = turn_record(prepared=prepared, text=as_text(cached), cached=True)
             return prepared
 
     history = _history_rows(conversation, before_id=pending[0].pk)
@@ -552,7 +553,7 @@ class _Input:
 # Budgets -------------------------------------------------------------------
 
 
-def _budget_refusal(conversation: Conversation, pending: list[Message]) -> str | None:
+def _budget_refusal(conversation: Conversation, pending: list[Message]) -> str | Promise | None:
     """The fixed reply when the bot or the sender used up today's tokens, else None."""
     bot = conversation.bot
     today = timezone.localdate()
@@ -561,14 +562,14 @@ def _budget_refusal(conversation: Conversation, pending: list[Message]) -> str |
         if used >= bot.daily_token_budget:
             return BOT_BUDGET_REPLY
     if bot.user_daily_token_budget is not None and pending[-1].sender_id:
-        used = usage_totals(bot_id=bot.pk, sender_id=pending[-1].sender_id, day=today)
-        if used.total_tokens >= bot.user_daily_token_budget:
+        sender_usage = usage_totals(bot_id=bot.pk, sender_id=pending[-1].sender_id, day=today)
+        if sender_usage.total_tokens >= bot.user_daily_token_budget:
             return USER_BUDGET_REPLY
     return None
 
 
 def _answer_fixed_turn(
-    conversation: Conversation, pending: list[Message], text: str, *, note: str
+    conversation: Conversation, pending: list[Message], text: str | Promise, *, note: str
 ) -> None:
     """Answer the turn with a fixed reply and no model call."""
     with transaction.atomic():
@@ -753,11 +754,11 @@ def _history_rows(conversation: Conversation, *, before_id: int) -> list[tuple[i
     )
     if conversation.summary_until is not None:
         rows = rows.filter(id__gt=conversation.summary_until)
-    rows = rows.order_by("-id").values_list("id", "direction", "text")[:HISTORY_ROWS_LIMIT]
+    history = rows.order_by("-id").values_list("id", "direction", "text")[:HISTORY_ROWS_LIMIT]
     mask = mask_personal_data if conversation.bot.mask_personal_data else str
     return [
         (pk, "user" if direction == Direction.IN else "assistant", mask(text))
-        for pk, direction, text in reversed(rows)
+        for pk, direction, text in reversed(history)
     ]
 
 

@@ -13,7 +13,7 @@ from apps.core.backup import BackupError, backup_create
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
+    help = gettext_lazy(  # type: ignore[assignment] # shown in the user's language
         "Write configuration (providers, profiles, bots, flood limits, users, groups) and "
         "conversations (messages, feedback, attachments' metadata, unprocessed events, the "
         "audit log) to one archive. Secrets stay encrypted; FIELD_ENCRYPTION_KEY is not in it."

@@ -15,7 +15,8 @@ from apps.core.health import CHECKS, liveness, readiness
 
 
 class Command(BaseCommand):
-    help = _(
+    # Lazy, so `manage.py help` speaks the language active when it prints.
+    help = _(  # type: ignore[assignment]
         "Check the database, Redis, the broker, the workers and the connectors; print the "
         "result as JSON and exit with status 1 when any of them fails."
     )

@@ -12,7 +12,7 @@ from apps.core.backup import BackupError, backup_restore
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
+    help = gettext_lazy(  # type: ignore[assignment] # shown in the user's language
         "Load an archive written by `manage.py backup` into an empty database (one never "
         "migrated is first migrated to the archive's state). Needs the FIELD_ENCRYPTION_KEY "
         "the archive's secrets were encrypted with."
