@@ -150,7 +150,8 @@ def _natural_keys(
         through = cast(type[models.Model], field.remote_field.through)
         source = field.m2m_field_name()
         target = field.m2m_reverse_field_name()
-        rows = through._default_manager.using(using).filter(**{f"{source}__in": pks}).select_related(target)
+        rows = through._default_manager.using(using).filter(**{f"{source}__in": pks})
+        rows = rows.select_related(target)
         for row in rows.order_by(f"{source}_id", f"{target}_id"):
             key = list(getattr(row, target).natural_key())
             links[getattr(row, f"{source}_id")][field.name].append(key)
