@@ -3,7 +3,10 @@
 Telegram sends a video, a video note or an animation as those Bot API objects
 (https://core.telegram.org/bots/api#video, #videonote, #animation; built here with
 python-telegram-bot's classes) and serves the file through getFile, which bots may
-use for files up to 20 MB (https://core.telegram.org/bots/api#getfile). The video is
+use for files up to 20 MB (https://core.telegram.org/bots/api#getfile). Feishu sends a
+video as a `media` message, {"file_key", "image_key", "file_name", "duration"} (Open
+Platform, "Receive message content"), fetched through the message-resources API. The
+video is
 a real MP4 made by ffmpeg for the test (a test pattern and a 440 Hz tone).
 """
 
@@ -20,8 +23,13 @@ from telegram import Animation, Video, VideoNote
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
 from apps.conversations.models import Message, MessageAttachment
 from apps.conversations.services.media import KEY_FRAMES
+from tests import feishu_events
 from tests.fakes.server import wait_for
+from tests.feishu_events import VERIFICATION_TOKEN, message_event, post_event
 from tests.telegram_updates import message, post_update, update_of
+
+fake_feishu = feishu_events.fake_feishu
+feishu_bot = feishu_events.feishu_bot
 
 CHAT = 4242
 
@@ -115,3 +123,31 @@ def test_a_video_over_telegrams_download_limit_is_not_fetched_and_the_user_is_to
     assert fake_telegram.sent("getFile") == [] and fake_openai.chat_requests() == []
     [attachment] = MessageAttachment.objects.all()
     assert attachment.error.startswith("too large")
+
+
+def test_a_feishu_video_is_read_like_any_other(
+    client, worker, feishu_bot, profile, fake_feishu, fake_openai, mp4
+):
+    profile.accepts_images = True
+    profile.save()
+    event = message_event(
+        token=VERIFICATION_TOKEN,
+        message_type="media",
+        content={
+            "file_key": "file_v2_video",
+            "image_key": "img_v2_cover",
+            "file_name": "clip.mp4",
+            "duration": 6000,
+        },
+    )
+    message_id = event["event"]["message"]["message_id"]
+    fake_feishu.add_resource(message_id, "file_v2_video", mp4, "video/mp4")
+
+    assert post_event(client, feishu_bot, event).status_code == 200
+
+    answers()
+    [attachment] = MessageAttachment.objects.all()
+    assert (attachment.kind, attachment.file_name) == (AttachmentKind.VIDEO, "clip.mp4")
+    [request] = fake_openai.chat_requests()
+    images = [p for p in request["messages"][-1]["content"] if p["type"] == "image_url"]
+    assert len(images) == KEY_FRAMES

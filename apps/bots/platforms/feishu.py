@@ -75,6 +75,11 @@ MENTION_KEY = re.compile(r"(@_user_\d+)( ?)")
 # Tokens ---------------------------------------------------------------------------------
 
 
+# Messages (and post elements) that carry a file: how it is kept. A `media` message is a
+# video (with its cover image), read as key frames like other videos.
+FILE_KINDS = {"file": "file", "audio": "audio", "media": "video"}
+
+
 class RedisTokenCache(ICache):
     """lark-oapi's token cache in Redis, so every process shares one tenant_access_token."""
 
@@ -242,6 +247,7 @@ class FeishuAdapter:
     """Feishu/Lark Open Platform: webhook checks and event parsing, cards sent with lark-oapi."""
 
     stream_interval = 0.5  # PATCH allows 5 QPS per message; stay well under it
+    download_limit_bytes = 100 * 1024 * 1024  # message resources: files up to 100 MB
     typing_every = None  # no typing indicator for bots; the streaming card shows progress
 
     def __init__(self, bot: Bot):
@@ -382,12 +388,12 @@ class FeishuAdapter:
         elif kind in ("file", "audio", "media") and _str(content.get("file_key")):
             attachments.append(
                 InboundAttachment(
-                    kind="audio" if kind == "audio" else "file",
+                    kind=FILE_KINDS[kind],
                     platform_file_id=_id(content["file_key"], "file_key", 512),
                     # Voice messages are Ogg Opus; the name tells transcription APIs so.
                     file_name=_str(content.get("file_name"))[:255]
                     or ("voice.ogg" if kind == "audio" else ""),
-                    mime_type="audio/ogg" if kind == "audio" else "",
+                    mime_type={"audio": "audio/ogg", "media": "video/mp4"}.get(kind, ""),
                 )
             )
         else:
@@ -457,7 +463,9 @@ class FeishuAdapter:
                 elif tag in ("media", "file") and _str(element.get("file_key")):
                     attachments.append(
                         InboundAttachment(
-                            kind="file", platform_file_id=_id(element["file_key"], "media", 512)
+                            kind=FILE_KINDS[tag],
+                            platform_file_id=_id(element["file_key"], "media", 512),
+                            mime_type="video/mp4" if tag == "media" else "",
                         )
                     )
             line = "".join(parts).strip()
