@@ -58,7 +58,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
-    "axes",
+    "apps.guard.axes_app.AxesConfig",  # django-axes, its admin section translated
     "apps.core",
     "apps.audit",
     "apps.providers",

@@ -144,6 +144,21 @@ def test_admin_login_follows_accept_language(client, db):
     assert "Assistant administration" in english.text and "助手管理后台" not in english.text
 
 
+def test_the_login_protection_pages_of_django_axes_are_in_chinese_too(
+    client, db, django_user_model
+):
+    admin = django_user_model.objects.create_superuser("root", password="root-password-1")
+    client.force_login(admin)
+    chinese = {"accept-language": "zh-CN,zh;q=0.9"}
+
+    index = client.get("/admin/", headers=chinese).text
+    attempts = client.get("/admin/axes/accessattempt/", headers=chinese).text
+
+    assert "登录防护" in index and "登录尝试" in index and "登录日志" in index
+    assert "Access attempts" not in index and "Axes" not in index
+    assert "选择 登录尝试 来修改" in attempts and "access attempt" not in attempts.lower()
+
+
 def test_console_and_web_chat_follow_accept_language_and_the_switch(client, staff_user, web_bot):
     client.force_login(staff_user)
     chinese = {"accept-language": "zh-CN,zh;q=0.9"}
