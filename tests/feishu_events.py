@@ -20,7 +20,7 @@ import pytest
 from Crypto.Cipher import AES
 
 from apps.bots.choices import Platform
-from apps.bots.platforms.feishu import event_signature
+from apps.bots.platforms.feishu.parsing import event_signature
 from apps.bots.services import bot_create
 from tests.fakes.feishu import FakeFeishu
 

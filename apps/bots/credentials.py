@@ -6,7 +6,8 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
-from apps.bots.platforms.base import DeliveryError, adapter_for
+from apps.bots.platforms import adapter_for
+from apps.bots.platforms.base import DeliveryError
 from apps.core.credentials import CredentialsCheck, mask_secrets
 
 # What the platforms authenticate with: a change of any of these is checked again.

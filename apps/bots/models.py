@@ -4,7 +4,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.bots.choices import (
-    DEFAULT_API_BASE_URLS,
     AccessPolicy,
     ConnectionMode,
     EditedMessages,
@@ -14,6 +13,7 @@ from apps.bots.choices import (
     ReplyLanguage,
     UnprocessedStatus,
 )
+from apps.bots.platforms import platform_spec
 from apps.core.fields import EncryptedTextField
 
 
@@ -182,7 +182,8 @@ class Bot(models.Model):
     @property
     def platform_api_base_url(self) -> str:
         """The base URL to call, with the platform's public default filled in."""
-        return (self.api_base_url or DEFAULT_API_BASE_URLS[Platform(self.platform)]).rstrip("/")
+        spec = platform_spec(self.platform)
+        return (self.api_base_url or (spec.default_api_base_url if spec else "")).rstrip("/")
 
 
 class PairingRequest(models.Model):

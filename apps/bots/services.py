@@ -25,13 +25,13 @@ from apps.bots.choices import (
     UnprocessedStatus,
 )
 from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
+from apps.bots.platforms import adapter_for
 from apps.bots.platforms.base import (
     EventNotUnderstood,
     InboundAction,
     InboundMessage,
     PlatformAdapter,
     WebhookRejected,
-    adapter_for,
     inbound_clean,
 )
 from apps.bots.selectors import bot_config_get

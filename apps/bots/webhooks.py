@@ -60,7 +60,7 @@ def _telegram_receive(bot_id, headers: dict[str, str], body: bytes) -> Answer:
 
 
 def _feishu(bot_id, headers: dict[str, str], body: bytes) -> Answer:
-    from apps.bots.platforms import feishu  # lark-oapi takes seconds to import: on first use
+    from apps.bots.platforms.feishu import reply as feishu
 
     # The reply (challenge echo, card toast) is collected while receiving, in this thread.
     with (

@@ -13,8 +13,8 @@ from django.core.management import call_command
 
 from apps.bots.choices import ConnectionMode
 from apps.bots.connectors.supervisor import Supervisor
-from apps.bots.connectors.telegram_polling import TelegramPoller
 from apps.bots.models import Bot
+from apps.bots.platforms.telegram.connector import TelegramPoller
 from apps.bots.services import bot_update
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Message

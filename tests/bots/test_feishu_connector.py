@@ -11,7 +11,7 @@ import pytest
 from django.db import OperationalError
 from lark_oapi.ws.exception import ClientException
 
-from apps.bots.connectors.feishu_ws import FeishuConnector
+from apps.bots.platforms.feishu.connector import FeishuConnector
 from apps.bots.services import bot_create
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Feedback, Message

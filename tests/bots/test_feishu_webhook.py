@@ -8,7 +8,8 @@ from django.db import OperationalError
 from lark_oapi.core.utils import AESCipher
 
 from apps.bots.models import UnprocessedEvent
-from apps.bots.platforms.base import InboundAttachment, adapter_for
+from apps.bots.platforms import adapter_for
+from apps.bots.platforms.base import InboundAttachment
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Feedback, Message, MessageAttachment
 from apps.core.redis import get_redis

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from apps.bots.choices import PairingStatus
 from apps.bots.models import PairingRequest
-from apps.bots.platforms.telegram import ChatPacer
+from apps.bots.platforms.telegram.pacing import ChatPacer
 from apps.core.aio import process_loop
 
 

@@ -18,8 +18,8 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
 from apps.bots.choices import ConnectionMode
-from apps.bots.connectors import CONNECTORS
 from apps.bots.models import Bot
+from apps.bots.platforms import connector_paths
 from apps.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Supervisor:
         self.reload_seconds = reload_seconds or getattr(settings, "CONNECTORS_RELOAD_SECONDS", 3.0)
         self.stall_seconds = stall_seconds or getattr(settings, "CONNECTORS_STALL_SECONDS", 180.0)
         self.backoff_max = backoff_max or getattr(settings, "CONNECTORS_BACKOFF_MAX", 60.0)
-        self.connectors = CONNECTORS if connectors is None else connectors
+        self.connectors = connector_paths() if connectors is None else connectors
         self.slots: dict[object, _Slot] = {}
         self.passes = 0  # reconcile passes done (observable progress)
         # One connector per bot across all run_connectors processes: a Redis lease,

@@ -1,7 +1,9 @@
 """The only interface the rest of the code sees of a chat platform.
 
-A platform module turns the platform's wire format into `InboundMessage`s and
-sends `OutboundMessage`s. Adding a platform means one new module registered here.
+A platform package turns the platform's wire format into `InboundMessage`s and
+sends `OutboundMessage`s. Adding a platform means one new package, declared with a
+`PlatformSpec` in its `__init__.py` and named in the registry (`platforms/__init__.py`).
+This module imports no adapter.
 """
 
 from __future__ import annotations
@@ -11,6 +13,25 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """What the rest of the code may know of a platform without importing its SDK.
+
+    Each platform package's `__init__.py` declares one (it must stay light: no SDK
+    imports); the registry in `apps.bots.platforms` collects them.
+    """
+
+    name: str  # the value stored in Bot.platform
+    label: Any  # shown in the admin (lazy translation)
+    adapter: str  # import path of the adapter class
+    default_api_base_url: str = ""  # where the platform's API is when the bot names none
+    connector: str = ""  # import path of the persistent-mode connector, "" for none
+    webhook: bool = True  # whether the platform calls us at a webhook URL
+    # Import path of a context manager that collects what a webhook call answers
+    # (a challenge echo, a toast); "" answers {"ok": true, "stored": n}.
+    webhook_reply: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,24 +293,3 @@ def answer_shown_key(answer_id: int) -> str:
     that takes over from a lost worker finishes that message instead of sending another.
     """
     return f"assistant:streamed:{answer_id}"
-
-
-ADAPTERS = {
-    "telegram": "apps.bots.platforms.telegram.TelegramAdapter",
-    "feishu": "apps.bots.platforms.feishu.FeishuAdapter",  # lark-oapi: seconds to import
-    "web": "apps.bots.platforms.web.WebChatAdapter",
-}
-
-
-def adapter_for(bot: Bot) -> PlatformAdapter:
-    """The adapter for a bot's platform. Registering a platform is one line in ADAPTERS.
-
-    A platform's module (and its SDK) is imported the first time one of its bots is used.
-    """
-    from django.utils.module_loading import import_string
-
-    try:
-        adapter = import_string(ADAPTERS[bot.platform])
-    except KeyError:
-        raise DeliveryError(f"no adapter for platform {bot.platform!r}", retryable=False) from None
-    return adapter(bot)

@@ -13,11 +13,11 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 
+from apps.bots.platforms import adapter_for
 from apps.bots.platforms.base import (
     DeliveryError,
     OutboundMessage,
     SentMessage,
-    adapter_for,
     platform_send,
 )
 from apps.conversations.choices import Author, Direction, MessageStatus

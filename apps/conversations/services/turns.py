@@ -20,11 +20,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
+from apps.bots.platforms import adapter_for
 from apps.bots.platforms.base import (
     InboundAttachment,
     OutboundMessage,
     PlatformAdapter,
-    adapter_for,
     answer_shown_key,
 )
 from apps.bots.selectors import bot_config_get

@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
-from apps.bots.platforms.telegram import TelegramAdapter
+from apps.bots.platforms.telegram.adapter import TelegramAdapter
 from apps.bots.services import webhook_url
 
 

@@ -12,7 +12,7 @@ from telegram.error import Conflict, InvalidToken, TelegramError
 
 from apps.bots.models import Bot
 from apps.bots.platforms.base import WebhookRejected
-from apps.bots.platforms.telegram import TelegramAdapter
+from apps.bots.platforms.telegram.adapter import TelegramAdapter
 from apps.bots.services import event_receive
 
 logger = logging.getLogger(__name__)

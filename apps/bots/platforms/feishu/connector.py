@@ -31,7 +31,8 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
     P2CardActionTriggerResponse,
 )
 
-from apps.bots.platforms.feishu import FeishuAdapter, webhook_reply
+from apps.bots.platforms.feishu.adapter import FeishuAdapter
+from apps.bots.platforms.feishu.reply import webhook_reply
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
