@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import Any
 
 from django.utils.module_loading import import_string
 
 from apps.bots.platforms.base import DeliveryError, PlatformAdapter, PlatformSpec
-
-if TYPE_CHECKING:
-    from apps.bots.models import Bot
 
 # The platform packages under apps/bots/platforms/, in the order the admin lists them.
 PACKAGES = ("web", "telegram", "feishu")
@@ -47,8 +44,8 @@ def adapter_class(name: str) -> type[PlatformAdapter]:
     return import_string(spec.adapter)
 
 
-def adapter_for(bot: Bot) -> PlatformAdapter:
-    """The adapter for a bot's platform."""
+def adapter_for(bot: Any) -> PlatformAdapter:
+    """The adapter for a bot's platform (`bot` is an apps.bots.models.Bot)."""
     return adapter_class(bot.platform)(bot)
 
 

@@ -32,6 +32,9 @@ class PlatformSpec:
     # Import path of a context manager that collects what a webhook call answers
     # (a challenge echo, a toast); "" answers {"ok": true, "stored": n}.
     webhook_reply: str = ""
+    # Whether the platform checks the webhook URL with a GET (answered by the adapter's
+    # handshake(query=...)); other platforms' GETs are 405 without a database query.
+    url_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,31 @@ class InboundAction:
 
 
 @dataclass(frozen=True)
+class ChatMoved:
+    """The platform moved a chat to a new id (a Telegram group became a supergroup).
+
+    Adapters report it; the conversations service moves the bot's conversations along.
+    """
+
+    old_chat_id: str
+    new_chat_id: str
+
+
+@dataclass(frozen=True)
+class IdentityLearned:
+    """The bot's own username / open id on the platform, as the adapter just learned it.
+
+    Adapters report it; `bots.services.bot_identity_store` keeps it on the bot.
+    """
+
+    username: str
+
+
+# What an adapter's parse() returns: messages, button presses, and facts for services.
+InboundItem = InboundMessage | InboundAction | ChatMoved | IdentityLearned
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """An answer to deliver into a chat."""
 
@@ -118,12 +146,23 @@ class EventNotUnderstood(Exception):
 
 
 class DeliveryError(Exception):
-    """Sending failed. `retryable` says whether trying again can help."""
+    """Sending failed. `retryable` says whether trying again can help.
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+    `chat_moved` says the chat has a new id: the service moves the conversation first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        chat_moved: ChatMoved | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.chat_moved = chat_moved
 
 
 # What the model is told when a message also carried content it cannot be shown.
@@ -138,13 +177,20 @@ TEXT_MAX_LENGTH = 100_000  # far above any platform's message limit
 CHAT_TYPES = ("private", "group")
 
 
-def inbound_clean(item: InboundMessage | InboundAction) -> InboundMessage | InboundAction:
+def inbound_clean(item: InboundItem) -> InboundItem:
     """The item with every string safe to store and show, or EventNotUnderstood.
 
     Runs once at ingest, whatever the platform: ids must be non-empty strings that fit
     their columns; text must be text; NUL characters (PostgreSQL refuses them) and lone
     surrogates are removed; a display name that is not a string becomes one or "".
     """
+    if isinstance(item, ChatMoved):
+        return ChatMoved(
+            old_chat_id=_clean_id(item.old_chat_id, "old_chat_id"),
+            new_chat_id=_clean_id(item.new_chat_id, "new_chat_id"),
+        )
+    if isinstance(item, IdentityLearned):
+        return IdentityLearned(username=_clean_string(item.username, ID_MAX_LENGTH).strip())
     ids = {
         name: _clean_id(getattr(item, name), name)
         for name in ("external_id", "chat_id", "sender_id")
@@ -231,11 +277,15 @@ class PlatformAdapter(Protocol):
     # Repeat typing() this often while no text is shown (None: once is enough).
     typing_every: float | None
 
-    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
-        """Raise WebhookRejected unless the call really comes from the platform."""
+    def verify(self, *, headers: dict[str, str], body: bytes, query: dict[str, str]) -> None:
+        """Raise WebhookRejected unless the call really comes from the platform.
 
-    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
-        """The messages and button presses in a webhook body (possibly none)."""
+        `query` is the URL's query string (WeCom signs there; others ignore it).
+        """
+
+    def parse(self, *, body: bytes) -> list[InboundItem]:
+        """What a webhook body carries (possibly nothing): messages, button presses, and
+        facts for the services to write (ChatMoved, IdentityLearned). Writes nothing."""
 
     def send(self, message: OutboundMessage) -> SentMessage:
         """Deliver an answer, or finalize the streamed one; raise DeliveryError on failure."""

@@ -24,6 +24,7 @@ from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import reply_language
+from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
@@ -131,6 +132,13 @@ def _deliverable(message_id: int) -> Message | None:
 
 def _delivery_failed(message: Message, error: DeliveryError) -> DeliveryRetry | None:
     message.error = f"delivery failed: {error}"
+    if error.chat_moved is not None:
+        # The retry goes to the chat's new id (the conversation moves with it).
+        chat_migrate(
+            bot=message.conversation.bot,
+            old_chat_id=error.chat_moved.old_chat_id,
+            new_chat_id=error.chat_moved.new_chat_id,
+        )
     if error.retryable and message.delivery_attempts < settings.DELIVERY_MAX_ATTEMPTS:
         message.save(update_fields=["error", "delivery_attempts"])
         delay = error.retry_after or _backoff(message.delivery_attempts)

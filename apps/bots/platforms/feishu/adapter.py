@@ -33,8 +33,10 @@ from lark_oapi.core.exception import ObtainAccessTokenException
 from apps.bots.platforms.base import (
     DeliveryError,
     EventNotUnderstood,
+    IdentityLearned,
     InboundAction,
     InboundAttachment,
+    InboundItem,
     InboundMessage,
     OutboundMessage,
     SentMessage,
@@ -104,10 +106,11 @@ class FeishuAdapter:
     def __init__(self, bot: Bot):
         self.bot = bot
         self._client: lark.Client | None = None
+        self._learned_open_id = ""  # from bot info during this parse; reported, not stored
 
     # Webhook ----------------------------------------------------------------------------
 
-    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
+    def verify(self, *, headers: dict[str, str], body: bytes, query=None) -> None:
         expected_token = self.bot.feishu_verification_token or ""
         if not expected_token:
             raise WebhookRejected("the bot has no Verification Token configured", status=403)
@@ -151,7 +154,7 @@ class FeishuAdapter:
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise WebhookRejected("bad signature", status=403)
 
-    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
+    def parse(self, *, body: bytes) -> list[InboundItem]:
         data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
         if data.get("type") == "url_verification":
             challenge = data.get("challenge")
@@ -161,7 +164,10 @@ class FeishuAdapter:
             if reply is not None:
                 reply.challenge = challenge
             return []
-        return self.parse_event(data)
+        items = self.parse_event(data)
+        if self._learned_open_id:
+            items.append(IdentityLearned(username=self._learned_open_id))
+        return items
 
     def parse_event(self, data: dict[str, Any]) -> list[InboundMessage | InboundAction]:
         """The messages and button presses in one decrypted schema 2.0 event."""
@@ -348,12 +354,13 @@ class FeishuAdapter:
             reply.toasts.append(text)
 
     def bot_open_id(self) -> str:
-        """The bot's own open_id (what its @mentions carry), fetched once and stored.
+        """The bot's own open_id (what its @mentions carry), asked of Feishu when unknown.
 
-        Kept in Bot.platform_username; "" when Feishu cannot be asked right now.
+        Kept in Bot.platform_username: parse() reports one it had to learn
+        (IdentityLearned) and the service stores it. "" when Feishu cannot be asked now.
         """
-        if self.bot.platform_username:
-            return self.bot.platform_username
+        if self.bot.platform_username or self._learned_open_id:
+            return self.bot.platform_username or self._learned_open_id
         request = (
             lark.BaseRequest.builder()
             .http_method(lark.HttpMethod.GET)
@@ -368,8 +375,7 @@ class FeishuAdapter:
         except (DeliveryError, KeyError, TypeError, ValueError) as error:
             logger.warning("feishu bot %s: cannot learn its open_id: %s", self.bot.pk, error)
             return ""
-        type(self.bot).objects.filter(pk=self.bot.pk).update(platform_username=open_id)
-        self.bot.platform_username = open_id
+        self._learned_open_id = open_id
         return open_id
 
     def credentials_check(self) -> str:

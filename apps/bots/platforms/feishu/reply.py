@@ -26,6 +26,11 @@ class WebhookReply:
             return {"toast": {"type": "info", "content": self.toasts[-1]}}
         return {"msg": "success"}
 
+    @staticmethod
+    def error(message: str) -> dict[str, Any]:
+        """What a refused call answers."""
+        return {"msg": message}
+
 
 _reply: ContextVar[WebhookReply | None] = ContextVar("feishu_webhook_reply", default=None)
 

@@ -36,10 +36,13 @@ from telegram.request import HTTPXRequest
 
 from apps.bots.platforms.base import (
     NOT_SHOWN_NOTE,
+    ChatMoved,
     DeliveryError,
     EventNotUnderstood,
+    IdentityLearned,
     InboundAction,
     InboundAttachment,
+    InboundItem,
     InboundMessage,
     OutboundMessage,
     SentMessage,
@@ -134,6 +137,7 @@ class TelegramAdapter:
 
     def __init__(self, bot: Bot):
         self.bot = bot
+        self._learned_username = ""  # from getMe during this parse; reported, not stored
 
     @property
     def telegram_bot_id(self) -> int | None:
@@ -141,7 +145,7 @@ class TelegramAdapter:
         head = (self.bot.telegram_token or "").split(":", 1)[0]
         return int(head) if head.isdigit() else None
 
-    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
+    def verify(self, *, headers: dict[str, str], body: bytes, query=None) -> None:
         expected = self.bot.telegram_webhook_secret or ""
         given = headers.get(SECRET_HEADER, "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -149,7 +153,7 @@ class TelegramAdapter:
 
     # Inbound ---------------------------------------------------------------------------
 
-    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
+    def parse(self, *, body: bytes) -> list[InboundItem]:
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
@@ -163,9 +167,12 @@ class TelegramAdapter:
             raise EventNotUnderstood(
                 f"malformed Update: {error.__class__.__name__}: {error}"
             ) from error
-        return self.parse_update(update)
+        items = self.parse_update(update)
+        if self._learned_username:
+            items.append(IdentityLearned(username=self._learned_username))
+        return items
 
-    def parse_update(self, update: Update) -> list[InboundMessage | InboundAction]:
+    def parse_update(self, update: Update) -> list[InboundItem]:
         """What one Update carries for us (webhook and long polling share this)."""
         if update.callback_query is not None:
             action = self._parse_callback(update)
@@ -176,14 +183,11 @@ class TelegramAdapter:
         if message.chat is None:
             raise EventNotUnderstood("malformed Update: a message without a chat")
         if message.migrate_to_chat_id:
-            from apps.bots.services import chat_migrate
-
-            chat_migrate(
-                bot=self.bot,
-                old_chat_id=str(message.chat.id),
-                new_chat_id=str(message.migrate_to_chat_id),
-            )
-            return []
+            return [
+                ChatMoved(
+                    old_chat_id=str(message.chat.id), new_chat_id=str(message.migrate_to_chat_id)
+                )
+            ]
         if message.chat.type not in ("private", "group", "supergroup"):
             return []
         telegram_id(message.chat.id, "chat.id", signed=True)
@@ -328,13 +332,15 @@ class TelegramAdapter:
         return bool(username) and mention.lower() == f"@{username}".lower()
 
     def username(self) -> str:
-        """The bot's @username without the @, fetched once with getMe and stored.
+        """The bot's @username without the @, fetched with getMe when the bot has none yet.
+
+        parse() reports a username it had to learn (IdentityLearned); the service keeps it.
 
         Without it a mention cannot be recognised, so failing to learn it raises a 503
         (Telegram redelivers the update later; the poller retries) rather than
         silently ignoring a message addressed to the bot.
         """
-        if not self.bot.platform_username:
+        if not self.bot.platform_username and not self._learned_username:
             try:
                 me = asyncio.run(self._get_me())
             except TelegramError as error:
@@ -343,15 +349,8 @@ class TelegramAdapter:
                     f"could not learn the bot's username (getMe: {error}); try again",
                     status=503,
                 ) from error
-            self._store_username(me.username or "")
-        return self.bot.platform_username
-
-    def _store_username(self, username: str) -> None:
-        from apps.bots.models import Bot
-
-        if username and username != self.bot.platform_username:
-            self.bot.platform_username = username
-            Bot.objects.filter(pk=self.bot.pk).update(platform_username=username)
+            self._learned_username = me.username or ""
+        return self.bot.platform_username or self._learned_username
 
     async def _get_me(self, *, read_timeout: float = 15):
         async with self._client(read_timeout=read_timeout) as client:
@@ -430,17 +429,11 @@ class TelegramAdapter:
                     await ChatPacer(self.bot, chat_id).hold(seconds)
             raise DeliveryError(str(error), retryable=True, retry_after=seconds) from error
         except ChatMigrated as error:
-            from apps.bots.services import chat_migrate
-
-            if chat_id:
-                await process_loop.db(
-                    chat_migrate,
-                    bot=self.bot,
-                    old_chat_id=chat_id,
-                    new_chat_id=str(error.new_chat_id),
-                )
+            moved = ChatMoved(old_chat_id=chat_id, new_chat_id=str(error.new_chat_id))
             raise DeliveryError(
-                f"the group became a supergroup {error.new_chat_id}", retryable=True
+                f"the group became a supergroup {error.new_chat_id}",
+                retryable=True,
+                chat_moved=moved if chat_id else None,
             ) from error
         except (BadRequest, Forbidden) as error:
             raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error
@@ -746,11 +739,12 @@ class TelegramAdapter:
             await self._register_commands(client)
             return done, me.username or ""
 
-    def set_webhook(self, url: str) -> bool:
-        """Register `url` with Telegram, with this bot's secret token, and the commands."""
-        done, username = asyncio.run(self._set_webhook(url))
-        self._store_username(username)
-        return done
+    def set_webhook(self, url: str) -> tuple[bool, str]:
+        """Register `url` with Telegram, with this bot's secret token, and the commands.
+
+        Returns whether Telegram took it, and the bot's username (for the caller to keep).
+        """
+        return asyncio.run(self._set_webhook(url))
 
     async def _prepare_polling(self) -> str:
         async with self._client() as client:
@@ -759,9 +753,9 @@ class TelegramAdapter:
             await self._register_commands(client)
             return me.username or ""
 
-    def prepare_polling(self) -> None:
-        """Before long polling: learn our username, drop the webhook, register commands."""
-        self._store_username(asyncio.run(self._prepare_polling()))
+    def prepare_polling(self) -> str:
+        """Before long polling: drop the webhook, register commands; returns our username."""
+        return asyncio.run(self._prepare_polling())
 
     async def _get_updates(self, *, offset: int | None, timeout: int) -> tuple[Update, ...]:
         async with self._client() as client:

@@ -13,7 +13,7 @@ from telegram.error import Conflict, InvalidToken, TelegramError
 from apps.bots.models import Bot
 from apps.bots.platforms.base import WebhookRejected
 from apps.bots.platforms.telegram.adapter import TelegramAdapter
-from apps.bots.services import event_receive
+from apps.bots.services import bot_identity_store, event_receive
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class TelegramPoller:
             self.heartbeat = time.monotonic()
             try:
                 if not prepared:
-                    self.adapter.prepare_polling()  # deleteWebhook, setMyCommands
+                    username = self.adapter.prepare_polling()  # deleteWebhook, setMyCommands
+                    bot_identity_store(bot=self.bot, username=username)
                     prepared = True
                 updates = self.adapter.poll(
                     offset=offset,
