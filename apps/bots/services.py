@@ -22,9 +22,9 @@ from apps.bots.choices import (
     EditedMessages,
     GroupTrigger,
     PairingStatus,
-    Platform,
     UnprocessedStatus,
 )
+from apps.bots.config import config_validate
 from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
 from apps.bots.platforms import adapter_for, platform_spec
 from apps.bots.platforms.base import (
@@ -51,14 +51,14 @@ def webhook_url(bot: Bot) -> str | None:
 
 
 def bot_fill_defaults(bot: Bot) -> None:
-    """Generate what an admin should not have to invent (the webhook secret)."""
-    if bot.platform == Platform.TELEGRAM and not bot.telegram_webhook_secret:
-        bot.telegram_webhook_secret = secrets.token_urlsafe(32)
+    """Check the bot's config against its platform's schema and generate what an admin
+    should not have to invent (a webhook secret). Raises ValidationError."""
+    bot.config = config_validate(platform=bot.platform, values={}, current=bot.config or {})
 
 
 @transaction.atomic
 def bot_create(**fields: Any) -> Bot:
-    """Create a bot, generating its webhook secret."""
+    """Create a bot, checking its platform config and generating its webhook secret."""
     bot = Bot(**fields)
     bot_fill_defaults(bot)
     bot.full_clean()

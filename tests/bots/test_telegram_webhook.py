@@ -29,7 +29,7 @@ def test_update_is_answered_with_the_streamed_model_text(
     assert shown.text == "Paris is the capital of France."
     assert int(sent[0].params["chat_id"]) == update["message"]["chat"]["id"]
     assert sent[0].params["reply_parameters"]["message_id"] == update["message"]["message_id"]
-    assert sent[0].token == telegram_bot.telegram_token
+    assert sent[0].token == telegram_bot.config["token"]
     # The model saw the user's text and was asked to stream.
     assert fake_openai.requests[0]["stream"] is True
     assert fake_openai.requests[0]["messages"][-1] == {

@@ -21,6 +21,7 @@ from apps.bots.choices import ConnectionMode
 from apps.bots.models import Bot
 from apps.bots.platforms import connector_paths
 from apps.core.redis import get_redis
+from apps.core.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class Supervisor:
 
     def _schedule_restart(self, slot: _Slot, reason: str) -> None:
         slot.failures += 1
-        delay = min(self.backoff_max, 2.0 ** (slot.failures - 1))
+        delay = backoff_delay(attempt=slot.failures, base=1.0, cap=self.backoff_max, jitter=False)
         slot.thread = None
         slot.restart_at = time.monotonic() + delay
         logger.warning("connector for bot %s %s; restarting in %.0fs", slot.bot_id, reason, delay)

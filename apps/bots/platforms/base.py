@@ -16,6 +16,24 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class ConfigField:
+    """One setting or credential of a platform, kept in the bot's encrypted `config`.
+
+    The admin form, the API and validation all read these (apps/bots/config.py); the
+    admin form and the API name the field "<platform>_<key>", e.g. telegram_token.
+    """
+
+    key: str
+    label: Any
+    help_text: Any = ""
+    secret: bool = False  # write-only: never shown or returned, masked in the audit log
+    required: bool = False
+    credential: bool = False  # a change is checked with the platform before saving
+    generated: bool = False  # made up (a random token) when left empty; not on the add page
+    max_length: int = 500
+
+
+@dataclass(frozen=True)
 class PlatformSpec:
     """What the rest of the code may know of a platform without importing its SDK.
 
@@ -35,6 +53,12 @@ class PlatformSpec:
     # Whether the platform checks the webhook URL with a GET (answered by the adapter's
     # handshake(query=...)); other platforms' GETs are 405 without a database query.
     url_check: bool = False
+    # The platform's settings and credentials (Bot.config), in the order forms show them.
+    config: tuple[ConfigField, ...] = ()
+    config_description: Any = ""  # where to find them, shown above them in the admin
+    # What the admin and the API say when the platform refuses the credentials
+    # (%(reason)s is the platform's answer, secrets masked).
+    credentials_refused: Any = ""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,6 +29,7 @@ from apps.core import metrics
 from apps.core.aio import process_loop
 from apps.core.locks import held_locks
 from apps.core.redis import get_redis
+from apps.core.retry import backoff_delay
 from apps.core.sql import rows_update
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,9 @@ def _delivery_failed(message: Message, error: DeliveryError) -> DeliveryRetry | 
         )
     if error.retryable and message.delivery_attempts < settings.DELIVERY_MAX_ATTEMPTS:
         message.save(update_fields=["error", "delivery_attempts"])
-        delay = error.retry_after or _backoff(message.delivery_attempts)
+        delay = error.retry_after or backoff_delay(
+            attempt=message.delivery_attempts + 1, base=1.0, cap=60.0
+        )
         dispatch_delivery(message.pk, delay)
         metrics.delivery_record(platform=message.conversation.bot.platform, outcome="retry")
         return DeliveryRetry(delay)
@@ -167,10 +169,6 @@ def _delivered(message: Message, sent: SentMessage) -> Message:
     publish(message.conversation_id, MessageEvent(message_payload(message)))
     metrics.delivery_record(platform=message.conversation.bot.platform, outcome="delivered")
     return message
-
-
-def _backoff(attempt: int) -> float:
-    return min(60.0, 2.0**attempt) * (0.5 + random.random() / 2)  # noqa: S311
 
 
 @transaction.atomic

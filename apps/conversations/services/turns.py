@@ -36,6 +36,7 @@ from apps.conversations.services.dispatch import dispatch_delivery, dispatch_tur
 from apps.core import metrics
 from apps.core.masking import mask_personal_data
 from apps.core.redis import get_async_redis, get_redis
+from apps.core.retry import backoff_delay
 from apps.core.sql import rows_exist, rows_update
 from apps.providers.client import (
     COOLING_DOWN,
@@ -420,8 +421,13 @@ def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
         # (spread over two seconds, so the waiting turns do not all knock at once).
         delay = error.retry_after + random.uniform(0.5, 2.5)  # noqa: S311
     else:
-        backoff = settings.MODEL_OUTAGE_RETRY_SECONDS * 2 ** min(waits - 1, 16)
-        delay = max(min(backoff, settings.MODEL_OUTAGE_RETRY_MAX_SECONDS), error.retry_after or 0)
+        delay = backoff_delay(
+            attempt=waits,
+            base=settings.MODEL_OUTAGE_RETRY_SECONDS,
+            cap=settings.MODEL_OUTAGE_RETRY_MAX_SECONDS,
+            jitter=False,
+            retry_after=error.retry_after or 0,
+        )
     delay = min(delay, left)
     answer = prepared.answer
     answer.status = MessageStatus.FAILED

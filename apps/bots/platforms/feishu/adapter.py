@@ -111,19 +111,19 @@ class FeishuAdapter:
     # Webhook ----------------------------------------------------------------------------
 
     def verify(self, *, headers: dict[str, str], body: bytes, query=None) -> None:
-        expected_token = self.bot.feishu_verification_token or ""
+        expected_token = self.bot.config.get("verification_token", "") or ""
         if not expected_token:
             raise WebhookRejected("the bot has no Verification Token configured", status=403)
         # The signature covers the raw body: check it before decrypting anything.
-        signed = bool(self.bot.feishu_encrypt_key) and self._signature_present(headers)
+        signed = bool(self.bot.config.get("encrypt_key", "")) and self._signature_present(headers)
         if signed:
             self._check_signature(headers, body)
-        data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
+        data = event_decrypt(body, self.bot.config.get("encrypt_key", "") or "")
         if data.get("type") == "url_verification":
             # Feishu does not sign the URL check; its token is top-level.
             self._check_token(data.get("token"), expected_token)
             return
-        if self.bot.feishu_encrypt_key and not signed:
+        if self.bot.config.get("encrypt_key", "") and not signed:
             raise WebhookRejected("missing signature", status=403)
         token = _get(data, "header", "token") if data.get("schema") else data.get("token")
         self._check_token(token, expected_token)
@@ -149,13 +149,16 @@ class FeishuAdapter:
         if age > SIGNATURE_MAX_AGE:
             raise WebhookRejected("stale request timestamp", status=403)
         expected = event_signature(
-            timestamp=timestamp, nonce=nonce, encrypt_key=self.bot.feishu_encrypt_key, body=body
+            timestamp=timestamp,
+            nonce=nonce,
+            encrypt_key=self.bot.config.get("encrypt_key", ""),
+            body=body,
         )
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise WebhookRejected("bad signature", status=403)
 
     def parse(self, *, body: bytes) -> list[InboundItem]:
-        data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
+        data = event_decrypt(body, self.bot.config.get("encrypt_key", "") or "")
         if data.get("type") == "url_verification":
             challenge = data.get("challenge")
             if not isinstance(challenge, str):
@@ -393,15 +396,15 @@ class FeishuAdapter:
             InternalTenantAccessTokenRequest.builder()
             .request_body(
                 InternalTenantAccessTokenRequestBody.builder()
-                .app_id(self.bot.feishu_app_id)
-                .app_secret(self.bot.feishu_app_secret)
+                .app_id(self.bot.config.get("app_id", ""))
+                .app_secret(self.bot.config.get("app_secret", ""))
                 .build()
             )
             .build()
         )
         client = self.client()
         self._call("tenant token", lambda: client.auth.v3.tenant_access_token.internal(request))
-        return self.bot.feishu_app_id
+        return self.bot.config.get("app_id", "")
 
     # Sending ----------------------------------------------------------------------------
 
@@ -412,8 +415,8 @@ class FeishuAdapter:
         try:
             self._client = (
                 lark.Client.builder()
-                .app_id(self.bot.feishu_app_id)
-                .app_secret(self.bot.feishu_app_secret)
+                .app_id(self.bot.config.get("app_id", ""))
+                .app_secret(self.bot.config.get("app_secret", ""))
                 .domain(self.bot.platform_api_base_url)
                 .timeout(15)
                 .cache(TOKEN_CACHE)
@@ -455,7 +458,7 @@ class FeishuAdapter:
                 retry_after = 1.0
             raise DeliveryError(message, retryable=True, retry_after=retry_after)
         if code in TOKEN_INVALID_CODES:
-            TOKEN_CACHE.forget(self.bot.feishu_app_id)
+            TOKEN_CACHE.forget(self.bot.config.get("app_id", ""))
             raise DeliveryError(message, retryable=True)
         raise DeliveryError(message, retryable=status >= 500 or status == 0)
 

@@ -131,8 +131,8 @@ class FeishuConnector:
         self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feishu-ingest")
         try:
             client = lark.ws.Client(
-                self.bot.feishu_app_id,
-                self.bot.feishu_app_secret,
+                self.bot.config.get("app_id", ""),
+                self.bot.config.get("app_secret", ""),
                 event_handler=self.event_handler(),
                 domain=self.bot.platform_api_base_url,
                 auto_reconnect=True,

@@ -142,11 +142,11 @@ class TelegramAdapter:
     @property
     def telegram_bot_id(self) -> int | None:
         """The bot's own user id: the part of its token before the colon."""
-        head = (self.bot.telegram_token or "").split(":", 1)[0]
+        head = (self.bot.config.get("token", "") or "").split(":", 1)[0]
         return int(head) if head.isdigit() else None
 
     def verify(self, *, headers: dict[str, str], body: bytes, query=None) -> None:
-        expected = self.bot.telegram_webhook_secret or ""
+        expected = self.bot.config.get("webhook_secret", "") or ""
         given = headers.get(SECRET_HEADER, "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise WebhookRejected("bad or missing secret token", status=403)
@@ -385,7 +385,7 @@ class TelegramAdapter:
         updates_request = HTTPXRequest(connect_timeout=5, read_timeout=5)
         api = self.bot.platform_api_base_url
         client = TelegramBot(
-            self.bot.telegram_token,
+            self.bot.config.get("token", ""),
             base_url=f"{api}/bot",
             base_file_url=f"{api}/file/bot",
             request=request,
@@ -399,11 +399,11 @@ class TelegramAdapter:
     def _shared_client(self) -> TelegramBot:
         """This bot's long-lived client on the process loop: one connection pool for all turns."""
         api = self.bot.platform_api_base_url
-        key = (self.bot.pk, self.bot.telegram_token or "", api)
+        key = (self.bot.pk, self.bot.config.get("token", "") or "", api)
         client = _shared_clients.get(key)
         if client is None:
             client = TelegramBot(
-                self.bot.telegram_token,
+                self.bot.config.get("token", ""),
                 base_url=f"{api}/bot",
                 base_file_url=f"{api}/file/bot",
                 request=_QueuedRequest(
@@ -733,7 +733,7 @@ class TelegramAdapter:
             me = await client.get_me()
             done = await client.set_webhook(
                 url=url,
-                secret_token=self.bot.telegram_webhook_secret,
+                secret_token=self.bot.config.get("webhook_secret", ""),
                 allowed_updates=ALLOWED_UPDATES,
             )
             await self._register_commands(client)

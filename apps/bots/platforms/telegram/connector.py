@@ -14,6 +14,7 @@ from apps.bots.models import Bot
 from apps.bots.platforms.base import WebhookRejected
 from apps.bots.platforms.telegram.adapter import TelegramAdapter
 from apps.bots.services import bot_identity_store, event_receive
+from apps.core.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,7 @@ class TelegramPoller:
         self.backoff_max = _setting("TELEGRAM_POLL_BACKOFF_MAX", 60)
 
     def run(self, stop: threading.Event) -> None:
-        offset = (
-            Bot.objects.filter(pk=self.bot.pk)
-            .values_list("telegram_update_offset", flat=True)
-            .first()
-        )
+        offset = Bot.objects.filter(pk=self.bot.pk).values_list("poll_offset", flat=True).first()
         prepared = False
         failures = 0
         while not stop.is_set():
@@ -93,11 +90,11 @@ class TelegramPoller:
             logger.error("update %s is not readable JSON: %s", update.update_id, error)
         offset = update.update_id + 1
         # update(): the offset is state, not configuration (updated_at stays).
-        Bot.objects.filter(pk=self.bot.pk).update(telegram_update_offset=offset)
+        Bot.objects.filter(pk=self.bot.pk).update(poll_offset=offset)
         return offset
 
     def _back_off(self, stop: threading.Event, failures: int, reason: str) -> None:
-        delay = min(self.backoff_max, 0.5 * 2 ** (failures - 1))
+        delay = backoff_delay(attempt=failures, base=0.5, cap=self.backoff_max, jitter=False)
         self.status = f"retrying in {delay:.0f}s after {reason}"[:200]
         logger.warning("bot %s: polling failed (%s); retrying in %.1fs", self.bot.pk, reason, delay)
         self.heartbeat = time.monotonic()
