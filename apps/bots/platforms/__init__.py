@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from apps.bots.platforms.base import DeliveryError, PlatformAdapter, PlatformSpec
 
 # The platform packages under apps/bots/platforms/, in the order the admin lists them.
-PACKAGES = ("web", "telegram", "feishu")
+PACKAGES = ("web", "telegram", "feishu", "wecom")
 
 
 @cache
