@@ -55,7 +55,9 @@ def with_defaults(update: dict[str, Any]) -> dict[str, Any]:
 
     A user without `is_bot` is taken as a person, without `first_name` as nameless; a
     file without `file_unique_id` uses its `file_id`; a poll option from before Bot API
-    9.6 gets its text as `persistent_id`. Walks iteratively: a payload
+    9.6 gets its text as `persistent_id`; a chat without `type` (as in Telegram's own
+    webhook-testing examples) is private when its id is positive (a user's), else a
+    group. Walks iteratively: a payload
     nested thousands deep cannot exhaust the stack.
     """
     stack: list[tuple[str, Any]] = [("", update)]
@@ -67,6 +69,8 @@ def with_defaults(update: dict[str, Any]) -> dict[str, Any]:
             if key in _USER_KEYS or key == "new_chat_members":
                 value.setdefault("is_bot", False)
                 value.setdefault("first_name", "")
+            if key == "chat" and isinstance(value.get("id"), int) and "type" not in value:
+                value["type"] = "private" if value["id"] > 0 else "group"
             if "file_id" in value:
                 value.setdefault("file_unique_id", value["file_id"])
             if key == "options" and "voter_count" in value:  # poll options before API 9.6
