@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from apps.bots.api import BotViewSet
-from apps.bots.webhooks import feishu_webhook, telegram_webhook
+from apps.bots.webhooks import platform_webhook
 from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import favicon, health, healthz, home, metrics, readyz
@@ -32,16 +32,7 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path(
-        "api/webhooks/telegram/<uuid:bot_id>/",
-        telegram_webhook,
-        name="webhook-telegram",
-    ),
-    path(
-        "api/webhooks/feishu/<uuid:bot_id>/",
-        feishu_webhook,
-        name="webhook-feishu",
-    ),
+    path("api/webhooks/<str:platform>/<uuid:bot_id>/", platform_webhook, name="webhook"),
     path("chat/<uuid:bot_id>/", web_chat, name="web-chat"),
     path("console/", include("apps.conversations.urls")),
     path("health/", health, name="health"),

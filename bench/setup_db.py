@@ -37,8 +37,8 @@ def main(model_url: str, telegram_url: str, secret: str) -> None:
         platform=Platform.TELEGRAM,
         profile=profile,
         api_base_url=telegram_url,
-        telegram_token="123456:BENCH-token",  # noqa: S106 - the fake accepts any
-        telegram_webhook_secret=secret,
+        # The fake accepts any token.
+        config={"token": "123456:BENCH-token", "webhook_secret": secret},
         platform_username="bench_bot",
     )
     print(bot.pk)

@@ -39,7 +39,10 @@ def make_telegram_bot(*, profile: ModelProfile | None, api_base_url: str, **fiel
         platform=Platform.TELEGRAM,
         profile=profile,
         api_base_url=api_base_url,
-        telegram_token=fields.pop("telegram_token", "123456:TEST-token"),
+        config={
+            "token": fields.pop("telegram_token", "123456:TEST-token"),
+            "webhook_secret": fields.pop("telegram_webhook_secret", ""),
+        },
         **fields,
     )
 

@@ -20,7 +20,7 @@ import pytest
 from Crypto.Cipher import AES
 
 from apps.bots.choices import Platform
-from apps.bots.platforms.feishu import event_signature
+from apps.bots.platforms.feishu.parsing import event_signature
 from apps.bots.services import bot_create
 from tests.fakes.feishu import FakeFeishu
 
@@ -150,7 +150,7 @@ def post_event(
     client, bot, payload: dict, *, encrypt_key: str | None = None, headers=None, raw=None
 ):
     """POST an event to the bot's webhook as Feishu does (encrypted and signed when keyed)."""
-    key = bot.feishu_encrypt_key if encrypt_key is None else encrypt_key
+    key = bot.config.get("encrypt_key", "") if encrypt_key is None else encrypt_key
     body = raw
     if body is None:
         plain = json.dumps(payload)
@@ -190,10 +190,12 @@ def feishu_bot(profile, fake_feishu):
         platform=Platform.FEISHU,
         profile=profile,
         api_base_url=fake_feishu.url,
-        feishu_app_id=fake_feishu.app_id,
-        feishu_app_secret=fake_feishu.app_secret,
-        feishu_verification_token=VERIFICATION_TOKEN,
-        feishu_encrypt_key=ENCRYPT_KEY,
+        config={
+            "app_id": fake_feishu.app_id,
+            "app_secret": fake_feishu.app_secret,
+            "verification_token": VERIFICATION_TOKEN,
+            "encrypt_key": ENCRYPT_KEY,
+        },
         platform_username=BOT_OPEN_ID,
     )
 
@@ -201,6 +203,6 @@ def feishu_bot(profile, fake_feishu):
 @pytest.fixture
 def plain_feishu_bot(feishu_bot):
     """The same bot without an Encrypt Key: plaintext events, verification token only."""
-    feishu_bot.feishu_encrypt_key = ""
-    feishu_bot.save(update_fields=["feishu_encrypt_key"])
+    del feishu_bot.config["encrypt_key"]
+    feishu_bot.save(update_fields=["config"])
     return feishu_bot

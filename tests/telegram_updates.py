@@ -182,7 +182,7 @@ def post_body(client, bot, body: bytes, *, secret: str | None = None):
         data=body,
         content_type="application/json",
         headers={
-            "X-Telegram-Bot-Api-Secret-Token": bot.telegram_webhook_secret
+            "X-Telegram-Bot-Api-Secret-Token": bot.config["webhook_secret"]
             if secret is None
             else secret
         },

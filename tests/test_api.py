@@ -66,13 +66,13 @@ def test_provider_profile_bot_lifecycle(api, staff_user, fake_openai, fake_teleg
     assert body["webhook_url"].endswith(f"/api/webhooks/telegram/{body['id']}/")
     assert "telegram_token" not in body and "telegram_webhook_secret" not in body
     assert set(body["secrets_set"]) == {"telegram_token", "telegram_webhook_secret"}
-    assert len(Bot.objects.get().telegram_webhook_secret) >= 32
+    assert len(Bot.objects.get().config["webhook_secret"]) >= 32
     assert body["platform_username"] == fake_telegram.bot_username  # checked with getMe
     assert fake_openai.model_list_requests[0]["authorization"] == "Bearer sk-secret-123456"
 
     renamed = api.patch(f"/api/v1/bots/{body['id']}/", {"name": "Helpdesk"}, format="json")
     assert renamed.status_code == 200
-    assert Bot.objects.get().telegram_token == "123:abc"  # untouched by a partial update
+    assert Bot.objects.get().config["token"] == "123:abc"  # untouched by a partial update
 
     in_use = api.delete(f"/api/v1/providers/{provider.json()['id']}/")
     assert in_use.status_code == 409
@@ -248,7 +248,7 @@ def test_an_unreachable_platform_is_400_unless_saved_anyway(api, transactional_d
 
     assert saved.status_code == 201, saved.content
     assert "save_anyway" not in saved.json()
-    assert Bot.objects.get().telegram_token == "123456:TEST-token"
+    assert Bot.objects.get().config["token"] == "123456:TEST-token"
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     for name in ("Bot", "Provider"):
         field = schema["components"]["schemas"][name]["properties"]["save_anyway"]
@@ -267,7 +267,7 @@ def test_a_changed_token_is_checked_and_a_refused_one_changes_nothing(
     assert response.status_code == 400
     assert "Telegram refused this token" in response.json()["telegram_token"][0]
     telegram_bot.refresh_from_db()
-    assert telegram_bot.telegram_token == "123456:TEST-token"
+    assert telegram_bot.config["token"] == "123456:TEST-token"
     renamed = api.patch(f"/api/v1/bots/{telegram_bot.pk}/", {"name": "new"}, format="json")
     assert renamed.status_code == 200
     assert [call.token for call in fake_telegram.calls] == ["123456:other"]  # no check needed

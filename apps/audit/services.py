@@ -33,9 +33,14 @@ def audit_record(
 def snapshot(instance: models.Model) -> dict[str, Any]:
     """Field values of a configuration row, with secrets replaced by a marker."""
     values: dict[str, Any] = {}
+    # A model whose encrypted JSON holds secrets and settings says how to show it.
+    masked = instance.masked_values() if hasattr(instance, "masked_values") else {}
     for field in instance._meta.concrete_fields:
         if getattr(field, "auto_now", False):
             continue  # timestamps change on every save; the event has its own
+        if field.name in masked:
+            values.update(masked[field.name])
+            continue
         value = getattr(instance, field.attname)
         if isinstance(field, EncryptedTextField) or field.name == "password":
             value = "<set>" if value else ""

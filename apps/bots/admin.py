@@ -1,5 +1,8 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -7,9 +10,16 @@ from django.utils.translation import ngettext
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.bots.choices import PairingStatus, Platform, UnprocessedStatus
+from apps.bots.config import (
+    config_field_name,
+    config_field_names,
+    config_fields,
+    config_validate,
+)
 from apps.bots.credentials import bot_credentials_check
 from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
-from apps.bots.serializers import SECRET_FIELDS
+from apps.bots.platforms import PlatformSpec, platform_spec, platform_specs
+from apps.bots.platforms.base import ConfigField
 from apps.bots.services import (
     bot_fill_defaults,
     pairing_decide,
@@ -19,17 +29,6 @@ from apps.bots.services import (
 )
 from apps.core.credentials import CredentialsCheckedForm
 
-# The fields only some platforms use; a bot's form shows those of its platform alone.
-PLATFORM_FIELDS = {
-    Platform.WEB: (),
-    Platform.TELEGRAM: ("telegram_token", "telegram_webhook_secret"),
-    Platform.FEISHU: (
-        "feishu_app_id",
-        "feishu_app_secret",
-        "feishu_verification_token",
-        "feishu_encrypt_key",
-    ),
-}
 # Connection, group chats and access lists: the chat platforms' settings, not the web chat's.
 CHAT_PLATFORM_FIELDS = (
     "connection_mode",
@@ -59,8 +58,16 @@ HELP_TEXTS = {
 }
 
 
+def _spec(platform: str) -> PlatformSpec:
+    spec = platform_spec(platform)
+    if spec is None:
+        raise LookupError(f"no platform {platform!r}")
+    return spec
+
+
 class BotForm(CredentialsCheckedForm):
-    """Secrets are write-only: the form never shows them; empty keeps the stored value.
+    """Each platform's settings come from its schema (`PlatformSpec.config`) as fields
+    named "<platform>_<key>". Secrets are write-only: never shown; empty keeps them.
 
     Saving checks the platform credentials (Telegram getMe, a Feishu tenant token).
     """
@@ -69,8 +76,7 @@ class BotForm(CredentialsCheckedForm):
 
     class Meta:
         model = Bot
-        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets choose what is shown
-        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
+        exclude = ["config"]  # edited through the platform's fields below
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,32 +85,36 @@ class BotForm(CredentialsCheckedForm):
                 self.fields[name].help_text = text
         if "profile" in self.fields:
             self.fields["profile"].label = _("Model profile")
-        for name in SECRET_FIELDS:
+        stored: dict[str, Any] = (self.instance.config or {}) if self.instance.pk else {}
+        for name, (platform, config_field) in config_field_names().items():
             field = self.fields.get(name)
-            if field is not None and self.instance.pk and getattr(self.instance, name):
+            if field is None or platform != self.instance.platform:
+                continue
+            if config_field.secret and stored.get(config_field.key):
                 field.help_text = format_lazy(
                     "{} {}", field.help_text, _("Set; leave empty to keep it.")
                 )
+            elif not config_field.secret:
+                field.initial = stored.get(config_field.key, "")
 
     def clean(self):
         super().clean()
         cleaned = self.cleaned_data
-        for name in SECRET_FIELDS:
-            if not cleaned.get(name) and self.instance.pk:
-                cleaned[name] = getattr(self.instance, name)
         platform = cleaned.get("platform") or self.instance.platform
-        # The add page shows every platform's fields until one is chosen: keep only its own.
-        for other, names in PLATFORM_FIELDS.items():
-            if other != platform:
-                for name in names:
-                    if name in cleaned:
-                        cleaned[name] = ""
-        if platform == Platform.TELEGRAM and not cleaned.get("telegram_token"):
-            self.add_error("telegram_token", _("A Telegram bot needs its token."))
-        if platform == Platform.FEISHU:
-            for name in ("feishu_app_id", "feishu_app_secret"):
-                if not cleaned.get(name) and name in self.fields:
-                    self.add_error(name, _("A Feishu / Lark bot needs its app ID and secret."))
+        # The add page shows every platform's fields until one is chosen: only its own count.
+        values = {
+            config_field.key: cleaned.get(name, "")
+            for name, (owner, config_field) in config_field_names().items()
+            if owner == platform and name in self.fields
+        }
+        current = self.instance.config if self.instance.platform == platform else {}
+        try:
+            self.instance.config = config_validate(
+                platform=platform, values=values, current=current or {}
+            )
+        except ValidationError as error:
+            for name, messages in error.message_dict.items():
+                self.add_error(name if name in self.fields else None, messages)
         return cleaned
 
     def save(self, commit=True):
@@ -115,9 +125,28 @@ class BotForm(CredentialsCheckedForm):
         return bot
 
 
-def _platform_classes(*platforms: Platform) -> list[str]:
+def _config_form_field(config_field: ConfigField) -> forms.CharField:
+    return forms.CharField(
+        required=False,
+        max_length=config_field.max_length,
+        label=config_field.label,
+        help_text=config_field.help_text,
+        widget=forms.PasswordInput(render_value=False) if config_field.secret else None,
+    )
+
+
+# The platforms' settings as form fields, declared on the class so fieldsets can name them.
+_CONFIG_FORM_FIELDS = {
+    name: _config_form_field(config_field)
+    for name, (_platform, config_field) in config_field_names().items()
+}
+BotForm.base_fields.update(_CONFIG_FORM_FIELDS)
+BotForm.declared_fields.update(_CONFIG_FORM_FIELDS)
+
+
+def _platform_classes(*platforms: str) -> list[str]:
     """Fieldset classes the add page's script shows or hides by the chosen platform."""
-    return ["platform-fields", *(f"platform-{platform.value}" for platform in platforms)]
+    return ["platform-fields", *(f"platform-{platform}" for platform in platforms)]
 
 
 @admin.register(Bot)
@@ -133,7 +162,7 @@ class BotAdmin(AuditedModelAdmin):
         "link",
     ]
     list_filter = ["platform", "enabled", "connection_mode"]
-    search_fields = ["name", "feishu_app_id", "platform_username"]
+    search_fields = ["name", "platform_username"]
     readonly_fields = [
         "id",
         "webhook",
@@ -141,7 +170,7 @@ class BotAdmin(AuditedModelAdmin):
         "platform_username",
         "connector_status",
         "connector_heartbeat_at",
-        "telegram_update_offset",
+        "poll_offset",
         "created_at",
         "updated_at",
     ]
@@ -155,16 +184,12 @@ class BotAdmin(AuditedModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         """A change page shows its platform's fields only; the add page all, sorted by a script."""
-        chat = (Platform.TELEGRAM, Platform.FEISHU)
+        chat = tuple(name for name, spec in platform_specs().items() if spec.config)
         if obj is None:
             return [
                 (None, {"fields": ["name", "platform", "enabled", "profile"]}),
                 self._connection_fieldset(chat, add=True),
-                (
-                    "Telegram",
-                    {"fields": ["telegram_token"], "classes": _platform_classes(Platform.TELEGRAM)},
-                ),
-                self._feishu_fieldset(),
+                *(self._config_fieldset(platform, add=True) for platform in chat),
                 self._chats_fieldset(chat),
                 (_("Replies"), {"fields": ["reply_language", "while_answering"]}),
                 (_("Privacy"), {"fields": ["mask_personal_data"]}),
@@ -172,8 +197,8 @@ class BotAdmin(AuditedModelAdmin):
                 self._budgets_fieldset(),
                 (None, {"fields": ["save_anyway"]}),
             ]
-        platform = Platform(obj.platform)
-        if platform == Platform.WEB:
+        platform = obj.platform
+        if not config_fields(platform):
             return [
                 (None, {"fields": ["id", "name", "platform", "enabled", "profile", "link"]}),
                 (_("Replies"), {"fields": ["reply_language", "while_answering"]}),
@@ -181,17 +206,9 @@ class BotAdmin(AuditedModelAdmin):
                 self._budgets_fieldset(),
                 (None, {"fields": ["save_anyway", "created_at", "updated_at"]}),
             ]
-        credentials = (
-            (
-                "Telegram",
-                {"fields": ["telegram_token", "telegram_webhook_secret", "telegram_update_offset"]},
-            )
-            if platform == Platform.TELEGRAM
-            else self._feishu_fieldset()
-        )
         return [
             (None, {"fields": ["id", "name", "platform", "enabled", "profile", "webhook"]}),
-            credentials,
+            self._config_fieldset(platform, add=False),
             self._connection_fieldset((platform,), add=False),
             self._chats_fieldset((platform,)),
             (_("Replies"), {"fields": ["reply_language", "while_answering"]}),
@@ -202,30 +219,29 @@ class BotAdmin(AuditedModelAdmin):
         ]
 
     @staticmethod
+    def _config_fieldset(platform: str, *, add: bool):
+        """The platform's settings, from its schema (generated ones only once they exist)."""
+        spec = _spec(platform)
+        options = {
+            "fields": [
+                config_field_name(platform, field.key)
+                for field in spec.config
+                if not (add and field.generated)
+            ],
+            "classes": _platform_classes(platform),
+        }
+        if spec.config_description:
+            options["description"] = spec.config_description
+        return (spec.label, options)
+
+    @staticmethod
     def _connection_fieldset(platforms, *, add: bool):
         fields = ["connection_mode", "api_base_url"]
         if not add:
             fields += ["platform_username", "connector_status", "connector_heartbeat_at"]
+            if any(_spec(platform).connector for platform in platforms):
+                fields.append("poll_offset")
         return (_("Connection"), {"fields": fields, "classes": _platform_classes(*platforms)})
-
-    @staticmethod
-    def _feishu_fieldset():
-        return (
-            _("Feishu / Lark"),
-            {
-                "fields": [
-                    "feishu_app_id",
-                    "feishu_app_secret",
-                    "feishu_verification_token",
-                    "feishu_encrypt_key",
-                ],
-                "classes": _platform_classes(Platform.FEISHU),
-                "description": _(
-                    "From the Feishu / Lark developer console: Credentials &amp; Basic Info, "
-                    "and Events &amp; Callbacks → Encryption strategy."
-                ),
-            },
-        )
 
     @staticmethod
     def _chats_fieldset(platforms):

@@ -1,18 +1,13 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.bots.platforms import platform_specs
 
-class Platform(models.TextChoices):
-    WEB = "web", _("Web chat")
-    TELEGRAM = "telegram", _("Telegram")
-    FEISHU = "feishu", _("Feishu / Lark")
-
-
-DEFAULT_API_BASE_URLS = {
-    Platform.WEB: "",
-    Platform.TELEGRAM: "https://api.telegram.org",
-    Platform.FEISHU: "https://open.feishu.cn",
-}
+# The registered platforms (apps/bots/platforms/), e.g. Platform.TELEGRAM == "telegram".
+Platform = models.TextChoices(  # type: ignore[call-overload] # built from the registry
+    "Platform",
+    [(spec.name.upper(), (spec.name, spec.label)) for spec in platform_specs().values()],
+)
 
 
 class GroupTrigger(models.TextChoices):

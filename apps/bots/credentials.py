@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from django.utils.translation import gettext_lazy as _
 
-from apps.bots.choices import Platform
+from apps.bots.config import config_field_name, config_fields, config_secret_values
 from apps.bots.models import Bot
-from apps.bots.platforms.base import DeliveryError, adapter_for
+from apps.bots.platforms import adapter_for, platform_spec
+from apps.bots.platforms.base import DeliveryError
 from apps.core.credentials import CredentialsCheck, mask_secrets
-
-if TYPE_CHECKING:
-    from django_stubs_ext import StrPromise
-
-# What the platforms authenticate with: a change of any of these is checked again.
-CREDENTIAL_FIELDS = {
-    Platform.TELEGRAM: ("api_base_url", "telegram_token"),
-    Platform.FEISHU: ("api_base_url", "feishu_app_id", "feishu_app_secret"),
-}
-# The field a refusal is shown on.
-CREDENTIAL_ERROR_FIELD = {Platform.TELEGRAM: "telegram_token", Platform.FEISHU: "feishu_app_secret"}
 
 
 @runtime_checkable
@@ -33,36 +23,45 @@ class CredentialsCheckingAdapter(Protocol):
         ...
 
 
+def _credential_keys(platform: str) -> list[str]:
+    return [field.key for field in config_fields(platform) if field.credential]
+
+
 def bot_credentials_changed(*, bot: Bot) -> bool:
     """Whether an unsaved bot's credentials differ from what is stored (a new bot: True)."""
-    fields = CREDENTIAL_FIELDS.get(Platform(bot.platform), ())
-    stored = Bot.objects.filter(pk=bot.pk).values("platform", *fields).first()
-    if stored is None or stored["platform"] != bot.platform:
+    stored = Bot.objects.filter(pk=bot.pk).only("platform", "api_base_url", "config").first()
+    if stored is None or stored.platform != bot.platform:
         return True
-    return any(stored[name] != getattr(bot, name) for name in fields)
+    if stored.api_base_url != bot.api_base_url:
+        return True
+    return any(
+        (stored.config or {}).get(key) != (bot.config or {}).get(key)
+        for key in _credential_keys(bot.platform)
+    )
 
 
 def bot_credentials_check(bot: Bot) -> CredentialsCheck | None:
     """Ask the bot's platform whether its credentials work, if they are new or changed.
 
-    None when there is nothing to check (the web chat, missing credentials, no change).
-    On success the bot's platform_username is filled in (Telegram's @username).
+    None when there is nothing to check (no credentials in the platform's schema, some
+    missing, no change). On success the bot's platform_username is filled in (Telegram's
+    @username).
     """
-    platform = Platform(bot.platform)
-    if platform not in CREDENTIAL_FIELDS or not bot_credentials_changed(bot=bot):
+    keys = _credential_keys(bot.platform)
+    config = bot.config or {}
+    if not keys or not all(config.get(key) for key in keys):
+        return None  # the form says what is missing
+    if not bot_credentials_changed(bot=bot):
         return None
-    if platform == Platform.TELEGRAM and not bot.telegram_token:
-        return None  # the form says a token is needed
-    if platform == Platform.FEISHU and not (bot.feishu_app_id and bot.feishu_app_secret):
-        return None
-    secrets = (bot.telegram_token, bot.feishu_app_secret)
     adapter = adapter_for(bot)
     if not isinstance(adapter, CredentialsCheckingAdapter):
         return None  # the platform has no way to check them
     try:
         adapter.credentials_check()
     except DeliveryError as error:
-        reason = mask_secrets(str(error), secrets)
+        reason = mask_secrets(
+            str(error), config_secret_values(platform=bot.platform, config=config)
+        )
         names = {"platform": bot.get_platform_display(), "reason": reason}
         if error.retryable:
             return CredentialsCheck(
@@ -75,16 +74,9 @@ def bot_credentials_check(bot: Bot) -> CredentialsCheck | None:
                 )
                 % names,
             )
-        message: str | StrPromise
-        if platform == Platform.TELEGRAM:
-            message = _(
-                "Telegram refused this token. Copy it again from @BotFather "
-                "(it looks like 123456789:AAF…)."
-            )
-        else:
-            message = _(
-                "Feishu / Lark refused the app ID or secret (%(reason)s). Copy them again "
-                "from the developer console."
-            ) % {"reason": reason}
-        return CredentialsCheck(ok=False, field=CREDENTIAL_ERROR_FIELD[platform], message=message)
+        # The refusal is shown on the last credential (the secret, after any app ID).
+        field = config_field_name(bot.platform, keys[-1])
+        spec = platform_spec(bot.platform)
+        refused = spec.credentials_refused if spec is not None else "%(reason)s"
+        return CredentialsCheck(ok=False, field=field, message=refused % names)
     return CredentialsCheck(ok=True)

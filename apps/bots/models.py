@@ -4,7 +4,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.bots.choices import (
-    DEFAULT_API_BASE_URLS,
     AccessPolicy,
     ConnectionMode,
     EditedMessages,
@@ -15,7 +14,8 @@ from apps.bots.choices import (
     UnprocessedStatus,
     WhileAnswering,
 )
-from apps.core.fields import EncryptedTextField
+from apps.bots.platforms import platform_spec
+from apps.core.fields import EncryptedJSONField
 
 
 class Bot(models.Model):
@@ -48,33 +48,14 @@ class Bot(models.Model):
         ),
         verbose_name=_("API base URL"),
     )
-    telegram_token = EncryptedTextField(
+    config = EncryptedJSONField(
         blank=True,
-        help_text=_("Telegram: the token from @BotFather."),
-        verbose_name=_("Telegram token"),
-    )
-    telegram_webhook_secret = EncryptedTextField(
-        blank=True,
+        default=dict,
         help_text=_(
-            "Telegram: the secret Telegram sends with each webhook call. Generated when empty."
+            "The platform's settings and credentials, as its package declares them "
+            "(apps/bots/platforms/<platform>/). Stored encrypted; secrets are never shown."
         ),
-        verbose_name=_("Telegram webhook secret"),
-    )
-    feishu_app_id = models.CharField(
-        max_length=64, blank=True, help_text=_("Feishu: App ID."), verbose_name=_("Feishu app ID")
-    )
-    feishu_app_secret = EncryptedTextField(
-        blank=True, help_text=_("Feishu: App Secret."), verbose_name=_("Feishu app secret")
-    )
-    feishu_verification_token = EncryptedTextField(
-        blank=True,
-        help_text=_("Feishu: Verification Token (event subscription)."),
-        verbose_name=_("Feishu verification token"),
-    )
-    feishu_encrypt_key = EncryptedTextField(
-        blank=True,
-        help_text=_("Feishu: Encrypt Key (event subscription), if set there."),
-        verbose_name=_("Feishu encrypt key"),
+        verbose_name=_("platform settings"),
     )
     connection_mode = models.CharField(
         max_length=16,
@@ -165,11 +146,11 @@ class Bot(models.Model):
         help_text=_("The bot's own username/open id on the platform (filled in automatically)."),
         verbose_name=_("platform username"),
     )
-    telegram_update_offset = models.BigIntegerField(
+    poll_offset = models.BigIntegerField(
         null=True,
         blank=True,
         help_text=_("Long polling: the next update id to fetch."),
-        verbose_name=_("Telegram update offset"),
+        verbose_name=_("poll offset"),
     )
     connector_status = models.CharField(
         max_length=200,
@@ -191,10 +172,17 @@ class Bot(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_platform_display()})"
 
+    def masked_values(self) -> dict:
+        """What the audit log keeps of this row instead of the encrypted config."""
+        from apps.bots.config import config_masked
+
+        return {"config": config_masked(platform=self.platform, config=self.config or {})}
+
     @property
     def platform_api_base_url(self) -> str:
         """The base URL to call, with the platform's public default filled in."""
-        return (self.api_base_url or DEFAULT_API_BASE_URLS[Platform(self.platform)]).rstrip("/")
+        spec = platform_spec(self.platform)
+        return (self.api_base_url or (spec.default_api_base_url if spec else "")).rstrip("/")
 
 
 class PairingRequest(models.Model):

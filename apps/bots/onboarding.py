@@ -157,7 +157,7 @@ PROFILE_QUESTIONS = (
 
 
 def _telegram_connect(bot: Bot, answers: Answers) -> list[str]:
-    from apps.bots.platforms.telegram import TelegramAdapter
+    from apps.bots.platforms.telegram.adapter import TelegramAdapter
 
     adapter = TelegramAdapter(bot)
     try:
@@ -294,7 +294,7 @@ def _feishu_verified(bot: Bot, event: FirstEvent) -> list[str]:
     if bot.connection_mode == ConnectionMode.WEBHOOK:
         secured = (
             gettext("the Verification Token and the Encrypt Key's signature match")
-            if bot.feishu_encrypt_key
+            if bot.config.get("encrypt_key")
             else gettext("the Verification Token matches")
         )
         lines = [gettext("Feishu reached the request URL and %(secured)s.") % {"secured": secured}]

@@ -1,25 +1,26 @@
 import copy
 
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from apps.bots.config import (
+    config_field_names,
+    config_public,
+    config_secrets_set,
+    config_validate,
+)
 from apps.bots.credentials import bot_credentials_check
 from apps.bots.models import Bot
 from apps.bots.services import webhook_url
 from apps.core.credentials import credentials_check_or_400, save_anyway_field
 from apps.core.serializers import StrictModelSerializer
 
-SECRET_FIELDS = [
-    "telegram_token",
-    "telegram_webhook_secret",
-    "feishu_app_secret",
-    "feishu_verification_token",
-    "feishu_encrypt_key",
-]
-
 
 class BotSerializer(StrictModelSerializer):
-    """A bot. Saving new or changed platform credentials checks them with the platform."""
+    """A bot. Its platform's settings are fields named "<platform>_<key>" (telegram_token,
+    feishu_app_id), from the platform's schema; secrets are write-only. Saving new or
+    changed platform credentials checks them with the platform."""
 
     save_anyway = save_anyway_field()
     webhook_url = serializers.SerializerMethodField()
@@ -36,8 +37,6 @@ class BotSerializer(StrictModelSerializer):
             "enabled",
             "profile",
             "api_base_url",
-            *SECRET_FIELDS,
-            "feishu_app_id",
             "connection_mode",
             "group_trigger",
             "group_keyword",
@@ -66,13 +65,33 @@ class BotSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
-        extra_kwargs = {name: {"write_only": True} for name in SECRET_FIELDS}
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, (_platform, config_field) in config_field_names().items():
+            fields[name] = serializers.CharField(
+                required=False,
+                allow_blank=True,
+                write_only=config_field.secret,
+                max_length=config_field.max_length,
+                help_text=config_field.help_text,
+                label=config_field.label,
+            )
+        return fields
+
+    def to_representation(self, bot: Bot):
+        data = super().to_representation(bot)
+        # Only the bot's own platform's settings, from its config; secrets never.
+        for name in config_field_names():
+            data.pop(name, None)
+        data.update(config_public(platform=bot.platform, config=bot.config or {}))
+        return data
 
     def get_webhook_url(self, bot: Bot) -> str | None:
         return webhook_url(bot)
 
     def get_secrets_set(self, bot: Bot) -> list[str]:
-        return [name for name in SECRET_FIELDS if getattr(bot, name)]
+        return config_secrets_set(platform=bot.platform, config=bot.config or {})
 
     def validate(self, attrs):
         platform = attrs.get("platform", getattr(self.instance, "platform", None))
@@ -82,11 +101,21 @@ class BotSerializer(StrictModelSerializer):
             and attrs["platform"] != self.instance.platform
         ):
             raise serializers.ValidationError({"platform": _("A bot's platform cannot change.")})
-        token = attrs.get("telegram_token", getattr(self.instance, "telegram_token", ""))
-        if platform == "telegram" and not token:
-            raise serializers.ValidationError(
-                {"telegram_token": _("A Telegram bot needs its token.")}
+        values = {}
+        for name, (owner, config_field) in config_field_names().items():
+            if name not in attrs:
+                continue
+            value = attrs.pop(name)
+            if owner != platform:
+                raise serializers.ValidationError({name: [_("Not a setting of this platform.")]})
+            values[config_field.key] = value
+        current = self.instance.config if self.instance is not None else {}
+        try:
+            attrs["config"] = config_validate(
+                platform=platform, values=values, current=current or {}
             )
+        except ModelValidationError as error:
+            raise serializers.ValidationError(error.message_dict) from error
         save_anyway = attrs.pop("save_anyway", False)
         candidate = copy.copy(self.instance) if self.instance is not None else Bot()
         for name, value in attrs.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,17 +22,18 @@ from apps.bots.choices import (
     EditedMessages,
     GroupTrigger,
     PairingStatus,
-    Platform,
     UnprocessedStatus,
 )
+from apps.bots.config import config_validate
 from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
+from apps.bots.platforms import adapter_for, platform_spec
 from apps.bots.platforms.base import (
     EventNotUnderstood,
-    InboundAction,
+    IdentityLearned,
+    InboundItem,
     InboundMessage,
     PlatformAdapter,
     WebhookRejected,
-    adapter_for,
     inbound_clean,
 )
 from apps.bots.selectors import bot_config_get
@@ -41,24 +43,22 @@ logger = logging.getLogger(__name__)
 
 def webhook_url(bot: Bot) -> str | None:
     """The URL the platform should call for this bot (None for the web chat)."""
-    if bot.platform == Platform.TELEGRAM:
-        path = reverse("webhook-telegram", kwargs={"bot_id": bot.pk})
-        return settings.PUBLIC_BASE_URL + path
-    if bot.platform == Platform.FEISHU:
-        path = reverse("webhook-feishu", kwargs={"bot_id": bot.pk})
-        return settings.PUBLIC_BASE_URL + path
-    return None
+    spec = platform_spec(bot.platform)
+    if spec is None or not spec.webhook:
+        return None
+    path = reverse("webhook", kwargs={"platform": bot.platform, "bot_id": bot.pk})
+    return settings.PUBLIC_BASE_URL + path
 
 
 def bot_fill_defaults(bot: Bot) -> None:
-    """Generate what an admin should not have to invent (the webhook secret)."""
-    if bot.platform == Platform.TELEGRAM and not bot.telegram_webhook_secret:
-        bot.telegram_webhook_secret = secrets.token_urlsafe(32)
+    """Check the bot's config against its platform's schema and generate what an admin
+    should not have to invent (a webhook secret). Raises ValidationError."""
+    bot.config = config_validate(platform=bot.platform, values={}, current=bot.config or {})
 
 
 @transaction.atomic
 def bot_create(**fields: Any) -> Bot:
-    """Create a bot, generating its webhook secret."""
+    """Create a bot, checking its platform config and generating its webhook secret."""
     bot = Bot(**fields)
     bot_fill_defaults(bot)
     bot.full_clean()
@@ -77,7 +77,29 @@ def bot_update(*, bot: Bot, **fields: Any) -> Bot:
     return bot
 
 
-def webhook_receive(*, bot_id, platform: str, headers: dict[str, str], body: bytes) -> int:
+def webhook_handshake(*, bot_id, platform: str, query: dict[str, str]) -> str:
+    """Answer a platform's URL check (a GET with a challenge, e.g. WeCom's echostr).
+
+    Raises WebhookRejected: 404 for an unknown bot, 405 when its platform has no such
+    check, 403 when the check is not authentic.
+    """
+    bot = bot_config_get(bot_id=bot_id)
+    if bot is None or bot.platform != platform:
+        raise WebhookRejected("no such bot", status=404)
+    adapter = adapter_for(bot)
+    if not hasattr(adapter, "handshake"):
+        raise WebhookRejected("POST only", status=405)
+    return adapter.handshake(query=query)
+
+
+def webhook_receive(
+    *,
+    bot_id,
+    platform: str,
+    headers: dict[str, str],
+    body: bytes,
+    query: dict[str, str] | None = None,
+) -> int:
     """Verify and parse one webhook call and ingest what it carries.
 
     Returns how many new messages were stored. Raises WebhookRejected (4xx) for a call
@@ -88,7 +110,7 @@ def webhook_receive(*, bot_id, platform: str, headers: dict[str, str], body: byt
     if bot is None or bot.platform != platform:
         raise WebhookRejected("no such bot", status=404)
     adapter = adapter_for(bot)
-    adapter.verify(headers=headers, body=body)
+    adapter.verify(headers=headers, body=body, query=query or {})
     return event_receive(bot=bot, body=body, adapter=adapter)
 
 
@@ -159,23 +181,47 @@ def unprocessed_event_dismiss(*, event: UnprocessedEvent, actor=None) -> Unproce
     return event
 
 
-def inbound_receive(*, bot: Bot, items: list[InboundMessage | InboundAction]) -> int:
+# Where received messages, button presses and moved chats go: the conversations app
+# registers its service here as it starts (apps.conversations.apps), so this app, which
+# conversations builds on, never imports it back.
+InboundSink = Callable[..., bool]
+_inbound_sink: InboundSink | None = None
+
+
+def inbound_sink_set(*, sink: InboundSink) -> None:
+    """Register `sink(*, bot, item) -> bool` (True: something new was stored)."""
+    global _inbound_sink
+    _inbound_sink = sink
+
+
+def inbound_receive(*, bot: Bot, items: list[InboundItem]) -> int:
     """Ingest what a webhook or a persistent connection received; returns how many were new.
 
     Raises EventNotUnderstood when an item is unusable (before anything is stored).
     """
-    from apps.conversations.services import action_ingest, message_ingest
-
     if not bot.enabled:
         return 0
     items = [inbound_clean(item) for item in items]
     stored = 0
     for item in items:
-        if isinstance(item, InboundAction):
-            stored += action_ingest(bot=bot, action=item) is not None
+        if isinstance(item, IdentityLearned):
+            bot_identity_store(bot=bot, username=item.username)
+        elif _inbound_sink is None:
+            raise RuntimeError("conversations has not registered its inbound handler")
         else:
-            stored += message_ingest(bot=bot, inbound=item) is not None
+            stored += _inbound_sink(bot=bot, item=item)
     return stored
+
+
+def bot_identity_store(*, bot: Bot, username: str) -> None:
+    """Keep the bot's own username / open id that its adapter learned from the platform.
+
+    A state write (update(): configuration's updated_at stays); the bot object passed
+    in, possibly this process's cached one, learns it too, so it is asked for only once.
+    """
+    if username and username != bot.platform_username:
+        Bot.objects.filter(pk=bot.pk).update(platform_username=username)
+        bot.platform_username = username
 
 
 def inbound_accept(*, bot: Bot, inbound: InboundMessage) -> InboundMessage | None:
@@ -253,19 +299,3 @@ def pairing_decide(*, request: PairingRequest, approve: bool, actor) -> PairingR
         changes={"platform_user_id": request.platform_user_id, "bot": str(request.bot_id)},
     )
     return request
-
-
-@transaction.atomic
-def chat_migrate(*, bot: Bot, old_chat_id: str, new_chat_id: str) -> int:
-    """Follow a chat that moved to a new id (a Telegram group upgraded to a supergroup).
-
-    The bot's conversations in the old chat continue in the new one; returns how many moved.
-    """
-    from apps.conversations.models import Conversation
-
-    if Conversation.objects.filter(bot=bot, chat_id=new_chat_id, closed_at__isnull=True).exists():
-        # The new chat already has an open conversation: the old one ends here.
-        Conversation.objects.filter(bot=bot, chat_id=old_chat_id, closed_at__isnull=True).update(
-            closed_at=timezone.now()
-        )
-    return Conversation.objects.filter(bot=bot, chat_id=old_chat_id).update(chat_id=new_chat_id)

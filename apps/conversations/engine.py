@@ -44,6 +44,7 @@ from apps.bots.platforms.base import (
 )
 from apps.conversations import events
 from apps.conversations.events import TokenEvent, publish_now
+from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.delivery import amessage_deliver
 from apps.conversations.services.dispatch import INTERRUPT_CHANNEL, turn_lock_key
 from apps.conversations.services.turns import (
@@ -355,8 +356,16 @@ class ChatStream:
                     self.adapter, self.outbound, self.text
                 )
             except DeliveryError as error:
-                # The final delivery still sends the whole answer.
+                # The final delivery still sends the whole answer (re-read, so into the
+                # chat's new id when the platform said it moved).
                 logger.warning("streaming to the chat stopped: %s", error)
+                if error.chat_moved is not None:
+                    await process_loop.db(
+                        chat_migrate,
+                        bot=self.adapter.bot,
+                        old_chat_id=error.chat_moved.old_chat_id,
+                        new_chat_id=error.chat_moved.new_chat_id,
+                    )
                 self.failed = True
                 return
             finally:

@@ -212,13 +212,15 @@ def check_worker() -> dict[str, Any]:
 
 def check_connectors() -> dict[str, Any]:
     from apps.bots.choices import ConnectionMode
-    from apps.bots.connectors import CONNECTORS
     from apps.bots.models import Bot
+    from apps.bots.platforms import connector_paths
 
     stale_after = timedelta(seconds=settings.CONNECTORS_STALL_SECONDS)
     bots = list(
         Bot.objects.filter(
-            enabled=True, connection_mode=ConnectionMode.PERSISTENT, platform__in=list(CONNECTORS)
+            enabled=True,
+            connection_mode=ConnectionMode.PERSISTENT,
+            platform__in=list(connector_paths()),
         ).values_list("pk", "connector_heartbeat_at")
     )
     now = timezone.now()

@@ -22,16 +22,17 @@ def sdks_preload() -> None:
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    from apps.bots.platforms.base import ADAPTERS
+    from apps.bots.platforms import platform_specs
 
+    adapters = {name: spec.adapter for name, spec in platform_specs().items()}
     importlib.import_module("openai")
-    platforms = set(ADAPTERS)
+    platforms = set(adapters)
     if not settings.TESTING:  # tests import the ASGI app before their database exists
         try:
             from apps.bots.models import Bot
 
             platforms = set(Bot.objects.filter(enabled=True).values_list("platform", flat=True))
         except Exception:  # noqa: BLE001 - no database yet (first start): import them all
-            platforms = set(ADAPTERS)
-    for platform in sorted(platforms & set(ADAPTERS)):
-        import_string(ADAPTERS[platform])
+            platforms = set(adapters)
+    for platform in sorted(platforms & set(adapters)):
+        import_string(adapters[platform])

@@ -56,7 +56,7 @@ class AdminOverview:
 
 def admin_overview(*, now: datetime | None = None) -> AdminOverview:
     """The state of every bot, provider and worker, and today's messages (local day)."""
-    from apps.bots.connectors import CONNECTORS
+    from apps.bots.platforms import connector_paths
     from apps.conversations.choices import Author, Direction, MessageStatus
     from apps.conversations.models import Message
     from apps.core.health import worker_heartbeats
@@ -92,7 +92,10 @@ def admin_overview(*, now: datetime | None = None) -> AdminOverview:
         )
         if bot.platform == Platform.WEB:
             connection = "web"
-        elif bot.connection_mode != ConnectionMode.PERSISTENT or bot.platform not in CONNECTORS:
+        elif (
+            bot.connection_mode != ConnectionMode.PERSISTENT
+            or bot.platform not in connector_paths()
+        ):
             connection = "webhook"
         elif age is not None and age <= stale_after:
             connection = "connected"

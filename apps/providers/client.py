@@ -20,7 +20,6 @@ import asyncio
 import base64
 import email.utils
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from django.conf import settings
 
 from apps.core import metrics
 from apps.core.aio import LoopClock, process_loop
+from apps.core.retry import backoff_delay
 from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
 
@@ -410,10 +410,7 @@ def retry_delay(*, attempt: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter for retry `attempt` (0-based), at least Retry-After."""
     base = float(settings.MODEL_RETRY_BASE_SECONDS)
     cap = float(settings.MODEL_RETRY_MAX_SECONDS)
-    delay = min(cap, base * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
+    return backoff_delay(attempt=attempt + 1, base=base, cap=cap, retry_after=retry_after)
 
 
 def messages_with_system(profile: ModelProfile, messages: list[ChatMessage]) -> list[ChatMessage]:

@@ -110,7 +110,7 @@ def test_an_unreachable_platform_offers_save_anyway(admin_client, transactional_
 
     assert response.status_code == 302
     bot = Bot.objects.get()
-    assert (bot.telegram_token, bot.api_base_url) == ("123456:TEST-token", unreachable)
+    assert (bot.config["token"], bot.api_base_url) == ("123456:TEST-token", unreachable)
     assert bot.platform_username == ""  # never learnt
 
 
@@ -133,8 +133,11 @@ def test_a_feishu_bot_needs_an_app_secret_feishu_accepts(admin_client, fake_feis
 
     assert response.status_code == 302, errors(response.content.decode())
     bot = Bot.objects.get()
-    assert bot.feishu_app_secret == fake_feishu.app_secret
-    assert bot.telegram_token == "" and bot.telegram_webhook_secret == ""
+    assert bot.config == {
+        "app_id": fake_feishu.app_id,
+        "app_secret": fake_feishu.app_secret,
+        "verification_token": "verify-me",
+    }
     tokens = fake_feishu.calls_of("token")
     assert [call.body["app_secret"] for call in tokens] == ["wrong-secret", fake_feishu.app_secret]
 
@@ -148,7 +151,7 @@ def test_the_add_page_drops_other_platforms_fields(admin_client, transactional_d
 
     assert response.status_code == 302
     bot = Bot.objects.get()
-    assert (bot.platform, bot.telegram_token, bot.telegram_webhook_secret) == ("web", "", "")
+    assert (bot.platform, bot.config) == ("web", {})
 
 
 def test_a_change_page_shows_only_its_platform_fields(admin_client, fake_telegram, profile):
@@ -178,7 +181,7 @@ def test_a_change_that_keeps_the_credentials_does_not_call_the_platform(
         profile=str(profile.pk),
         api_base_url=fake_telegram.url,
         telegram_webhook_secret="",
-        telegram_update_offset="",
+        poll_offset="",
     )
     del form["platform"]
 
@@ -187,5 +190,5 @@ def test_a_change_that_keeps_the_credentials_does_not_call_the_platform(
 
     assert response.status_code == 302, errors(response.content.decode())
     bot.refresh_from_db()
-    assert bot.name == "Renamed" and bot.telegram_token == "123456:TEST-token"
+    assert bot.name == "Renamed" and bot.config["token"] == "123456:TEST-token"
     assert fake_telegram.calls == []

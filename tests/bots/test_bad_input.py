@@ -214,7 +214,7 @@ def test_feishu_checks_the_signature_before_decrypting(client, feishu_bot):
 
 def test_a_feishu_timestamp_of_400_nines_is_403(client, feishu_bot):
     body = json.dumps({"encrypt": "x"}).encode()
-    headers = signed_headers(body, feishu_bot.feishu_encrypt_key)
+    headers = signed_headers(body, feishu_bot.config["encrypt_key"])
     headers["X-Lark-Request-Timestamp"] = "9" * 400
 
     response = post_event(client, feishu_bot, {}, raw=body, headers=headers)

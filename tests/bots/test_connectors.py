@@ -13,8 +13,8 @@ from django.core.management import call_command
 
 from apps.bots.choices import ConnectionMode
 from apps.bots.connectors.supervisor import Supervisor
-from apps.bots.connectors.telegram_polling import TelegramPoller
 from apps.bots.models import Bot
+from apps.bots.platforms.telegram.connector import TelegramPoller
 from apps.bots.services import bot_update
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Message
@@ -96,12 +96,12 @@ def test_long_polling_survives_a_stall_and_failures_without_loss_or_duplicates(
 
     # A restart picks up where the last one stopped: nothing lost, nothing repeated.
     running.halt()
-    last = Bot.objects.get(pk=telegram_bot.pk).telegram_update_offset
+    last = Bot.objects.get(pk=telegram_bot.pk).poll_offset
     fake_telegram.push_update(private_text_update("four"))
     running = Running(TelegramPoller(Bot.objects.get(pk=telegram_bot.pk)).run)
     assert wait_answered(4) == ["one", "two", "three", "four"]
     running.halt()
-    assert Bot.objects.get(pk=telegram_bot.pk).telegram_update_offset == last + 1
+    assert Bot.objects.get(pk=telegram_bot.pk).poll_offset == last + 1
     # Each turn's answer was sent once ("two" and "three" usually arrive in one batch
     # and are answered together in one turn).
     turns = len(fake_openai.requests)

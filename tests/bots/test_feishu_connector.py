@@ -11,7 +11,7 @@ import pytest
 from django.db import OperationalError
 from lark_oapi.ws.exception import ClientException
 
-from apps.bots.connectors.feishu_ws import FeishuConnector
+from apps.bots.platforms.feishu.connector import FeishuConnector
 from apps.bots.services import bot_create
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Feedback, Message
@@ -139,7 +139,7 @@ def test_connectors_refused_by_feishu_raise_from_run(feishu_bot, fake_feishu):
     assert all(isinstance(error, ClientException) for error in errors), errors
     calls = fake_feishu.calls_of("ws_endpoint")
     assert len(calls) == 2
-    assert calls[0].body == {"AppID": feishu_bot.feishu_app_id, "AppSecret": "app-secret"}
+    assert calls[0].body == {"AppID": feishu_bot.config["app_id"], "AppSecret": "app-secret"}
 
 
 def test_two_connectors_in_threads_each_run_their_own_event_loop(
@@ -152,9 +152,11 @@ def test_two_connectors_in_threads_each_run_their_own_event_loop(
         platform="feishu",
         profile=profile,
         api_base_url=fake_feishu.url,
-        feishu_app_id=fake_feishu.app_id,
-        feishu_app_secret=fake_feishu.app_secret,
-        feishu_verification_token="token",
+        config={
+            "app_id": fake_feishu.app_id,
+            "app_secret": fake_feishu.app_secret,
+            "verification_token": "token",
+        },
     )
     stops = [threading.Event(), threading.Event()]
     connectors = [FeishuConnector(feishu_bot), FeishuConnector(other_bot)]

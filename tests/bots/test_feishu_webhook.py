@@ -8,7 +8,8 @@ from django.db import OperationalError
 from lark_oapi.core.utils import AESCipher
 
 from apps.bots.models import UnprocessedEvent
-from apps.bots.platforms.base import InboundAttachment, adapter_for
+from apps.bots.platforms import adapter_for
+from apps.bots.platforms.base import InboundAttachment
 from apps.conversations.choices import Direction, MessageStatus
 from apps.conversations.models import Feedback, Message, MessageAttachment
 from apps.core.redis import get_redis
@@ -543,7 +544,9 @@ def test_tenant_token_is_fetched_once_and_shared_through_redis(
         if call.operation in ("reply", "patch")
     }
     assert used == {f"Bearer {token}"}
-    cached = get_redis().get(f"assistant:feishu:token:self_tenant_token:{feishu_bot.feishu_app_id}")
+    cached = get_redis().get(
+        f"assistant:feishu:token:self_tenant_token:{feishu_bot.config['app_id']}"
+    )
     assert cached.decode() == token
 
 
@@ -600,7 +603,7 @@ def test_long_answer_is_split_into_cards_under_the_size_limit(
 def test_a_token_feishu_no_longer_accepts_is_replaced_and_the_answer_delivered(
     client, worker, feishu_bot, fake_feishu
 ):
-    key = f"assistant:feishu:token:self_tenant_token:{feishu_bot.feishu_app_id}"
+    key = f"assistant:feishu:token:self_tenant_token:{feishu_bot.config['app_id']}"
     get_redis().set(key, "t-revoked", ex=3600)
 
     post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="hi"))
@@ -620,8 +623,8 @@ def test_a_token_feishu_no_longer_accepts_is_replaced_and_the_answer_delivered(
 def test_wrong_app_secret_fails_the_answer_without_retrying_forever(
     client, worker, feishu_bot, fake_feishu
 ):
-    feishu_bot.feishu_app_secret = "wrong-secret"
-    feishu_bot.save(update_fields=["feishu_app_secret"])
+    feishu_bot.config = {**feishu_bot.config, "app_secret": "wrong-secret"}
+    feishu_bot.save(update_fields=["config"])
 
     post_event(client, feishu_bot, message_event(token=VERIFICATION_TOKEN, text="hi"))
 
@@ -635,8 +638,8 @@ def test_wrong_app_secret_fails_the_answer_without_retrying_forever(
 
 @pytest.mark.django_db
 def test_bot_without_verification_token_rejects_every_call(client, plain_feishu_bot):
-    plain_feishu_bot.feishu_verification_token = ""
-    plain_feishu_bot.save(update_fields=["feishu_verification_token"])
+    del plain_feishu_bot.config["verification_token"]
+    plain_feishu_bot.save(update_fields=["config"])
 
     response = post_event(client, plain_feishu_bot, url_verification(token=""))
 

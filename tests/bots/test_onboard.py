@@ -80,7 +80,7 @@ def test_non_interactive_telegram_webhook_creates_connects_and_sends_a_test_mess
     )
     assert bot.platform_username == "assistant_test_bot"  # learnt by the token check (getMe)
     assert fake_telegram.webhook["url"] == "https://bots.example.com/hook"
-    assert fake_telegram.webhook["secret_token"] == bot.telegram_webhook_secret
+    assert fake_telegram.webhook["secret_token"] == bot.config["webhook_secret"]
     assert [command["command"] for command in fake_telegram.commands][:1] == ["start"]
     # One real turn through the profile, sent to the chat and recorded in its conversation.
     assert model.chat_requests()[-1]["model"] == "fake-model"
@@ -184,7 +184,7 @@ def test_interactive_telegram_persistent_asks_again_for_a_refused_token(
 
     assert "Telegram refused this token" in output
     bot = Bot.objects.get(name="Polling bot")
-    assert bot.telegram_token == "123456:GOOD-token"
+    assert bot.config["token"] == "123456:GOOD-token"
     assert bot.connection_mode == ConnectionMode.PERSISTENT
     assert fake_telegram.webhook == {}  # dropped, so long polling can work
     assert "Telegram long polling prepared" in output

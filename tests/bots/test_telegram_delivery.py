@@ -175,7 +175,8 @@ def test_typing_is_repeated_while_a_slow_model_thinks(
 
 
 def test_download_fetches_the_file_through_get_file(telegram_bot, fake_telegram):
-    from apps.bots.platforms.base import InboundAttachment, adapter_for
+    from apps.bots.platforms import adapter_for
+    from apps.bots.platforms.base import InboundAttachment
 
     fake_telegram.add_file("photo-large", b"\x89PNG fake bytes", "photos/file_1.jpg")
     adapter = adapter_for(telegram_bot)

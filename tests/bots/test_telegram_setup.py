@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from apps.bots.choices import PairingStatus
 from apps.bots.models import PairingRequest
-from apps.bots.platforms.telegram import ChatPacer
+from apps.bots.platforms.telegram.pacing import ChatPacer
 from apps.core.aio import process_loop
 
 
@@ -16,7 +16,7 @@ def test_set_webhook_registers_url_secret_updates_and_commands(telegram_bot, fak
     call_command("telegram_set_webhook", telegram_bot.name, url="https://bots.example.com/hook")
 
     assert fake_telegram.webhook["url"] == "https://bots.example.com/hook"
-    assert fake_telegram.webhook["secret_token"] == telegram_bot.telegram_webhook_secret
+    assert fake_telegram.webhook["secret_token"] == telegram_bot.config["webhook_secret"]
     assert fake_telegram.webhook["allowed_updates"] == [
         "message",
         "edited_message",

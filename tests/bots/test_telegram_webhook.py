@@ -29,7 +29,7 @@ def test_update_is_answered_with_the_streamed_model_text(
     assert shown.text == "Paris is the capital of France."
     assert int(sent[0].params["chat_id"]) == update["message"]["chat"]["id"]
     assert sent[0].params["reply_parameters"]["message_id"] == update["message"]["message_id"]
-    assert sent[0].token == telegram_bot.telegram_token
+    assert sent[0].token == telegram_bot.config["token"]
     # The model saw the user's text and was asked to stream.
     assert fake_openai.requests[0]["stream"] is True
     assert fake_openai.requests[0]["messages"][-1] == {
@@ -124,3 +124,31 @@ def test_unknown_bot_is_404(client, telegram_bot):
         content_type="application/json",
     )
     assert response.status_code == 404
+
+
+def test_telegrams_published_example_update_is_stored_and_answered(
+    client, worker, telegram_bot, fake_telegram, fake_openai
+):
+    from tests.telegram_published import MESSAGE_WITH_TEXT
+
+    fake_openai.reply = "Hello there."
+    response = client.post(
+        f"/api/webhooks/telegram/{telegram_bot.pk}/",
+        data=MESSAGE_WITH_TEXT,
+        content_type="application/json",
+        headers={"X-Telegram-Bot-Api-Secret-Token": telegram_bot.config["webhook_secret"]},
+    )
+
+    assert response.json() == {"ok": True, "stored": 1}
+    assert not UnprocessedEvent.objects.exists()
+    message = Message.objects.get(direction=Direction.IN)
+    assert (message.external_id, message.conversation.chat_id) == ("10000", "1111111")
+    assert message.conversation.chat_type == "private"  # told by the chat id, see parsing
+    # The example carries no bot_command entity, so "/start" is plain text to the model.
+    wait_for(
+        lambda: Message.objects.filter(
+            direction=Direction.OUT, status=MessageStatus.DELIVERED
+        ).exists()
+    )
+    [shown] = fake_telegram.chat(1111111)
+    assert shown.text == "Hello there."

@@ -40,7 +40,7 @@ def call(path: str, *, body: bytes = b"", method: str = "POST", headers=()) -> t
 def test_an_update_is_stored_and_acknowledged(telegram_bot):
     path = f"/api/webhooks/telegram/{telegram_bot.pk}/"
     update = json.dumps(private_text_update("hello over ASGI")).encode()
-    secret = (SECRET_HEADER, telegram_bot.telegram_webhook_secret.encode())
+    secret = (SECRET_HEADER, telegram_bot.config["webhook_secret"].encode())
 
     status, answer = call(path, body=update, headers=[secret])
     assert (status, answer) == (200, {"ok": True, "stored": 1})
@@ -53,7 +53,7 @@ def test_an_update_is_stored_and_acknowledged(telegram_bot):
 def test_bad_calls_get_a_clear_4xx_and_store_nothing(telegram_bot):
     path = f"/api/webhooks/telegram/{telegram_bot.pk}/"
     update = json.dumps(private_text_update("hello")).encode()
-    secret = (SECRET_HEADER, telegram_bot.telegram_webhook_secret.encode())
+    secret = (SECRET_HEADER, telegram_bot.config["webhook_secret"].encode())
 
     assert call(path, body=update, headers=[(SECRET_HEADER, b"wrong")])[0] == 403
     assert call(path, body=b"{not json", headers=[secret])[0] == 400

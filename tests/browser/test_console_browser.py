@@ -40,7 +40,7 @@ def _post_update(live_server_url, bot, text: str, update_id: int | None = None) 
     response = httpx.post(
         f"{live_server_url}/api/webhooks/telegram/{bot.pk}/",
         json=private_text_update(text, update_id=update_id),
-        headers={"X-Telegram-Bot-Api-Secret-Token": bot.telegram_webhook_secret},
+        headers={"X-Telegram-Bot-Api-Secret-Token": bot.config["webhook_secret"]},
     )
     assert response.status_code == 200, response.text
 

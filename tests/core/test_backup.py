@@ -58,11 +58,7 @@ SECRETS = {
 ENCRYPTED_COLUMNS = [
     ("providers_provider", "api_key"),
     ("providers_provider", "extra_headers"),
-    ("bots_bot", "telegram_token"),
-    ("bots_bot", "telegram_webhook_secret"),
-    ("bots_bot", "feishu_app_secret"),
-    ("bots_bot", "feishu_verification_token"),
-    ("bots_bot", "feishu_encrypt_key"),
+    ("bots_bot", "config"),  # every platform's settings and secrets, one JSON, encrypted
 ]
 
 
@@ -91,10 +87,12 @@ def _populate(django_user_model) -> dict:
         name="飞书助手",
         platform=Platform.FEISHU,
         profile=second,
-        feishu_app_id="cli_test",
-        feishu_app_secret=SECRETS["feishu app secret"],
-        feishu_verification_token=SECRETS["feishu verification token"],
-        feishu_encrypt_key=SECRETS["feishu encrypt key"],
+        config={
+            "app_id": "cli_test",
+            "app_secret": SECRETS["feishu app secret"],
+            "verification_token": SECRETS["feishu verification token"],
+            "encrypt_key": SECRETS["feishu encrypt key"],
+        },
     )
     web = make_web_bot(profile=first)
     limits = flood_limits_get()

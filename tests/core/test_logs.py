@@ -81,7 +81,7 @@ def test_a_webhook_call_logs_with_its_bot_platform_and_request_id(client, telegr
             data=json.dumps(update),
             content_type="application/json",
             headers={
-                "X-Telegram-Bot-Api-Secret-Token": telegram_bot.telegram_webhook_secret,
+                "X-Telegram-Bot-Api-Secret-Token": telegram_bot.config["webhook_secret"],
                 "X-Request-Id": "req-from-nginx-1",
             },
         )
@@ -92,7 +92,7 @@ def test_a_webhook_call_logs_with_its_bot_platform_and_request_id(client, telegr
     assert entry["bot_id"] == str(telegram_bot.pk)
     assert entry["platform"] == "telegram"
     assert entry["request_id"] == "req-from-nginx-1"
-    assert telegram_bot.telegram_token not in json.dumps(entry)
+    assert telegram_bot.config["token"] not in json.dumps(entry)
 
 
 def test_log_format_json_switches_the_handler(monkeypatch):

@@ -9,18 +9,14 @@ enabled bot whose connection_mode is "persistent". A connector is any class with
 
 and optionally `heartbeat` (time.monotonic() of its last sign of life; a connector whose
 heartbeat goes stale is abandoned and restarted) and `status` (a short text shown in
-the admin). Connectors are registered here by import string, per platform.
+the admin). Each platform's connector lives in its package (`platforms/<name>/connector.py`)
+and is named by its `PlatformSpec.connector`.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Protocol
-
-CONNECTORS: dict[str, str] = {
-    "telegram": "apps.bots.connectors.telegram_polling.TelegramPoller",
-    "feishu": "apps.bots.connectors.feishu_ws.FeishuConnector",
-}
 
 
 class Connector(Protocol):

@@ -18,9 +18,10 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
 from apps.bots.choices import ConnectionMode
-from apps.bots.connectors import CONNECTORS
 from apps.bots.models import Bot
+from apps.bots.platforms import connector_paths
 from apps.core.redis import get_redis
+from apps.core.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Supervisor:
         self.reload_seconds = reload_seconds or settings.CONNECTORS_RELOAD_SECONDS
         self.stall_seconds = stall_seconds or settings.CONNECTORS_STALL_SECONDS
         self.backoff_max = backoff_max or settings.CONNECTORS_BACKOFF_MAX
-        self.connectors = CONNECTORS if connectors is None else connectors
+        self.connectors = connector_paths() if connectors is None else connectors
         self.slots: dict[uuid.UUID, _Slot] = {}
         self.passes = 0  # reconcile passes done (observable progress)
         # One connector per bot across all run_connectors processes: a Redis lease,
@@ -214,7 +215,7 @@ class Supervisor:
 
     def _schedule_restart(self, slot: _Slot, reason: str) -> None:
         slot.failures += 1
-        delay = min(self.backoff_max, 2.0 ** (slot.failures - 1))
+        delay = backoff_delay(attempt=slot.failures, base=1.0, cap=self.backoff_max, jitter=False)
         slot.thread = None
         slot.restart_at = time.monotonic() + delay
         logger.warning("connector for bot %s %s; restarting in %.0fs", slot.bot_id, reason, delay)

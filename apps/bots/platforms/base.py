@@ -1,7 +1,9 @@
 """The only interface the rest of the code sees of a chat platform.
 
-A platform module turns the platform's wire format into `InboundMessage`s and
-sends `OutboundMessage`s. Adding a platform means one new module registered here.
+A platform package turns the platform's wire format into `InboundMessage`s and
+sends `OutboundMessage`s. Adding a platform means one new package, declared with a
+`PlatformSpec` in its `__init__.py` and named in the registry (`platforms/__init__.py`).
+This module imports no adapter.
 """
 
 from __future__ import annotations
@@ -11,6 +13,52 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One setting or credential of a platform, kept in the bot's encrypted `config`.
+
+    The admin form, the API and validation all read these (apps/bots/config.py); the
+    admin form and the API name the field "<platform>_<key>", e.g. telegram_token.
+    """
+
+    key: str
+    label: Any
+    help_text: Any = ""
+    secret: bool = False  # write-only: never shown or returned, masked in the audit log
+    required: bool = False
+    credential: bool = False  # a change is checked with the platform before saving
+    generated: bool = False  # made up (a random token) when left empty; not on the add page
+    max_length: int = 500
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """What the rest of the code may know of a platform without importing its SDK.
+
+    Each platform package's `__init__.py` declares one (it must stay light: no SDK
+    imports); the registry in `apps.bots.platforms` collects them.
+    """
+
+    name: str  # the value stored in Bot.platform
+    label: Any  # shown in the admin (lazy translation)
+    adapter: str  # import path of the adapter class
+    default_api_base_url: str = ""  # where the platform's API is when the bot names none
+    connector: str = ""  # import path of the persistent-mode connector, "" for none
+    webhook: bool = True  # whether the platform calls us at a webhook URL
+    # Import path of a context manager that collects what a webhook call answers
+    # (a challenge echo, a toast); "" answers {"ok": true, "stored": n}.
+    webhook_reply: str = ""
+    # Whether the platform checks the webhook URL with a GET (answered by the adapter's
+    # handshake(query=...)); other platforms' GETs are 405 without a database query.
+    url_check: bool = False
+    # The platform's settings and credentials (Bot.config), in the order forms show them.
+    config: tuple[ConfigField, ...] = ()
+    config_description: Any = ""  # where to find them, shown above them in the admin
+    # What the admin and the API say when the platform refuses the credentials
+    # (%(reason)s is the platform's answer, secrets masked).
+    credentials_refused: Any = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +108,31 @@ class InboundAction:
 
 
 @dataclass(frozen=True)
+class ChatMoved:
+    """The platform moved a chat to a new id (a Telegram group became a supergroup).
+
+    Adapters report it; the conversations service moves the bot's conversations along.
+    """
+
+    old_chat_id: str
+    new_chat_id: str
+
+
+@dataclass(frozen=True)
+class IdentityLearned:
+    """The bot's own username / open id on the platform, as the adapter just learned it.
+
+    Adapters report it; `bots.services.bot_identity_store` keeps it on the bot.
+    """
+
+    username: str
+
+
+# What an adapter's parse() returns: messages, button presses, and facts for services.
+InboundItem = InboundMessage | InboundAction | ChatMoved | IdentityLearned
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """An answer to deliver into a chat."""
 
@@ -97,12 +170,23 @@ class EventNotUnderstood(Exception):
 
 
 class DeliveryError(Exception):
-    """Sending failed. `retryable` says whether trying again can help."""
+    """Sending failed. `retryable` says whether trying again can help.
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+    `chat_moved` says the chat has a new id: the service moves the conversation first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        chat_moved: ChatMoved | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.chat_moved = chat_moved
 
 
 # What the model is told when a message also carried content it cannot be shown.
@@ -117,13 +201,20 @@ TEXT_MAX_LENGTH = 100_000  # far above any platform's message limit
 CHAT_TYPES = ("private", "group")
 
 
-def inbound_clean(item: InboundMessage | InboundAction) -> InboundMessage | InboundAction:
+def inbound_clean(item: InboundItem) -> InboundItem:
     """The item with every string safe to store and show, or EventNotUnderstood.
 
     Runs once at ingest, whatever the platform: ids must be non-empty strings that fit
     their columns; text must be text; NUL characters (PostgreSQL refuses them) and lone
     surrogates are removed; a display name that is not a string becomes one or "".
     """
+    if isinstance(item, ChatMoved):
+        return ChatMoved(
+            old_chat_id=_clean_id(item.old_chat_id, "old_chat_id"),
+            new_chat_id=_clean_id(item.new_chat_id, "new_chat_id"),
+        )
+    if isinstance(item, IdentityLearned):
+        return IdentityLearned(username=_clean_string(item.username, ID_MAX_LENGTH).strip())
     ids: dict[str, Any] = {
         name: _clean_id(getattr(item, name), name)
         for name in ("external_id", "chat_id", "sender_id")
@@ -216,11 +307,15 @@ class PlatformAdapter(Protocol):
     def typing_every(self) -> float | None:
         """Repeat typing() this often while no text is shown (None: once is enough)."""
 
-    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
-        """Raise WebhookRejected unless the call really comes from the platform."""
+    def verify(self, *, headers: dict[str, str], body: bytes, query: dict[str, str]) -> None:
+        """Raise WebhookRejected unless the call really comes from the platform.
 
-    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
-        """The messages and button presses in a webhook body (possibly none)."""
+        `query` is the URL's query string (WeCom signs there; others ignore it).
+        """
+
+    def parse(self, *, body: bytes) -> list[InboundItem]:
+        """What a webhook body carries (possibly nothing): messages, button presses, and
+        facts for the services to write (ChatMoved, IdentityLearned). Writes nothing."""
 
     def send(self, message: OutboundMessage) -> SentMessage:
         """Deliver an answer, or finalize the streamed one; raise DeliveryError on failure."""
@@ -278,24 +373,3 @@ def answer_shown_key(answer_id: int) -> str:
     that takes over from a lost worker finishes that message instead of sending another.
     """
     return f"assistant:streamed:{answer_id}"
-
-
-ADAPTERS = {
-    "telegram": "apps.bots.platforms.telegram.TelegramAdapter",
-    "feishu": "apps.bots.platforms.feishu.FeishuAdapter",  # lark-oapi: seconds to import
-    "web": "apps.bots.platforms.web.WebChatAdapter",
-}
-
-
-def adapter_for(bot: Bot) -> PlatformAdapter:
-    """The adapter for a bot's platform. Registering a platform is one line in ADAPTERS.
-
-    A platform's module (and its SDK) is imported the first time one of its bots is used.
-    """
-    from django.utils.module_loading import import_string
-
-    try:
-        adapter = import_string(ADAPTERS[bot.platform])
-    except KeyError:
-        raise DeliveryError(f"no adapter for platform {bot.platform!r}", retryable=False) from None
-    return adapter(bot)

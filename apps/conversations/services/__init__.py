@@ -5,12 +5,14 @@ every step reads state from rows and is safe to run twice.
 """
 
 from apps.conversations.services.actions import action_ingest
+from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.delivery import (
     DeliveryRetry,
     message_deliver,
     messages_sweep,
     reply_system,
 )
+from apps.conversations.services.inbound import inbound_store
 from apps.conversations.services.ingest import (
     WebChat,
     message_ingest,
@@ -23,6 +25,8 @@ __all__ = [
     "DeliveryRetry",
     "WebChat",
     "action_ingest",
+    "chat_migrate",
+    "inbound_store",
     "message_deliver",
     "message_ingest",
     "message_retry",

@@ -7,7 +7,8 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
 from apps.bots.models import Bot
-from apps.bots.platforms.base import InboundAction, adapter_for
+from apps.bots.platforms import adapter_for
+from apps.bots.platforms.base import InboundAction
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Feedback, Message
 from apps.conversations.selectors import reply_language

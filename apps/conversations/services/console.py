@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from apps.audit.services import audit_record
-from apps.bots.platforms.web import MAX_TEXT
+from apps.bots.platforms.web.adapter import MAX_TEXT
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.events import ConversationChanged, MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Feedback, Message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,22 +12,24 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 
+from apps.bots.platforms import adapter_for
 from apps.bots.platforms.base import (
     DeliveryError,
     OutboundMessage,
     SentMessage,
-    adapter_for,
     platform_send,
 )
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import reply_language
+from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
 from apps.core.locks import held_locks
 from apps.core.redis import get_redis
+from apps.core.retry import backoff_delay
 from apps.core.sql import rows_update
 
 logger = logging.getLogger(__name__)
@@ -162,9 +163,18 @@ def _deliverable(message_id: int) -> Message | None:
 
 def _delivery_failed(message: Message, error: DeliveryError) -> DeliveryRetry | None:
     message.error = f"delivery failed: {error}"
+    if error.chat_moved is not None:
+        # The retry goes to the chat's new id (the conversation moves with it).
+        chat_migrate(
+            bot=message.conversation.bot,
+            old_chat_id=error.chat_moved.old_chat_id,
+            new_chat_id=error.chat_moved.new_chat_id,
+        )
     if error.retryable and message.delivery_attempts < settings.DELIVERY_MAX_ATTEMPTS:
         message.save(update_fields=["error", "delivery_attempts"])
-        delay = error.retry_after or _backoff(message.delivery_attempts)
+        delay = error.retry_after or backoff_delay(
+            attempt=message.delivery_attempts + 1, base=1.0, cap=60.0
+        )
         dispatch_delivery(message.pk, delay)
         metrics.delivery_record(platform=message.conversation.bot.platform, outcome="retry")
         return DeliveryRetry(delay)
@@ -190,10 +200,6 @@ def _delivered(message: Message, sent: SentMessage) -> Message:
     publish(message.conversation_id, MessageEvent(message_payload(message)))
     metrics.delivery_record(platform=message.conversation.bot.platform, outcome="delivered")
     return message
-
-
-def _backoff(attempt: int) -> float:
-    return min(60.0, 2.0**attempt) * (0.5 + random.random() / 2)  # noqa: S311
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.utils.translation import gettext, gettext_lazy
 from apps.bots.choices import Platform, WhileAnswering
 from apps.bots.models import Bot
 from apps.bots.platforms.base import InboundMessage
-from apps.bots.platforms.web import WebChatAdapter
+from apps.bots.platforms.web.adapter import WebChatAdapter
 from apps.bots.services import access_check, inbound_accept
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish

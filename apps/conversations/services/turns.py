@@ -22,11 +22,11 @@ from django.utils.functional import Promise
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
+from apps.bots.platforms import adapter_for
 from apps.bots.platforms.base import (
     InboundAttachment,
     OutboundMessage,
     PlatformAdapter,
-    adapter_for,
     answer_shown_key,
 )
 from apps.bots.selectors import bot_config_get
@@ -39,6 +39,7 @@ from apps.conversations.services.media import VideoUnreadable, video_key_frames,
 from apps.core import metrics
 from apps.core.masking import mask_personal_data
 from apps.core.redis import as_text, get_async_redis, get_redis
+from apps.core.retry import backoff_delay
 from apps.core.sql import model_column, rows_exist, rows_update
 from apps.providers.client import (
     COOLING_DOWN,
@@ -472,8 +473,13 @@ def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
         # (spread over two seconds, so the waiting turns do not all knock at once).
         delay = error.retry_after + random.uniform(0.5, 2.5)  # noqa: S311
     else:
-        backoff = settings.MODEL_OUTAGE_RETRY_SECONDS * 2 ** min(waits - 1, 16)
-        delay = max(min(backoff, settings.MODEL_OUTAGE_RETRY_MAX_SECONDS), error.retry_after or 0)
+        delay = backoff_delay(
+            attempt=waits,
+            base=settings.MODEL_OUTAGE_RETRY_SECONDS,
+            cap=settings.MODEL_OUTAGE_RETRY_MAX_SECONDS,
+            jitter=False,
+            retry_after=error.retry_after or 0,
+        )
     delay = min(delay, left)
     answer = prepared.answer
     answer.status = MessageStatus.FAILED

@@ -5,8 +5,8 @@ from django.utils.translation import gettext as _
 
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
-from apps.bots.platforms.telegram import TelegramAdapter
-from apps.bots.services import webhook_url
+from apps.bots.platforms.telegram.adapter import TelegramAdapter
+from apps.bots.services import bot_identity_store, webhook_url
 
 
 class Command(BaseCommand):
@@ -36,11 +36,12 @@ class Command(BaseCommand):
                 _("Telegram only calls https URLs; got %(url)s. Pass --url.") % {"url": url}
             )
         try:
-            TelegramAdapter(found).set_webhook(url)
+            username = TelegramAdapter(found).set_webhook(url)[1]
         except Exception as error:  # noqa: BLE001 - reported to the operator
             raise CommandError(
                 _("Telegram refused the webhook: %(error)s") % {"error": error}
             ) from error
+        bot_identity_store(bot=found, username=username)
         self.stdout.write(
             self.style.SUCCESS(
                 _("Webhook for %(bot)s set to %(url)s") % {"bot": found.name, "url": url}

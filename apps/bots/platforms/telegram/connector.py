@@ -12,8 +12,9 @@ from telegram.error import Conflict, InvalidToken, TelegramError
 
 from apps.bots.models import Bot
 from apps.bots.platforms.base import WebhookRejected
-from apps.bots.platforms.telegram import TelegramAdapter
-from apps.bots.services import event_receive
+from apps.bots.platforms.telegram.adapter import TelegramAdapter
+from apps.bots.services import bot_identity_store, event_receive
+from apps.core.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +38,15 @@ class TelegramPoller:
         self.backoff_max = float(settings.TELEGRAM_POLL_BACKOFF_MAX)
 
     def run(self, stop: threading.Event) -> None:
-        offset = (
-            Bot.objects.filter(pk=self.bot.pk)
-            .values_list("telegram_update_offset", flat=True)
-            .first()
-        )
+        offset = Bot.objects.filter(pk=self.bot.pk).values_list("poll_offset", flat=True).first()
         prepared = False
         failures = 0
         while not stop.is_set():
             self.heartbeat = time.monotonic()
             try:
                 if not prepared:
-                    self.adapter.prepare_polling()  # deleteWebhook, setMyCommands
+                    username = self.adapter.prepare_polling()  # deleteWebhook, setMyCommands
+                    bot_identity_store(bot=self.bot, username=username)
                     prepared = True
                 updates = self.adapter.poll(
                     offset=offset,
@@ -88,11 +86,11 @@ class TelegramPoller:
             logger.error("update %s is not readable JSON: %s", update.update_id, error)
         offset = update.update_id + 1
         # update(): the offset is state, not configuration (updated_at stays).
-        Bot.objects.filter(pk=self.bot.pk).update(telegram_update_offset=offset)
+        Bot.objects.filter(pk=self.bot.pk).update(poll_offset=offset)
         return offset
 
     def _back_off(self, stop: threading.Event, failures: int, reason: str) -> None:
-        delay = min(self.backoff_max, 0.5 * 2 ** (failures - 1))
+        delay = backoff_delay(attempt=failures, base=0.5, cap=self.backoff_max, jitter=False)
         self.status = f"retrying in {delay:.0f}s after {reason}"[:200]
         logger.warning("bot %s: polling failed (%s); retrying in %.1fs", self.bot.pk, reason, delay)
         self.heartbeat = time.monotonic()

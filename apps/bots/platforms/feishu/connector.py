@@ -31,7 +31,8 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
     P2CardActionTriggerResponse,
 )
 
-from apps.bots.platforms.feishu import FeishuAdapter, webhook_reply
+from apps.bots.platforms.feishu.adapter import FeishuAdapter
+from apps.bots.platforms.feishu.reply import webhook_reply
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
@@ -130,8 +131,8 @@ class FeishuConnector:
         self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feishu-ingest")
         try:
             client = lark.ws.Client(
-                self.bot.feishu_app_id,
-                self.bot.feishu_app_secret,
+                self.bot.config.get("app_id", ""),
+                self.bot.config.get("app_secret", ""),
                 event_handler=self.event_handler(),
                 domain=self.bot.platform_api_base_url,
                 auto_reconnect=True,

@@ -1,15 +1,13 @@
-"""Telegram, through python-telegram-bot. Telegram's wire format stays in this module."""
+"""Telegram, through python-telegram-bot: the adapter (verify, parse, send, stream, set-up)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
-import html
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -19,7 +17,6 @@ import redis
 from telegram import Bot as TelegramBot
 from telegram import (
     BotCommand,
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     MessageEntity,
     ReplyParameters,
@@ -40,15 +37,33 @@ from telegram.request import HTTPXRequest
 
 from apps.bots.platforms.base import (
     NOT_SHOWN_NOTE,
+    ChatMoved,
     DeliveryError,
     EventNotUnderstood,
+    IdentityLearned,
     InboundAction,
     InboundAttachment,
+    InboundItem,
     InboundMessage,
     OutboundMessage,
     SentMessage,
     WebhookRejected,
     answer_shown_key,
+)
+from apps.bots.platforms.telegram.formatting import keyboard, split_text, to_html
+from apps.bots.platforms.telegram.pacing import (
+    PACE_MAX_WAIT_SECONDS,
+    PACE_STREAM_TOLERANCE_SECONDS,
+    ChatPacer,
+)
+from apps.bots.platforms.telegram.parsing import (
+    CALLBACK_DATA,
+    COMMANDS,
+    VIDEO_KINDS,
+    other_content,
+    telegram_id,
+    utf16_replace,
+    with_defaults,
 )
 from apps.core.aio import process_loop
 from apps.core.redis import as_text, get_async_redis
@@ -61,84 +76,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-MAX_TEXT = 4096
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-COMMANDS = {
-    "start": "Start chatting",
-    "help": "What I can do",
-    "reset": "Start a new conversation",
-    "model": "Which model answers",
-}
-# Button presses carry "a:<action>:<our Message id>" (Telegram allows 64 bytes).
-ACTION_BUTTONS = (("helpful", "👍 Helpful"), ("not_helpful", "👎 Not helpful"))
-REGENERATE = ("regenerate", "🔄 Regenerate")
-CALLBACK_DATA = re.compile(r"^a:(?P<action>[a-z_]+):(?P<message_id>\d+)$")
-# About one message per second per chat, 20 per minute in groups (Bot FAQ).
-PACE_PRIVATE_SECONDS = 1.0
-PACE_GROUP_SECONDS = 3.0
-PACE_MAX_WAIT_SECONDS = 15.0
-PACE_STREAM_TOLERANCE_SECONDS = 0.3  # a streaming update waits this long at most, else skips
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split at paragraph, then line, then word boundaries so each piece fits `limit`."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest or not pieces:
-        pieces.append(rest)
-    return pieces
-
-
-# Formatting ----------------------------------------------------------------------------
-
-_FENCE = re.compile(r"(```[^\n`]*\n[\s\S]*?```)")
-_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
-
-
-def to_html(text: str) -> str:
-    """Model text as Telegram HTML: everything escaped; ``` fences, `code` and **bold** kept.
-
-    Only balanced markup is converted, so the result always parses.
-    """
-    out: list[str] = []
-    for part in _FENCE.split(text):
-        if _FENCE.fullmatch(part):
-            code = part[3:-3].split("\n", 1)[1]
-            out.append(f"<pre>{html.escape(code, quote=False)}</pre>")
-            continue
-        for piece in _INLINE_CODE.split(part):
-            if _INLINE_CODE.fullmatch(piece):
-                out.append(f"<code>{html.escape(piece[1:-1], quote=False)}</code>")
-            else:
-                out.append(_BOLD.sub(r"<b>\1</b>", html.escape(piece, quote=False)))
-    return "".join(out)
-
-
-def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | None:
-    if not message.with_actions:
-        return None
-
-    def button(action: str, label: str) -> InlineKeyboardButton:
-        return InlineKeyboardButton(label, callback_data=f"a:{action}:{message.message_id}")
-
-    return InlineKeyboardMarkup([[button(*spec) for spec in ACTION_BUTTONS], [button(*REGENERATE)]])
-
-
-def _utf16_replace(text: str, spans: list[tuple[int, int]], marker: str) -> str:
-    """`text` with each (offset, length) span, counted in UTF-16 code units, replaced."""
-    encoded = text.encode("utf-16-le")
-    replacement = marker.encode("utf-16-le")
-    for offset, length in sorted(spans, reverse=True):
-        encoded = encoded[: offset * 2] + replacement + encoded[(offset + length) * 2 :]
-    return encoded.decode("utf-16-le")
 
 
 def _seconds(value: Any) -> float:
@@ -151,90 +89,6 @@ TYPING_EVERY_SECONDS = 4.0
 # (httpcore walks its connections on every request: a bigger pool costs CPU per call.)
 CONNECTION_POOL_SIZE = 32
 POOL_TIMEOUT_SECONDS = 30.0
-
-
-def _telegram_id(value: Any, what: str, *, signed: bool = False) -> int:
-    """A Bot API id: an integer that fits 64 bits (chat ids may be negative)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise EventNotUnderstood(f"{what} is not an integer")
-    if not (-(2**63) < value < 2**63 if signed else 0 <= value < 2**63):
-        raise EventNotUnderstood(f"{what} is out of range")
-    return value
-
-
-# Objects whose fields Telegram documents as required but that payloads seen in the wild
-# (proxies, older Bot API servers, other projects' fixtures) sometimes omit.
-_USER_KEYS = {
-    "from",
-    "user",
-    "forward_from",
-    "via_bot",
-    "new_chat_member",
-    "left_chat_member",
-    "sender_business_bot",
-}
-
-
-def _with_defaults(update: dict[str, Any]) -> dict[str, Any]:
-    """The update with harmless defaults for fields PTB requires and payloads omit.
-
-    A user without `is_bot` is taken as a person, without `first_name` as nameless; a
-    file without `file_unique_id` uses its `file_id`; a poll option from before Bot API
-    9.6 gets its text as `persistent_id`. Walks iteratively: a payload
-    nested thousands deep cannot exhaust the stack.
-    """
-    stack: list[tuple[str, Any]] = [("", update)]
-    while stack:
-        key, value = stack.pop()
-        if isinstance(value, list):
-            stack.extend((key, item) for item in value)
-        elif isinstance(value, dict):
-            if key in _USER_KEYS or key == "new_chat_members":
-                value.setdefault("is_bot", False)
-                value.setdefault("first_name", "")
-            if "file_id" in value:
-                value.setdefault("file_unique_id", value["file_id"])
-            if key == "options" and "voter_count" in value:  # poll options before API 9.6
-                value.setdefault("persistent_id", str(value.get("text", "")))
-            if key == "poll":  # fields PTB requires since Bot API 9.6 / 10.0
-                value.setdefault("allows_revoting", False)
-                value.setdefault("members_only", False)
-            if key == "poll_answer":
-                value.setdefault("option_persistent_ids", [])
-            stack.extend(value.items())
-    return update
-
-
-# Kinds of message the bot cannot use yet: answered with a notice, never dropped.
-UNSUPPORTED_KINDS = ("audio", "dice", "game", "story")
-# Videos the model is shown as key frames and, when it can, told the words of their sound.
-VIDEO_KINDS = ("video", "video_note", "animation")
-
-
-def _other_content(message: TelegramMessage) -> tuple[str, str]:
-    """Content beyond text and files: (its description, the unsupported kind or "").
-
-    A place, a contact or a poll is described in text the model can use; anything else
-    is described for the record and named as unsupported.
-    """
-    if message.venue:
-        venue, where = message.venue, message.venue.location
-        return f"📍 {venue.title}, {venue.address} ({where.latitude}, {where.longitude})", ""
-    if message.location:
-        return f"📍 ({message.location.latitude}, {message.location.longitude})", ""
-    if message.contact:
-        contact = message.contact
-        name = " ".join(filter(None, [contact.first_name, contact.last_name]))
-        return "👤 " + ", ".join(filter(None, [name, contact.phone_number])), ""
-    if message.poll:
-        options = " / ".join(option.text for option in message.poll.options)
-        return f"📊 {message.poll.question} — {options}", ""
-    if message.sticker:
-        return f"[sticker {message.sticker.emoji or ''}]".replace(" ]", "]"), "sticker"
-    for kind in UNSUPPORTED_KINDS:
-        if getattr(message, kind, None):
-            return f"[{kind.replace('_', ' ')}]", kind
-    return "", ""
 
 
 class _QueuedRequest(HTTPXRequest):
@@ -265,43 +119,6 @@ class _QueuedRequest(HTTPXRequest):
             self._slots.release()
 
 
-# Pacing --------------------------------------------------------------------------------
-
-# Reserve the chat's next send slot: returns the seconds to wait, or -wait when the
-# wait exceeds the cap (nothing reserved; the caller gives the work back to be retried).
-_PACE_SCRIPT = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local cap = tonumber(ARGV[3])
-local free_at = tonumber(redis.call('GET', KEYS[1]) or '0')
-local at = math.max(now, free_at)
-if at - now > cap then return tostring(-(at - now)) end
-local ttl = math.ceil((at + interval - now) * 1000) + 1000
-redis.call('SET', KEYS[1], tostring(at + interval), 'PX', ttl)
-return tostring(at - now)
-"""
-
-
-class ChatPacer:
-    """Spaces sends into one chat across all processes (a Redis slot per chat)."""
-
-    def __init__(self, bot: Bot, chat_id: str):
-        self.key = f"assistant:tgpace:{bot.pk}:{chat_id}"
-        self.interval = PACE_GROUP_SECONDS if chat_id.startswith("-") else PACE_PRIVATE_SECONDS
-
-    async def reserve(self, *, cap: float = PACE_MAX_WAIT_SECONDS) -> float:
-        """Seconds to wait before the reserved slot; negative: busy longer than `cap`."""
-        redis = get_async_redis()
-        return float(await redis.eval(_PACE_SCRIPT, 1, self.key, time.time(), self.interval, cap))
-
-    async def hold(self, seconds: float) -> None:
-        """Telegram said to wait: no process sends into this chat for `seconds`."""
-        redis = get_async_redis()
-        until = time.time() + seconds
-        current = float(await redis.get(self.key) or 0)
-        await redis.set(self.key, max(until, current), px=int(seconds * 1000) + 1000)
-
-
 # The adapter ---------------------------------------------------------------------------
 
 
@@ -323,38 +140,42 @@ class TelegramAdapter:
 
     def __init__(self, bot: Bot):
         self.bot = bot
+        self._learned_username = ""  # from getMe during this parse; reported, not stored
 
     @property
     def telegram_bot_id(self) -> int | None:
         """The bot's own user id: the part of its token before the colon."""
-        head = (self.bot.telegram_token or "").split(":", 1)[0]
+        head = (self.bot.config.get("token", "") or "").split(":", 1)[0]
         return int(head) if head.isdigit() else None
 
-    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
-        expected = self.bot.telegram_webhook_secret or ""
+    def verify(self, *, headers: dict[str, str], body: bytes, query=None) -> None:
+        expected = self.bot.config.get("webhook_secret", "") or ""
         given = headers.get(SECRET_HEADER, "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             raise WebhookRejected("bad or missing secret token", status=403)
 
     # Inbound ---------------------------------------------------------------------------
 
-    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
+    def parse(self, *, body: bytes) -> list[InboundItem]:
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise WebhookRejected(f"body is not JSON we can read: {error}", status=400) from error
         if not isinstance(data, dict):
             raise EventNotUnderstood("not a Telegram Update: not a JSON object")
-        _telegram_id(data.get("update_id"), "update_id")
+        telegram_id(data.get("update_id"), "update_id")
         try:
-            update = Update.de_json(_with_defaults(data), None)
+            update = Update.de_json(with_defaults(data), None)
         except Exception as error:  # noqa: BLE001 - PTB raises whatever a bad shape triggers
             raise EventNotUnderstood(
                 f"malformed Update: {error.__class__.__name__}: {error}"
             ) from error
-        return self.parse_update(update)
+        items = self.parse_update(update)
+        if self._learned_username:
+            items.append(IdentityLearned(username=self._learned_username))
+        return items
 
-    def parse_update(self, update: Update) -> list[InboundMessage | InboundAction]:
+    def parse_update(self, update: Update) -> list[InboundItem]:
         """What one Update carries for us (webhook and long polling share this)."""
         if update.callback_query is not None:
             action = self._parse_callback(update)
@@ -365,20 +186,17 @@ class TelegramAdapter:
         if message.chat is None:
             raise EventNotUnderstood("malformed Update: a message without a chat")
         if message.migrate_to_chat_id:
-            from apps.bots.services import chat_migrate
-
-            chat_migrate(
-                bot=self.bot,
-                old_chat_id=str(message.chat.id),
-                new_chat_id=str(message.migrate_to_chat_id),
-            )
-            return []
+            return [
+                ChatMoved(
+                    old_chat_id=str(message.chat.id), new_chat_id=str(message.migrate_to_chat_id)
+                )
+            ]
         if message.chat.type not in ("private", "group", "supergroup"):
             return []
-        _telegram_id(message.chat.id, "chat.id", signed=True)
-        _telegram_id(message.message_id, "message_id")
+        telegram_id(message.chat.id, "chat.id", signed=True)
+        telegram_id(message.message_id, "message_id")
         if message.from_user is not None:
-            _telegram_id(message.from_user.id, "from.id")
+            telegram_id(message.from_user.id, "from.id")
         inbound = self._parse_message(message, edited=update.edited_message is not None)
         if inbound is None:
             return []
@@ -436,12 +254,12 @@ class TelegramAdapter:
             and reply.from_user.id == self.telegram_bot_id
         )
         attachments = self._attachments(message)
-        described, unsupported = _other_content(message)
+        described, unsupported = other_content(message)
         if not text and not attachments and not described:
             return None
         if spans:
             # Only the gap a removed mention leaves is tidied; the rest stays as written.
-            text = re.sub(r"[ \t]*\x00[ \t]*", " ", _utf16_replace(text, spans, "\x00"))
+            text = re.sub(r"[ \t]*\x00[ \t]*", " ", utf16_replace(text, spans, "\x00"))
             text = text.strip(" \t,:，：")
         text = text.strip()
         if unsupported and (text or attachments):
@@ -531,13 +349,15 @@ class TelegramAdapter:
         return bool(username) and mention.lower() == f"@{username}".lower()
 
     def username(self) -> str:
-        """The bot's @username without the @, fetched once with getMe and stored.
+        """The bot's @username without the @, fetched with getMe when the bot has none yet.
+
+        parse() reports a username it had to learn (IdentityLearned); the service keeps it.
 
         Without it a mention cannot be recognised, so failing to learn it raises a 503
         (Telegram redelivers the update later; the poller retries) rather than
         silently ignoring a message addressed to the bot.
         """
-        if not self.bot.platform_username:
+        if not self.bot.platform_username and not self._learned_username:
             try:
                 me = asyncio.run(self._get_me())
             except TelegramError as error:
@@ -546,15 +366,8 @@ class TelegramAdapter:
                     f"could not learn the bot's username (getMe: {error}); try again",
                     status=503,
                 ) from error
-            self._store_username(me.username or "")
-        return self.bot.platform_username
-
-    def _store_username(self, username: str) -> None:
-        from apps.bots.models import Bot
-
-        if username and username != self.bot.platform_username:
-            self.bot.platform_username = username
-            Bot.objects.filter(pk=self.bot.pk).update(platform_username=username)
+            self._learned_username = me.username or ""
+        return self.bot.platform_username or self._learned_username
 
     async def _get_me(self, *, read_timeout: float = 15):
         async with self._client(read_timeout=read_timeout) as client:
@@ -589,7 +402,7 @@ class TelegramAdapter:
         updates_request = HTTPXRequest(connect_timeout=5, read_timeout=5)
         api = self.bot.platform_api_base_url
         client = TelegramBot(
-            self.bot.telegram_token,
+            self.bot.config.get("token", ""),
             base_url=f"{api}/bot",
             base_file_url=f"{api}/file/bot",
             request=request,
@@ -603,11 +416,11 @@ class TelegramAdapter:
     def _shared_client(self) -> TelegramBot:
         """This bot's long-lived client on the process loop: one connection pool for all turns."""
         api = self.bot.platform_api_base_url
-        key = (self.bot.pk, self.bot.telegram_token or "", api)
+        key = (self.bot.pk, self.bot.config.get("token", "") or "", api)
         client = _shared_clients.get(key)
         if client is None:
             client = TelegramBot(
-                self.bot.telegram_token,
+                self.bot.config.get("token", ""),
                 base_url=f"{api}/bot",
                 base_file_url=f"{api}/file/bot",
                 request=_QueuedRequest(
@@ -633,17 +446,11 @@ class TelegramAdapter:
                     await ChatPacer(self.bot, chat_id).hold(seconds)
             raise DeliveryError(str(error), retryable=True, retry_after=seconds) from error
         except ChatMigrated as error:
-            from apps.bots.services import chat_migrate
-
-            if chat_id:
-                await process_loop.db(
-                    chat_migrate,
-                    bot=self.bot,
-                    old_chat_id=chat_id,
-                    new_chat_id=str(error.new_chat_id),
-                )
+            moved = ChatMoved(old_chat_id=chat_id, new_chat_id=str(error.new_chat_id))
             raise DeliveryError(
-                f"the group became a supergroup {error.new_chat_id}", retryable=True
+                f"the group became a supergroup {error.new_chat_id}",
+                retryable=True,
+                chat_moved=moved if chat_id else None,
             ) from error
         except (BadRequest, Forbidden) as error:
             raise DeliveryError(f"{error.__class__.__name__}: {error}", retryable=False) from error
@@ -819,7 +626,7 @@ class TelegramAdapter:
         # piece already streamed into the chat (its message id is on the answer).
         streamed_whole = len(pieces) == 1 and message.platform_message_id
         done = {} if streamed_whole else await self._progress(message.message_id)
-        markup = _keyboard(message)
+        markup = keyboard(message)
         ids: list[str] = []
         client = self._shared_client()
         for index, piece in enumerate(pieces):
@@ -943,17 +750,18 @@ class TelegramAdapter:
             me = await client.get_me()
             done = await client.set_webhook(
                 url=url,
-                secret_token=self.bot.telegram_webhook_secret,
+                secret_token=self.bot.config.get("webhook_secret", ""),
                 allowed_updates=ALLOWED_UPDATES,
             )
             await self._register_commands(client)
             return done, me.username or ""
 
-    def set_webhook(self, url: str) -> bool:
-        """Register `url` with Telegram, with this bot's secret token, and the commands."""
-        done, username = asyncio.run(self._set_webhook(url))
-        self._store_username(username)
-        return done
+    def set_webhook(self, url: str) -> tuple[bool, str]:
+        """Register `url` with Telegram, with this bot's secret token, and the commands.
+
+        Returns whether Telegram took it, and the bot's username (for the caller to keep).
+        """
+        return asyncio.run(self._set_webhook(url))
 
     async def _prepare_polling(self) -> str:
         async with self._client() as client:
@@ -962,9 +770,9 @@ class TelegramAdapter:
             await self._register_commands(client)
             return me.username or ""
 
-    def prepare_polling(self) -> None:
-        """Before long polling: learn our username, drop the webhook, register commands."""
-        self._store_username(asyncio.run(self._prepare_polling()))
+    def prepare_polling(self) -> str:
+        """Before long polling: drop the webhook, register commands; returns our username."""
+        return asyncio.run(self._prepare_polling())
 
     async def _get_updates(self, *, offset: int | None, timeout: int) -> tuple[Update, ...]:
         async with self._client() as client:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bots', '0005_bot_mask_personal_data'),
+        ('bots', '0007_wecom_platform'),
     ]
 
     operations = [

@@ -1,28 +1,23 @@
-"""Feishu / Lark, through lark-oapi. Feishu's wire format stays in this module.
+"""Feishu / Lark, through lark-oapi: the adapter (verify, parse, send, stream).
 
 In: schema 2.0 events by webhook (optionally AES-encrypted and signed) or by the
-long connection (apps.bots.connectors.feishu_ws); im.message.receive_v1 messages
+long connection (the package's connector); im.message.receive_v1 messages
 and card.action.trigger button presses. Out: interactive cards replying to the
 triggering message, updated in place while the answer streams.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import lark_oapi as lark
 import requests
-from django.utils.translation import gettext_lazy
 from lark_oapi.api.im.v1 import (
     CreateMessageRequest,
     CreateMessageRequestBody,
@@ -34,18 +29,39 @@ from lark_oapi.api.im.v1 import (
 )
 from lark_oapi.core.cache import ICache
 from lark_oapi.core.exception import ObtainAccessTokenException
-from lark_oapi.core.utils import AESCipher
 
 from apps.bots.platforms.base import (
     DeliveryError,
     EventNotUnderstood,
+    IdentityLearned,
     InboundAction,
     InboundAttachment,
+    InboundItem,
     InboundMessage,
     OutboundMessage,
     SentMessage,
     WebhookRejected,
 )
+from apps.bots.platforms.feishu.formatting import answer_card, card_split
+from apps.bots.platforms.feishu.parsing import (
+    COMMANDS,
+    MENTION_KEY,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    SIGNATURE_MAX_AGE,
+    TIMESTAMP_HEADER,
+    _content,
+    _get,
+    _id,
+    _list,
+    _other_content,
+    _post_at_ids,
+    _post_body,
+    _str,
+    event_decrypt,
+    event_signature,
+)
+from apps.bots.platforms.feishu.reply import _reply
 from apps.core.redis import as_text, get_redis
 
 if TYPE_CHECKING:
@@ -53,23 +69,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Lark-Signature"
-TIMESTAMP_HEADER = "X-Lark-Request-Timestamp"
-NONCE_HEADER = "X-Lark-Request-Nonce"
-# Replay protection: Feishu does not bound the timestamp; we accept 5 minutes either way.
-SIGNATURE_MAX_AGE = 300
-# A card may be at most 30 KB of JSON. Characters can take 3 bytes (CJK) plus escaping,
-# so pieces are measured in UTF-8 bytes of the escaped text, with room for the buttons.
-CARD_TEXT_BYTES = 24_000
 RATE_LIMIT_CODES = {99991400, 230020}
 TOKEN_INVALID_CODES = {99991661, 99991663, 99991664, 99991665, 99991668}
-COMMANDS = {"start", "help", "reset", "model"}
-ACTION_LABELS = (
-    ("helpful", gettext_lazy("👍 Helpful"), "default"),
-    ("not_helpful", gettext_lazy("👎 Not helpful"), "default"),
-    ("regenerate", gettext_lazy("🔄 Regenerate"), "default"),
-)
-MENTION_KEY = re.compile(r"(@_user_\d+)( ?)")
 
 
 # Tokens ---------------------------------------------------------------------------------
@@ -101,148 +102,6 @@ class RedisTokenCache(ICache):
 TOKEN_CACHE = RedisTokenCache()
 
 
-# What a webhook call answers --------------------------------------------------------------
-
-
-@dataclass
-class WebhookReply:
-    """What the Feishu webhook view answers: a challenge echo, a card-action toast, or success."""
-
-    challenge: str | None = None
-    toasts: list[str] = field(default_factory=list)
-    is_card_action: bool = False
-
-    def body(self) -> dict[str, Any]:
-        if self.challenge is not None:
-            return {"challenge": self.challenge}
-        if self.is_card_action:
-            if not self.toasts:
-                return {}
-            return {"toast": {"type": "info", "content": self.toasts[-1]}}
-        return {"msg": "success"}
-
-
-_reply: ContextVar[WebhookReply | None] = ContextVar("feishu_webhook_reply", default=None)
-
-
-@contextmanager
-def webhook_reply() -> Iterator[WebhookReply]:
-    """Collect, while handling one webhook call, what Feishu must get back in the response.
-
-    Card callbacks are answered in the HTTP response (within 3 s): answer_action()
-    records its toast here, and the view returns `reply.body()`.
-    """
-    reply = WebhookReply()
-    token = _reply.set(reply)
-    try:
-        yield reply
-    finally:
-        _reply.reset(token)
-
-
-# Events -------------------------------------------------------------------------------
-
-
-def event_decrypt(body: bytes, encrypt_key: str) -> dict[str, Any]:
-    """The JSON of a webhook body, decrypted when it is {"encrypt": ...}. Raises WebhookRejected."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise WebhookRejected(f"body is not JSON: {error}", status=400) from error
-    if not isinstance(data, dict):
-        raise WebhookRejected("body is not a JSON object", status=400)
-    encrypted = data.get("encrypt")
-    if encrypted is None:
-        return data
-    if not encrypt_key:
-        raise WebhookRejected("encrypted event but no Encrypt Key is configured", status=403)
-    if not isinstance(encrypted, str):
-        raise WebhookRejected("encrypt is not a string", status=400)
-    try:
-        plain = json.loads(AESCipher(encrypt_key).decrypt_str(encrypted))
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # base64/padding/JSON
-        raise WebhookRejected(f"cannot decrypt the event: {error}", status=400) from error
-    if not isinstance(plain, dict):
-        raise WebhookRejected("decrypted event is not a JSON object", status=400)
-    return plain
-
-
-def _get(data: Any, *path: str, default: Any = None) -> Any:
-    for key in path:
-        if not isinstance(data, dict):
-            return default
-        data = data.get(key)
-    return default if data is None else data
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _id(value: Any, what: str, limit: int = 128) -> str:
-    """A required id that fits our columns; anything else is a malformed event (400)."""
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise EventNotUnderstood(f"missing or malformed {what}")
-    return value
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _content(message: dict[str, Any]) -> dict[str, Any]:
-    raw = message.get("content") or "{}"
-    try:
-        content = json.loads(raw) if isinstance(raw, str) else raw
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise EventNotUnderstood(f"message content is not readable JSON: {error}") from error
-    if not isinstance(content, dict):
-        raise EventNotUnderstood("message content is not a JSON object")
-    return content
-
-
-def _post_body(content: dict[str, Any]) -> dict[str, Any]:
-    """A post's {"title", "content"}; events carry it bare, the API language-keyed."""
-    if isinstance(content.get("content"), list):
-        return content
-    for value in content.values():
-        if isinstance(value, dict) and isinstance(value.get("content"), list):
-            return value
-    return {}
-
-
-SENDER_ID_KINDS = ("open_id", "union_id", "user_id")
-
-
-def _post_at_ids(post: dict[str, Any]) -> set[str]:
-    """The user ids of the @ elements in a post's paragraphs."""
-    return {
-        _str(element.get("user_id"))
-        for paragraph in _list(post.get("content"))
-        for element in _list(paragraph)
-        if isinstance(element, dict) and element.get("tag") == "at"
-    } - {""}
-
-
-def _other_content(kind: Any, content: dict[str, Any]) -> tuple[str, str]:
-    """A message that is neither text, post, image nor file: (its text, unsupported kind).
-
-    A place, a shared chat or user is described for the model; anything else (stickers,
-    forwarded bundles, cards, ...) is described for the record and named as unsupported.
-    """
-    if kind == "location":
-        name = _str(content.get("name"))
-        where = f"({_str(content.get('latitude'))}, {_str(content.get('longitude'))})"
-        return f"📍 {name} {where}".replace("  ", " "), ""
-    if kind == "share_chat":
-        return f"[shared group chat {_str(content.get('chat_id'))}]", ""
-    if kind == "share_user":
-        return f"[shared contact {_str(content.get('user_id'))}]", ""
-    if not isinstance(kind, str) or not kind:
-        return "", ""
-    return f"[{kind.replace('_', ' ')}]", kind
-
-
 class FeishuAdapter:
     """Feishu/Lark Open Platform: webhook checks and event parsing, cards sent with lark-oapi."""
 
@@ -253,23 +112,24 @@ class FeishuAdapter:
     def __init__(self, bot: Bot):
         self.bot = bot
         self._client: lark.Client | None = None
+        self._learned_open_id = ""  # from bot info during this parse; reported, not stored
 
     # Webhook ----------------------------------------------------------------------------
 
-    def verify(self, *, headers: dict[str, str], body: bytes) -> None:
-        expected_token = self.bot.feishu_verification_token or ""
+    def verify(self, *, headers: dict[str, str], body: bytes, query=None) -> None:
+        expected_token = self.bot.config.get("verification_token", "") or ""
         if not expected_token:
             raise WebhookRejected("the bot has no Verification Token configured", status=403)
         # The signature covers the raw body: check it before decrypting anything.
-        signed = bool(self.bot.feishu_encrypt_key) and self._signature_present(headers)
+        signed = bool(self.bot.config.get("encrypt_key", "")) and self._signature_present(headers)
         if signed:
             self._check_signature(headers, body)
-        data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
+        data = event_decrypt(body, self.bot.config.get("encrypt_key", "") or "")
         if data.get("type") == "url_verification":
             # Feishu does not sign the URL check; its token is top-level.
             self._check_token(data.get("token"), expected_token)
             return
-        if self.bot.feishu_encrypt_key and not signed:
+        if self.bot.config.get("encrypt_key", "") and not signed:
             raise WebhookRejected("missing signature", status=403)
         token = _get(data, "header", "token") if data.get("schema") else data.get("token")
         self._check_token(token, expected_token)
@@ -295,13 +155,16 @@ class FeishuAdapter:
         if age > SIGNATURE_MAX_AGE:
             raise WebhookRejected("stale request timestamp", status=403)
         expected = event_signature(
-            timestamp=timestamp, nonce=nonce, encrypt_key=self.bot.feishu_encrypt_key, body=body
+            timestamp=timestamp,
+            nonce=nonce,
+            encrypt_key=self.bot.config.get("encrypt_key", ""),
+            body=body,
         )
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise WebhookRejected("bad signature", status=403)
 
-    def parse(self, *, body: bytes) -> list[InboundMessage | InboundAction]:
-        data = event_decrypt(body, self.bot.feishu_encrypt_key or "")
+    def parse(self, *, body: bytes) -> list[InboundItem]:
+        data = event_decrypt(body, self.bot.config.get("encrypt_key", "") or "")
         if data.get("type") == "url_verification":
             challenge = data.get("challenge")
             if not isinstance(challenge, str):
@@ -310,7 +173,11 @@ class FeishuAdapter:
             if reply is not None:
                 reply.challenge = challenge
             return []
-        return self.parse_event(data)
+        items: list[InboundItem]
+        items = list(self.parse_event(data))
+        if self._learned_open_id:
+            items.append(IdentityLearned(username=self._learned_open_id))
+        return items
 
     def parse_event(self, data: dict[str, Any]) -> list[InboundMessage | InboundAction]:
         """The messages and button presses in one decrypted schema 2.0 event."""
@@ -499,12 +366,13 @@ class FeishuAdapter:
             reply.toasts.append(text)
 
     def bot_open_id(self) -> str:
-        """The bot's own open_id (what its @mentions carry), fetched once and stored.
+        """The bot's own open_id (what its @mentions carry), asked of Feishu when unknown.
 
-        Kept in Bot.platform_username; "" when Feishu cannot be asked right now.
+        Kept in Bot.platform_username: parse() reports one it had to learn
+        (IdentityLearned) and the service stores it. "" when Feishu cannot be asked now.
         """
-        if self.bot.platform_username:
-            return self.bot.platform_username
+        if self.bot.platform_username or self._learned_open_id:
+            return self.bot.platform_username or self._learned_open_id
         request = (
             lark.BaseRequest.builder()
             .http_method(lark.HttpMethod.GET)
@@ -519,8 +387,7 @@ class FeishuAdapter:
         except (DeliveryError, KeyError, TypeError, ValueError) as error:
             logger.warning("feishu bot %s: cannot learn its open_id: %s", self.bot.pk, error)
             return ""
-        type(self.bot).objects.filter(pk=self.bot.pk).update(platform_username=open_id)
-        self.bot.platform_username = open_id
+        self._learned_open_id = open_id
         return open_id
 
     def credentials_check(self) -> str:
@@ -538,15 +405,15 @@ class FeishuAdapter:
             InternalTenantAccessTokenRequest.builder()
             .request_body(
                 InternalTenantAccessTokenRequestBody.builder()
-                .app_id(self.bot.feishu_app_id)
-                .app_secret(self.bot.feishu_app_secret)
+                .app_id(self.bot.config.get("app_id", ""))
+                .app_secret(self.bot.config.get("app_secret", ""))
                 .build()
             )
             .build()
         )
         client = self.client()
         self._call("tenant token", lambda: client.auth.v3.tenant_access_token.internal(request))
-        return self.bot.feishu_app_id
+        return self.bot.config.get("app_id", "")
 
     # Sending ----------------------------------------------------------------------------
 
@@ -557,8 +424,8 @@ class FeishuAdapter:
         try:
             self._client = (
                 lark.Client.builder()
-                .app_id(self.bot.feishu_app_id)
-                .app_secret(self.bot.feishu_app_secret)
+                .app_id(self.bot.config.get("app_id", ""))
+                .app_secret(self.bot.config.get("app_secret", ""))
                 .domain(self.bot.platform_api_base_url)
                 .timeout(15)
                 .cache(TOKEN_CACHE)
@@ -600,7 +467,7 @@ class FeishuAdapter:
                 retry_after = 1.0
             raise DeliveryError(message, retryable=True, retry_after=retry_after)
         if code in TOKEN_INVALID_CODES:
-            TOKEN_CACHE.forget(self.bot.feishu_app_id)
+            TOKEN_CACHE.forget(self.bot.config.get("app_id", ""))
             raise DeliveryError(message, retryable=True)
         raise DeliveryError(message, retryable=status >= 500 or status == 0)
 
@@ -714,70 +581,3 @@ class FeishuAdapter:
         client = self.client()
         response = self._call("download", lambda: client.im.v1.message_resource.get(request))
         return response.file.read()
-
-
-def event_signature(*, timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
-    """X-Lark-Signature: sha256 hex of timestamp + nonce + encrypt key + the raw body."""
-    return hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
-
-
-def _text_bytes(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode())
-
-
-def card_split(text: str, limit: int = CARD_TEXT_BYTES) -> list[str]:
-    """Split an answer into pieces whose card fits Feishu's 30 KB limit.
-
-    Cuts at a paragraph, then a line, then a space when one is in the second half.
-    """
-    pieces: list[str] = []
-    rest = text
-    while _text_bytes(rest) > limit:
-        # The longest prefix that fits, found by bisection on characters.
-        low, high = 1, len(rest)
-        while low < high:
-            middle = (low + high + 1) // 2
-            if _text_bytes(rest[:middle]) <= limit:
-                low = middle
-            else:
-                high = middle - 1
-        window = rest[:low]
-        cut = low
-        for separator in ("\n\n", "\n", " "):
-            position = window.rfind(separator)
-            if position >= low // 2:
-                cut = position
-                break
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest or not pieces:
-        pieces.append(rest)
-    return pieces
-
-
-def answer_card(
-    text: str, *, message_id: int, with_actions: bool = False, streaming: bool = False
-) -> dict[str, Any]:
-    """An interactive card showing `text` as markdown, optionally with feedback buttons.
-
-    update_multi must be true before and after every PATCH of the card.
-    """
-    elements: list[dict[str, Any]] = [
-        {"tag": "markdown", "content": text + (" …" if streaming else "")}
-    ]
-    if with_actions:
-        elements.append(
-            {
-                "tag": "action",
-                "actions": [
-                    {
-                        "tag": "button",
-                        "text": {"tag": "plain_text", "content": str(label)},
-                        "type": style,
-                        "value": {"action": action, "message_id": str(message_id)},
-                    }
-                    for action, label, style in ACTION_LABELS
-                ],
-            }
-        )
-    return {"config": {"wide_screen_mode": True, "update_multi": True}, "elements": elements}
