@@ -382,12 +382,13 @@ class FeishuAdapter:
         elif kind in ("file", "audio", "media") and _str(content.get("file_key")):
             attachments.append(
                 InboundAttachment(
-                    kind="audio" if kind == "audio" else "file",
+                    # "media" is a video, shown to the model like Telegram's.
+                    kind={"audio": "audio", "media": "video"}.get(kind, "file"),
                     platform_file_id=_id(content["file_key"], "file_key", 512),
                     # Voice messages are Ogg Opus; the name tells transcription APIs so.
                     file_name=_str(content.get("file_name"))[:255]
                     or ("voice.ogg" if kind == "audio" else ""),
-                    mime_type="audio/ogg" if kind == "audio" else "",
+                    mime_type={"audio": "audio/ogg", "media": "video/mp4"}.get(kind, ""),
                 )
             )
         else:
@@ -457,7 +458,8 @@ class FeishuAdapter:
                 elif tag in ("media", "file") and _str(element.get("file_key")):
                     attachments.append(
                         InboundAttachment(
-                            kind="file", platform_file_id=_id(element["file_key"], "media", 512)
+                            kind="video" if tag == "media" else "file",
+                            platform_file_id=_id(element["file_key"], "media", 512),
                         )
                     )
             line = "".join(parts).strip()
