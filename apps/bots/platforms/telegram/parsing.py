@@ -50,15 +50,40 @@ _USER_KEYS = {
 }
 
 
+# Fields later Bot API versions made required, with what an older payload meant by leaving
+# them out (Bot API 2.0 added chat.type, 4.8 dice.emoji, 5.x sticker.type and is_video).
+_MEDIA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sticker": {"is_animated": False, "is_video": False, "type": "regular"},
+    "dice": {"emoji": "🎲"},  # the only dice before Bot API 4.8
+    "animation": {"width": 0, "height": 0, "duration": 0},
+    "video": {"width": 0, "height": 0, "duration": 0},
+    "video_note": {"length": 0, "duration": 0},
+    "audio": {"duration": 0},
+    "voice": {"duration": 0},
+    "callback_query": {"chat_instance": ""},
+}
+_CHAT_KEYS = {"chat", "sender_chat", "forward_from_chat"}
+
+
+def _old_api_defaults(key: str, value: dict[str, Any]) -> None:
+    """Fill in, on one object of an update, what payloads from older Bot APIs omit."""
+    for name, default in _MEDIA_DEFAULTS.get(key, {}).items():
+        value.setdefault(name, default)
+    if key in _CHAT_KEYS and "type" not in value and isinstance(value.get("id"), int):
+        # Only groups had negative ids before chat types existed.
+        value["type"] = "private" if value["id"] > 0 else "group"
+
+
 def with_defaults(update: dict[str, Any]) -> dict[str, Any]:
     """The update with harmless defaults for fields PTB requires and payloads omit.
 
     A user without `is_bot` is taken as a person, without `first_name` as nameless; a
     file without `file_unique_id` uses its `file_id`; a poll option from before Bot API
-    9.6 gets its text as `persistent_id`; a chat without `type` (as in Telegram's own
-    webhook-testing examples) is private when its id is positive (a user's), else a
-    group. Walks iteratively: a payload
-    nested thousands deep cannot exhaust the stack.
+    9.6 gets its text as `persistent_id`; chats (a chat without `type`, as in Telegram's
+    own webhook-testing examples, is private when its id is positive, else a group),
+    stickers, dice and media from older Bot APIs get what those versions meant
+    (`_old_api_defaults`). Walks iteratively: a payload nested thousands deep cannot
+    exhaust the stack.
     """
     stack: list[tuple[str, Any]] = [("", update)]
     while stack:
@@ -69,8 +94,6 @@ def with_defaults(update: dict[str, Any]) -> dict[str, Any]:
             if key in _USER_KEYS or key == "new_chat_members":
                 value.setdefault("is_bot", False)
                 value.setdefault("first_name", "")
-            if key == "chat" and isinstance(value.get("id"), int) and "type" not in value:
-                value["type"] = "private" if value["id"] > 0 else "group"
             if "file_id" in value:
                 value.setdefault("file_unique_id", value["file_id"])
             if key == "options" and "voter_count" in value:  # poll options before API 9.6
@@ -80,6 +103,7 @@ def with_defaults(update: dict[str, Any]) -> dict[str, Any]:
                 value.setdefault("members_only", False)
             if key == "poll_answer":
                 value.setdefault("option_persistent_ids", [])
+            _old_api_defaults(key, value)
             stack.extend(value.items())
     return update
 
