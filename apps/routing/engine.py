@@ -93,6 +93,7 @@ def decide(*, bot, item: RoutingInput | None, ruleset: RuleSet | None = None) ->
     """The decision for one message described by `item` (None: the bot's default)."""
     if item is not None:
         ruleset = ruleset if ruleset is not None else ruleset_get()
+        ruleset.prepare(item)
         for rule in ruleset.for_bot(item.bot_id):
             if rule.miss(item) is None:
                 return _decision_of(rule, bot, item, ruleset)
@@ -110,6 +111,7 @@ class Explanation:
 def explain(*, bot, item: RoutingInput) -> Explanation:
     """Every rule tried for `item` with the condition it missed, and the decision."""
     ruleset = ruleset_get()
+    ruleset.prepare(item)
     skipped = []
     for rule in ruleset.rules:
         missed = rule.miss(item)

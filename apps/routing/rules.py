@@ -1,14 +1,18 @@
 """Routing rules compiled for evaluation: validation, conditions and reply templates.
 
 A `CompiledRule` holds everything a rule needs to judge a message, prepared once per
-process (regular expressions compiled with RE2, keywords case-folded into one pattern,
-id lists as sets, the time zone loaded), so deciding a message is a loop of cheap
-comparisons. `CompiledRule.miss()` names the first condition that does not hold, or
-None: the engine uses it to decide, the "Which rule answers this?" page to explain.
+process (id lists as sets, the time zone loaded), so deciding a message is a loop of
+cheap comparisons. The text conditions of every rule are searched in one pass each:
+all keywords (case-folded) in one RE2 set, all regular expressions in another
+(`TextMatcher`), so a message costs two linear scans whatever the number of rules,
+and a rule's text condition is a set lookup. `CompiledRule.miss()` names the first
+condition that does not hold, or None: the engine uses it to decide, the "Which rule
+answers this?" page to explain.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from dataclasses import dataclass, field
@@ -23,6 +27,8 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.i18n import language_detect
 from apps.routing.choices import Action, KeywordMatch
+
+logger = logging.getLogger(__name__)
 
 TEMPLATE_FIELDS = ("user_name", "user_id", "chat_id", "bot_name", "text")
 PATTERN_MAX_MEMORY = 8 << 20  # bytes RE2 may use for one pattern; bigger ones are refused
@@ -136,29 +142,80 @@ class RoutingInput:
     user_name: str = ""
     bot_name: str = ""
     commands: frozenset[str] = field(init=False)
+    matcher: TextMatcher | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         found = (_COMMAND.match(line.strip()) for line in self.text.splitlines())
         self.commands = frozenset(match.group(1).lower() for match in found if match)
 
     @cached_property
-    def folded(self) -> str:
-        return self.text.casefold()
-
-    @cached_property
     def language(self) -> str | None:
         return language_detect(self.text)
 
+    @cached_property
+    def keyword_hits(self) -> frozenset[int]:
+        return self.matcher.keywords_in(self.text.casefold()) if self.matcher else frozenset()
+
+    @cached_property
+    def pattern_hits(self) -> frozenset[int]:
+        return self.matcher.patterns_in(self.text) if self.matcher else frozenset()
+
 
 def _keyword_regex(keyword: str) -> str:
-    # Latin letters and digits at a keyword's edge must not continue a longer word;
-    # Chinese has no spaces between words, so CJK edges match anywhere.
-    escaped = re.escape(keyword)
+    # Latin letters and digits at a keyword's edge must not continue a longer word (RE2's
+    # \b is ASCII-only, so "vip" is found in "我是vip客户" but not in "vipx"); Chinese has
+    # no spaces between words, so CJK edges match anywhere.
+    escaped = re2.escape(keyword)
     if keyword[0].isascii() and keyword[0].isalnum():
-        escaped = r"(?<![a-z0-9])" + escaped
+        escaped = r"\b" + escaped
     if keyword[-1].isascii() and keyword[-1].isalnum():
-        escaped += r"(?![a-z0-9])"
+        escaped += r"\b"
     return escaped
+
+
+class TextMatcher:
+    """Every rule's keywords and regular expressions, each kind searched in one RE2 pass."""
+
+    def __init__(self) -> None:
+        self._keywords: dict[str, int] = {}
+        self._patterns: list[str] = []
+        self._keyword_set = self._pattern_set = None
+
+    def keyword_id(self, keyword: str) -> int:
+        return self._keywords.setdefault(keyword, len(self._keywords))
+
+    def pattern_id(self, pattern: str) -> int:
+        try:
+            pattern_compile(pattern)
+        except ValueError:
+            logger.warning("routing pattern %r does not compile; its rule never matches", pattern)
+            return -1
+        self._patterns.append(pattern)
+        return len(self._patterns) - 1
+
+    def compile(self) -> None:
+        options = _pattern_options()
+        options.max_mem = 64 * PATTERN_MAX_MEMORY
+        if self._keywords:
+            self._keyword_set = re2.Set.SearchSet(options)
+            for keyword in self._keywords:  # in id order: dicts keep insertion order
+                self._keyword_set.Add(_keyword_regex(keyword))
+            self._keyword_set.Compile()
+        if self._patterns:
+            self._pattern_set = re2.Set.SearchSet(options)
+            for pattern in self._patterns:
+                self._pattern_set.Add(pattern)
+            self._pattern_set.Compile()
+
+    def keywords_in(self, folded: str) -> frozenset[int]:
+        if self._keyword_set is None:
+            return frozenset()
+        return frozenset(self._keyword_set.Match(folded) or ())
+
+    def patterns_in(self, text: str) -> frozenset[int]:
+        if self._pattern_set is None:
+            return frozenset()
+        return frozenset(self._pattern_set.Match(text) or ())
 
 
 class CompiledRule:
@@ -188,7 +245,7 @@ class CompiledRule:
         "reply_template",
     )
 
-    def __init__(self, rule, bot_ids: list[str]) -> None:
+    def __init__(self, rule, bot_ids: list[str], matcher: TextMatcher) -> None:
         self.id: int = rule.pk
         self.name: str = rule.name
         self.priority: int = rule.priority
@@ -199,15 +256,10 @@ class CompiledRule:
         self.user_ids = frozenset(rule.user_ids) or None
         self.command: str = rule.command.lstrip("/").lower()
         self.attachment_kind: str = rule.attachment_kind
-        words = [word.casefold() for word in rule.keywords if word.strip()]
-        self.keyword_all = rule.keyword_match == KeywordMatch.ALL and len(words) > 1
-        if not words:
-            self.keywords = None
-        elif self.keyword_all:
-            self.keywords = [re.compile(_keyword_regex(word)) for word in words]
-        else:
-            self.keywords = re.compile("|".join(_keyword_regex(word) for word in words))
-        self.pattern = pattern_compile(rule.pattern) if rule.pattern else None
+        words = [word.strip().casefold() for word in rule.keywords if word.strip()]
+        self.keywords = frozenset(matcher.keyword_id(word) for word in words) or None
+        self.keyword_all = rule.keyword_match == KeywordMatch.ALL
+        self.pattern = matcher.pattern_id(rule.pattern) if rule.pattern else None
         self.language: str = rule.language
         self.window: tuple[time, time] | None = (
             (rule.active_from, rule.active_until) if rule.active_from is not None else None
@@ -236,12 +288,10 @@ class CompiledRule:
         if self.attachment_kind and self.attachment_kind not in item.attachment_kinds:
             return ATTACHMENT
         if self.keywords is not None:
-            if self.keyword_all:
-                if not all(keyword.search(item.folded) for keyword in self.keywords):
-                    return KEYWORDS
-            elif self.keywords.search(item.folded) is None:
+            hits = item.keyword_hits
+            if not (self.keywords <= hits if self.keyword_all else self.keywords & hits):
                 return KEYWORDS
-        if self.pattern is not None and self.pattern.search(item.text) is None:
+        if self.pattern is not None and self.pattern not in item.pattern_hits:
             return PATTERN
         if self.language and item.language != self.language:
             return LANGUAGE
@@ -268,7 +318,15 @@ class RuleSet:
 
     rules: list[CompiledRule]
     profiles: dict[int, Any]
+    matcher: TextMatcher
     _per_bot: dict[str, list[CompiledRule]] = field(default_factory=dict)
+
+    def prepare(self, item: RoutingInput) -> RoutingInput:
+        """Let `item` search its text for this rule set's keywords and patterns (on demand)."""
+        item.matcher = self.matcher
+        item.__dict__.pop("keyword_hits", None)
+        item.__dict__.pop("pattern_hits", None)
+        return item
 
     def for_bot(self, bot_id: str) -> list[CompiledRule]:
         """The rules that may apply to a bot, in order (computed once per bot)."""
@@ -277,3 +335,11 @@ class RuleSet:
             found = [r for r in self.rules if r.bot_ids is None or bot_id in r.bot_ids]
             self._per_bot[bot_id] = found  # a benign race: both threads compute the same
         return found
+
+
+def ruleset_compile(rules: list, bot_ids: dict[int, list[str]], profiles: dict) -> RuleSet:
+    """Compile `rules` (already in order) with each rule's bot ids into a RuleSet."""
+    matcher = TextMatcher()
+    compiled = [CompiledRule(rule, bot_ids.get(rule.pk, []), matcher) for rule in rules]
+    matcher.compile()
+    return RuleSet(rules=compiled, profiles=profiles, matcher=matcher)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apps.core.config import config_cache
 from apps.providers.models import ModelProfile
 from apps.routing.models import RoutingRule
-from apps.routing.rules import CompiledRule, RuleSet
+from apps.routing.rules import RuleSet, ruleset_compile
 
 RULESET_KEY = ("routing", "ruleset")
 
@@ -33,7 +33,7 @@ def ruleset_load() -> RuleSet:
             pk__in=profile_ids
         )
     }
-    return RuleSet(rules=[CompiledRule(rule, bots[rule.pk]) for rule in rules], profiles=profiles)
+    return ruleset_compile(rules, bots, profiles)
 
 
 def routing_rule_list():
