@@ -107,7 +107,7 @@ def test_operator_creates_and_changes_a_rule_audited(operator):
     actions = sorted(AuditEvent.objects.values_list("action", flat=True))
     assert actions == ["routingrule.bots", "routingrule.bots", "routingrule.create"]
     removed = AuditEvent.objects.filter(action="routingrule.bots").order_by("id").last()
-    assert removed.changes == {"bots": {"from": [bot.name], "to": []}}
+    assert removed.changes == {"bots": {"from": [str(bot)], "to": []}}
 
 
 def test_reviewer_may_not_read_rules(db, django_user_model):
