@@ -11,6 +11,7 @@ from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import favicon, health, healthz, home, metrics, readyz
 from apps.providers.api import ModelProfileViewSet, ProviderViewSet
+from apps.routing.api import RoutingRuleViewSet
 
 admin.site.site_header = _("Assistant administration")
 admin.site.site_title = _("Assistant admin")
@@ -24,6 +25,7 @@ router.register("providers", ProviderViewSet)
 router.register("profiles", ModelProfileViewSet)
 router.register("bots", BotViewSet)
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("routing-rules", RoutingRuleViewSet)
 
 urlpatterns = [
     path("", home, name="home"),

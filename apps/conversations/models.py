@@ -172,6 +172,21 @@ class Message(models.Model):
         help_text=_("In the profile's currency."),
         verbose_name=_("cost"),
     )
+    routing_rule = models.ForeignKey(
+        "routing.RoutingRule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("The routing rule that decided how this was answered (none: the default)."),
+        verbose_name=_("routing rule"),
+    )
+    decision = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("The routing decision: action, rule, variant and reason."),
+        verbose_name=_("routing decision"),
+    )
 
     class Meta:
         verbose_name = _("message")

@@ -108,7 +108,8 @@ def _with_summary_fields(conversations: QuerySet[Conversation]) -> QuerySet[Conv
 
 
 def _state(conversation: Conversation) -> str:
-    if conversation.handled_by_id is not None:
+    # A routing rule's hand-off sets taken_over_at with nobody holding it yet.
+    if conversation.handled_by_id is not None or conversation.taken_over_at is not None:
         return STATE_TAKEN_OVER
     if getattr(conversation, "last_inbound_status", None) == MessageStatus.FAILED:
         return STATE_FAILED

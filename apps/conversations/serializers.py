@@ -37,6 +37,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "error",
             "delivery_attempts",
             "profile",
+            "routing_rule",
+            "decision",
             "prompt_tokens",
             "completion_tokens",
             "tokens_estimated",

@@ -1,7 +1,7 @@
 """The roles operators know, kept in code and applied to groups after every migrate.
 
 - Admin: everything.
-- Operator: bots, prompts and model profiles, pairing, unprocessed events, flood
+- Operator: bots, prompts and model profiles, routing rules, pairing, unprocessed events, flood
   limits, taking conversations over and retrying messages; providers only read (their keys are
   write-only anyway); no users, groups or audit changes.
 - Reviewer: reads conversations, messages and feedback, and exports them; no configuration.
@@ -47,6 +47,10 @@ ROLE_PERMISSIONS: dict[str, list[str] | None] = {
         "audit.view_auditevent",
         "guard.view_floodlimits",
         "guard.change_floodlimits",
+        "routing.view_routingrule",
+        "routing.add_routingrule",
+        "routing.change_routingrule",
+        "routing.delete_routingrule",
     ],
     REVIEWER: CONVERSATION_READS,
 }

@@ -1,28 +1,169 @@
-"""Deciding how a turn is answered. The engine decides; it never sends."""
+"""Deciding how a turn is answered. The engine decides; it never sends.
+
+`route()` tries the enabled routing rules in order (apps/routing/rules.py) against the
+turn's messages; the first whose conditions all hold decides what happens: answer with
+a model profile (the bot's or the rule's, optionally with more system prompt), a fixed
+reply, a hand-off to staff, or nothing. No rule, or no match, is today's default: the
+bot's own profile. The `Decision` says which rule (and, with releases, which variant)
+decided and why; the turn stores it on the answer.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
 
 from apps.providers.models import ModelProfile
+from apps.routing.choices import Action, Failure
+from apps.routing.rules import CompiledRule, RoutingInput, RuleSet, template_render
+from apps.routing.selectors import ruleset_get
+
+DEFAULT_REASON = "no rule matched: the bot's profile"
 
 
 @dataclass(frozen=True)
 class Decision:
-    """How to answer: with a model profile, or not at all (and why)."""
+    """How to answer, which rule decided and why.
 
-    profile: ModelProfile | None
+    `action` is one of `Action`; `failure` (one of `Failure`, else "") says why a turn
+    cannot be answered, so callers never read `reason` to tell failures apart. `variant`
+    names the release variant that answered (releases will fill it; "" until then).
+    """
+
+    action: str
+    profile: ModelProfile | None = None
+    rule_id: int | None = None
+    rule_name: str = ""
+    variant: str = ""
     reason: str = ""
+    failure: str = ""
+    extra_system_prompt: str = ""
+    reply_text: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The decision as stored on the message (JSON)."""
+        return {
+            "action": self.action,
+            "rule_id": self.rule_id,
+            "rule": self.rule_name,
+            "variant": self.variant,
+            "reason": self.reason,
+            "failure": self.failure,
+            "profile_id": self.profile.pk if self.profile is not None else None,
+        }
 
 
-def route(*, conversation) -> Decision:
-    """Pick how to answer the conversation's pending messages: the bot's profile."""
+def routing_input(*, conversation, pending: list, now: datetime | None = None) -> RoutingInput:
+    """What the rules look at for a turn: the conversation and its pending messages."""
     bot = conversation.bot
-    if bot.profile_id is None:
-        return Decision(profile=None, reason=f"bot {bot.name!r} has no model profile")
-    if "profile" in bot._state.fields_cache:  # the caller loaded it (with its provider)
-        return Decision(profile=bot.profile)
-    profile = ModelProfile.objects.select_related("provider", "fallback__provider").get(
-        pk=bot.profile_id
+    last = pending[-1]
+    kinds: frozenset[str] = frozenset()
+    if any(getattr(message, "has_attachments", True) for message in pending):
+        from apps.conversations.models import MessageAttachment
+
+        kinds = frozenset(
+            MessageAttachment.objects.filter(message__in=[m.pk for m in pending]).values_list(
+                "kind", flat=True
+            )
+        )
+    return RoutingInput(
+        bot_id=str(bot.pk),
+        platform=bot.platform,
+        chat_type=conversation.chat_type,
+        chat_id=conversation.chat_id,
+        user_id=last.sender_id,
+        text="\n".join(message.text for message in pending if message.text),
+        now=now or timezone.now(),
+        attachment_kinds=kinds,
+        user_name=(conversation.participants or {}).get(last.sender_id, ""),
+        bot_name=bot.name,
     )
-    return Decision(profile=profile)
+
+
+def route(*, conversation, pending: list | None = None) -> Decision:
+    """Decide how to answer the conversation's pending messages (see the module's doc)."""
+    item = routing_input(conversation=conversation, pending=pending) if pending else None
+    return decide(bot=conversation.bot, item=item)
+
+
+def decide(*, bot, item: RoutingInput | None, ruleset: RuleSet | None = None) -> Decision:
+    """The decision for one message described by `item` (None: the bot's default)."""
+    if item is not None:
+        ruleset = ruleset if ruleset is not None else ruleset_get()
+        ruleset.prepare(item)
+        for rule in ruleset.for_bot(item.bot_id):
+            if rule.miss(item) is None:
+                return _decision_of(rule, bot, item, ruleset)
+    return _profile_decision(bot, None, rule=None, reason=DEFAULT_REASON)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why each rule before the deciding one did not answer, and the decision."""
+
+    skipped: list[tuple[CompiledRule, str]]
+    decision: Decision
+
+
+def explain(*, bot, item: RoutingInput) -> Explanation:
+    """Every rule tried for `item` with the condition it missed, and the decision."""
+    ruleset = ruleset_get()
+    ruleset.prepare(item)
+    skipped: list[tuple[CompiledRule, str]] = []
+    for rule in ruleset.rules:
+        missed = rule.miss(item)
+        if missed is None:
+            return Explanation(skipped, _decision_of(rule, bot, item, ruleset))
+        skipped.append((rule, missed))
+    return Explanation(skipped, decide(bot=bot, item=None))
+
+
+def _decision_of(rule: CompiledRule, bot, item: RoutingInput, ruleset: RuleSet) -> Decision:
+    reason = f"rule {rule.name!r} matched"
+    common: dict[str, Any] = {"rule_id": rule.id, "rule_name": rule.name, "reason": reason}
+    if rule.action == Action.PROFILE:
+        profile = ruleset.profiles.get(rule.profile_id) if rule.profile_id else None
+        return _profile_decision(
+            bot, profile, rule=rule, reason=reason, extra=rule.extra_system_prompt
+        )
+    text = ""
+    if rule.reply_template:
+        text = template_render(
+            rule.reply_template,
+            {
+                "user_name": item.user_name,
+                "user_id": item.user_id,
+                "chat_id": item.chat_id,
+                "bot_name": item.bot_name,
+                "text": item.text,
+            },
+        )
+    return Decision(action=rule.action, reply_text=text, **common)
+
+
+def _profile_decision(
+    bot, profile: ModelProfile | None, *, rule: CompiledRule | None, reason: str, extra: str = ""
+) -> Decision:
+    common: dict[str, Any] = {
+        "rule_id": rule.id if rule else None,
+        "rule_name": rule.name if rule else "",
+        "extra_system_prompt": extra,
+    }
+    if profile is None:
+        if bot.profile_id is None:
+            return Decision(
+                action=Action.PROFILE,
+                failure=Failure.NO_PROFILE,
+                reason=f"bot {bot.name!r} has no model profile",
+                **common,
+            )
+        if "profile" in bot._state.fields_cache:  # the caller loaded it (with its provider)
+            profile = bot.profile
+        else:
+            profile = ModelProfile.objects.select_related("provider", "fallback__provider").get(
+                pk=bot.profile_id
+            )
+    return Decision(action=Action.PROFILE, profile=profile, reason=reason, **common)

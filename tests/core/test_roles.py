@@ -41,6 +41,7 @@ from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Conversation, Feedback, Message
 from apps.core.roles import ADMIN, OPERATOR, REVIEWER, roles_sync
 from apps.guard.models import SINGLETON_ID, FloodLimits
+from apps.routing.services import routing_rule_create
 from assistant import routing
 from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
 
@@ -84,6 +85,7 @@ ADMIN_PAGES = {
     "conversations.message": "view change delete retry_failed",
     # One row of limits, made on first view: never added or deleted.
     "guard.floodlimits": "view change",
+    "routing.routingrule": "view add change delete",
 }
 OPERATOR_PAGES = {
     "audit.auditevent": "view",
@@ -97,6 +99,7 @@ OPERATOR_PAGES = {
     "conversations.feedback": "view",
     "conversations.message": "view change retry_failed",
     "guard.floodlimits": "view change",
+    "routing.routingrule": "view add change delete",
 }
 REVIEWER_PAGES = {
     "conversations.conversation": "view",
@@ -139,6 +142,14 @@ TAKEOVER = {
     "POST /api/v1/conversations/{id}/reply/",
 }
 RETRY = {"POST /api/v1/conversations/{id}/messages/{message_id}/retry/"}
+ROUTING_RULES = {
+    "GET /api/v1/routing-rules/",
+    "GET /api/v1/routing-rules/{id}/",
+    "POST /api/v1/routing-rules/",
+    "PUT /api/v1/routing-rules/{id}/",
+    "PATCH /api/v1/routing-rules/{id}/",
+    "DELETE /api/v1/routing-rules/{id}/",
+}
 
 # console: the pages of apps/conversations/urls.py (and the web chat of a disabled bot).
 CONSOLE_READ = {
@@ -167,13 +178,20 @@ EXPECTED = {
         | BOTS
         | CONVERSATIONS_READ
         | TAKEOVER
-        | RETRY,
+        | RETRY
+        | ROUTING_RULES,
         "console": CONSOLE_READ | CONSOLE_TAKEOVER | {DISABLED_WEB_CHAT},
         "sockets": CONSOLE_SOCKETS | {ENABLED_CHAT_SOCKET, DISABLED_CHAT_SOCKET},
     },
     OPERATOR: {
         "admin": OPERATOR_PAGES,
-        "api": PROVIDERS_READ | PROFILES | BOTS | CONVERSATIONS_READ | TAKEOVER | RETRY,
+        "api": PROVIDERS_READ
+        | PROFILES
+        | BOTS
+        | CONVERSATIONS_READ
+        | TAKEOVER
+        | RETRY
+        | ROUTING_RULES,
         "console": CONSOLE_READ | CONSOLE_TAKEOVER | {DISABLED_WEB_CHAT},
         "sockets": CONSOLE_SOCKETS | {ENABLED_CHAT_SOCKET, DISABLED_CHAT_SOCKET},
     },
@@ -203,6 +221,7 @@ class World:
     conversation: Conversation
     failed: Message
     holder: object
+    rule: object
 
 
 def _world(django_user_model) -> World:
@@ -279,6 +298,7 @@ def _world(django_user_model) -> World:
     AccessLog.objects.create(username="holder", ip_address="203.0.113.10")
     AccessFailureLog.objects.create(username="mallory", ip_address="203.0.113.9")
     Token.objects.create(user=holder)
+    rule = routing_rule_create(name="orders", keywords=["订单"], action="profile", profile=profile)
     return World(
         provider,
         profile,
@@ -290,6 +310,7 @@ def _world(django_user_model) -> World:
         conversation,
         failed,
         holder,
+        rule,
     )
 
 
@@ -314,7 +335,8 @@ def database_state() -> str:
     models = [
         model
         for model in django_apps.get_models()
-        if model._meta.app_label in {"providers", "bots", "conversations", "audit", "auth"}
+        if model._meta.app_label
+        in {"providers", "bots", "conversations", "audit", "auth", "routing"}
         and model is not Permission
     ]
     return "\n".join(
@@ -395,7 +417,10 @@ STANDARD_ADMIN_URLS = {"changelist", "add", "change", "delete", "history", "auto
 EXTRA_ADMIN_PAGES = {
     "auth_user_password_change": ("auth.user", "change"),
     "providers_modelprofile_test": ("providers.modelprofile", "change"),
+    # "Which rule answers this?": about no one rule, so it takes no id.
+    "routing_routingrule_explain": ("routing.routingrule", "view"),
 }
+PAGES_WITHOUT_ID = {"routing_routingrule_explain"}
 
 
 def extra_admin_urls() -> set[str]:
@@ -423,7 +448,9 @@ def test_extra_admin_pages(world, django_user_model, persona, page):
     model, needed = EXTRA_ADMIN_PAGES[page]
     obj = django_apps.get_model(model)._default_manager.order_by("pk").first()
 
-    response = client.get(reverse(f"admin:{page}", args=[obj.pk]))
+    response = client.get(
+        reverse(f"admin:{page}", args=[] if page in PAGES_WITHOUT_ID else [obj.pk])
+    )
 
     allowed = needed in EXPECTED[persona]["admin"].get(model, "").split()
     assert response.status_code == (200 if allowed else refused_status(persona)[0])
@@ -501,6 +528,7 @@ def api_request(world: World, operation: str) -> tuple[str, str, dict | None]:
         "profiles": world.spare_profile.pk,
         "bots": world.bot.pk,
         "conversations": world.conversation.pk,
+        "routing-rules": world.rule.pk,
     }
     url = path.replace("{id}", str(ids[resource])).replace("{message_id}", str(world.failed.pk))
     bodies = {
@@ -513,6 +541,7 @@ def api_request(world: World, operation: str) -> tuple[str, str, dict | None]:
         },
         "profiles": {"name": "another", "provider": world.provider.pk, "model": "other-model"},
         "bots": {"name": "another", "platform": Platform.WEB, "profile": world.profile.pk},
+        "routing-rules": {"name": "another", "action": "ignore", "keywords": ["spam"]},
     }
     body = None
     if method in {"POST", "PUT", "PATCH"}:

@@ -56,6 +56,21 @@ def conversation_take_over(
 
 
 @transaction.atomic
+def conversation_hand_off(*, conversation_id: int) -> Conversation:
+    """A routing rule hands the conversation to staff: it waits, taken over, for someone.
+
+    The AI stays silent as if staff had taken it over; the console's list shows it
+    taken over with nobody holding it, until a staff member takes it or hands it back.
+    """
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.handled_by_id is None and conversation.taken_over_at is None:
+        conversation.taken_over_at = timezone.now()
+        conversation.save(update_fields=["taken_over_at"])
+        publish(conversation.pk, ConversationChanged())
+    return conversation
+
+
+@transaction.atomic
 def conversation_hand_back(
     *, conversation_id: int, actor, ip_address: str | None = None
 ) -> Conversation:
@@ -65,7 +80,7 @@ def conversation_hand_back(
     """
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     previous = conversation.handled_by
-    if previous is None:
+    if previous is None and conversation.taken_over_at is None:  # handed off by a rule: back too
         return conversation
     conversation.handled_by = None
     conversation.taken_over_at = None
@@ -74,7 +89,7 @@ def conversation_hand_back(
         action="conversation.hand_back",
         actor=actor,
         target=conversation,
-        changes={"handled_by": {"from": previous.get_username()}},
+        changes={"handled_by": {"from": previous.get_username() if previous else None}},
         ip_address=ip_address,
     )
     publish(conversation.pk, ConversationChanged())
@@ -184,6 +199,8 @@ CSV_COLUMNS = [
     "status",
     "error",
     "profile",
+    "routing_rule",
+    "routing_reason",
     "prompt_tokens",
     "completion_tokens",
     "cost",
@@ -224,6 +241,8 @@ def conversations_export_csv(*, conversations: QuerySet[Conversation]) -> Iterat
                 message.status,
                 message.error,
                 message.profile.name if message.profile else "",
+                message.decision.get("rule", "") if message.decision else "",
+                message.decision.get("reason", "") if message.decision else "",
                 message.prompt_tokens if message.prompt_tokens is not None else "",
                 message.completion_tokens if message.completion_tokens is not None else "",
                 message.cost if message.cost is not None else "",

@@ -145,7 +145,7 @@ def _message_stored(
         _answer_fixed(message, refusal, status=MessageStatus.SKIPPED, note="access denied")
     elif accepted.command:
         _answer_command(bot, conversation, message, accepted.command)
-    elif conversation.handled_by_id is not None:
+    elif conversation.handled_by_id is not None or conversation.taken_over_at is not None:
         _answer_fixed(message, None, status=MessageStatus.SKIPPED, note="staff took over")
     elif accepted.unsupported:
         _answer_fixed(

@@ -33,6 +33,7 @@ from apps.bots.selectors import bot_config_get
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
+from apps.conversations.services.console import conversation_hand_off
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
 from apps.conversations.services.media import VideoUnreadable, video_key_frames, video_sound
@@ -58,7 +59,8 @@ from apps.providers.client import complete as model_complete
 from apps.providers.models import ModelProfile
 from apps.providers.selectors import usage_totals
 from apps.providers.services import usage_cost
-from apps.routing.engine import route
+from apps.routing.choices import Action
+from apps.routing.engine import Decision, route
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ NO_VOICE_REPLY = gettext_lazy(
 )
 UNREADABLE_REPLY = gettext_lazy(
     "Sorry, I couldn't read what you sent. Please write your question as text."
+)
+HANDOFF_REPLY = gettext_lazy(
+    "I have passed your message to our staff; someone will answer you here shortly."
 )
 NO_VIDEO_REPLY = gettext_lazy(
     "Sorry, I can't watch videos here. Please describe what you need in words."
@@ -285,17 +290,25 @@ def turn_prepare(
     conversation = Conversation.objects.get(pk=conversation_id)
     # The cached configuration; the row itself if the cache no longer has the bot.
     conversation.bot = bot_config_get(bot_id=conversation.bot_id) or conversation.bot
-    if conversation.handled_by_id is not None:
-        # Staff took over after these arrived: they are shown to staff, not answered.
+    if conversation.handled_by_id is not None or conversation.taken_over_at is not None:
+        # Staff took over (or a rule handed it to them) after these arrived: they are
+        # shown to staff, not answered.
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(
             status=MessageStatus.SKIPPED, error="staff took over"
         )
         return None
-    decision = route(conversation=conversation)
-    if decision.profile is None:
-        _fail_turn(conversation, pending, decision.reason)
+    decision = route(conversation=conversation, pending=pending)
+    if decision.failure:
+        _fail_turn(conversation, pending, decision.reason, decision=decision)
+        return None
+    if decision.action != Action.PROFILE:
+        _answer_by_rule(conversation, pending, decision)
         return None
     profile = decision.profile
+    if profile is None:  # a profile decision names one, unless `failure` said otherwise
+        _fail_turn(conversation, pending, decision.reason or "no model profile", decision=decision)
+        return None
+    extra = decision.extra_system_prompt
 
     refusal = _budget_refusal(conversation, pending)
     if refusal is not None:
@@ -321,6 +334,8 @@ def turn_prepare(
         status=MessageStatus.PROCESSING,
         reply_to=pending[-1],
         profile=profile,
+        routing_rule_id=decision.rule_id,
+        decision=decision.record(),
         model_started_at=timezone.now(),
         # Set when a lost turn already showed part of an answer: continue that message.
         platform_message_id=continue_in,
@@ -333,8 +348,8 @@ def turn_prepare(
         answer=answer,
         outbound=outbound_for(answer),
         chain=profile_chain(profile),
-        build=_prompt_builder(conversation, [], inputs),
-        cache_key=_cache_key(conversation, profile, pending, inputs),
+        build=_prompt_builder(conversation, [], inputs, extra=extra),
+        cache_key=_cache_key(conversation, profile, pending, inputs, extra=extra),
     )
     if prepared.cache_key is not None:
         cached = get_redis().get(prepared.cache_key)
@@ -343,8 +358,8 @@ def turn_prepare(
             return prepared
 
     history = _history_rows(conversation, before_id=pending[0].pk)
-    history = _compact_if_needed(conversation, profile, history, inputs)
-    prepared.build = _prompt_builder(conversation, history, inputs)
+    history = _compact_if_needed(conversation, profile, history, inputs, extra=extra)
+    prepared.build = _prompt_builder(conversation, history, inputs, extra=extra)
     return prepared
 
 
@@ -585,6 +600,33 @@ def _answer_fixed_turn(
         reply_system(conversation=conversation, text=text, reply_to=pending[-1])
 
 
+def _answer_by_rule(conversation: Conversation, pending: list[Message], decision: Decision) -> None:
+    """A routing rule's answer without a model: a fixed reply, a hand-off to staff, or none.
+
+    The decision is stored on the turn's messages and on the reply (if any).
+    """
+    routed = {"routing_rule_id": decision.rule_id, "decision": decision.record()}
+    text: str | Promise = decision.reply_text
+    with transaction.atomic():
+        if decision.action == Action.REPLY:
+            status, note = MessageStatus.ANSWERED, "answered by a routing rule"
+        elif decision.action == Action.HANDOFF:
+            status, note = MessageStatus.SKIPPED, "handed off to staff by a routing rule"
+            text = text or HANDOFF_REPLY
+            conversation_hand_off(conversation_id=conversation.pk)
+        else:  # Action.IGNORE (and any action this code does not know yet)
+            status, note, text = MessageStatus.SKIPPED, "ignored by a routing rule", ""
+        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
+            status=status, error=note, **routed
+        )
+        for message in pending:
+            message.status, message.error = status, note
+            publish(conversation.pk, MessageEvent(message_payload(message)))
+        if text:
+            reply = reply_system(conversation=conversation, text=text, reply_to=pending[-1])
+            rows_update(Message, [reply.pk], routed)
+
+
 # Attachments -----------------------------------------------------------------
 
 
@@ -718,7 +760,12 @@ def _unsupported_reply(inputs: list[_Input]) -> str | Promise:
 
 
 def _cache_key(
-    conversation: Conversation, profile: ModelProfile, pending: list[Message], inputs: list[_Input]
+    conversation: Conversation,
+    profile: ModelProfile,
+    pending: list[Message],
+    inputs: list[_Input],
+    *,
+    extra: str = "",
 ) -> str | None:
     """The cache key for a first question (no history, text only), or None when not cacheable."""
     if not profile.cache_ttl or len(pending) != 1 or inputs[0].images or not inputs[0].text:
@@ -736,6 +783,9 @@ def _cache_key(
             profile.updated_at.isoformat() if profile.updated_at else "",
             profile.model,
             profile.system_prompt,
+            *(
+                [extra] if extra else []
+            ),  # keys of answers without a rule's prompt stay as they were
             pending[0].text.strip(),
         ]
     )
@@ -769,9 +819,11 @@ def _history_rows(conversation: Conversation, *, before_id: int) -> list[tuple[i
 
 
 def _fixed_messages(
-    conversation: Conversation, profile: ModelProfile, inputs: list[_Input]
+    conversation: Conversation, profile: ModelProfile, inputs: list[_Input], extra: str = ""
 ) -> tuple[list[ChatMessage], list[ChatMessage]]:
     head = messages_with_system(profile, [])
+    if extra:  # a routing rule's addition to the profile's system prompt
+        head.append(ChatMessage("system", extra))
     if conversation.summary:
         head.append(
             ChatMessage("system", f"Summary of the earlier conversation:\n{conversation.summary}")
@@ -781,9 +833,14 @@ def _fixed_messages(
 
 
 def _history_budget(
-    conversation: Conversation, profile: ModelProfile, inputs: list[_Input], squeeze: int = 0
+    conversation: Conversation,
+    profile: ModelProfile,
+    inputs: list[_Input],
+    squeeze: int = 0,
+    *,
+    extra: str = "",
 ) -> int:
-    head, current = _fixed_messages(conversation, profile, inputs)
+    head, current = _fixed_messages(conversation, profile, inputs, extra)
     budget = profile.context_budget - profile.max_tokens
     budget -= sum(estimate_message_tokens(m) for m in head + current)
     return max(0, budget // (2**squeeze))
@@ -803,11 +860,15 @@ def _fit(history: list[tuple[int, str, str]], *, budget: int, limit: int) -> int
 
 
 def _prompt_builder(
-    conversation: Conversation, history: list[tuple[int, str, str]], inputs: list[_Input]
+    conversation: Conversation,
+    history: list[tuple[int, str, str]],
+    inputs: list[_Input],
+    *,
+    extra: str = "",
 ):
     def build(candidate: ModelProfile, squeeze: int) -> list[ChatMessage]:
-        head, current = _fixed_messages(conversation, candidate, inputs)
-        budget = _history_budget(conversation, candidate, inputs, squeeze)
+        head, current = _fixed_messages(conversation, candidate, inputs, extra)
+        budget = _history_budget(conversation, candidate, inputs, squeeze, extra=extra)
         limit = candidate.history_messages if squeeze < 2 else 0
         kept = _fit(history, budget=budget, limit=limit)
         recent = history[len(history) - kept :] if kept else []
@@ -821,13 +882,15 @@ def _compact_if_needed(
     profile: ModelProfile,
     history: list[tuple[int, str, str]],
     inputs: list[_Input],
+    *,
+    extra: str = "",
 ) -> list[tuple[int, str, str]]:
     """When older turns no longer fit, fold them into Conversation.summary via the model.
 
     Keeps the newest turns that fit in half the history budget, so compaction
     runs every few turns rather than on each one. Returns the history left.
     """
-    budget = _history_budget(conversation, profile, inputs)
+    budget = _history_budget(conversation, profile, inputs, extra=extra)
     if _fit(history, budget=budget, limit=profile.history_messages) == len(history):
         return history
     keep = _fit(history, budget=budget // 2, limit=profile.history_messages // 2)
@@ -859,12 +922,19 @@ def _compact_if_needed(
 # Failure and retry -------------------------------------------------------------
 
 
-def _fail_turn(conversation: Conversation, pending: list[Message], error: str) -> None:
+def _fail_turn(
+    conversation: Conversation,
+    pending: list[Message],
+    error: str,
+    *,
+    decision: Decision | None = None,
+) -> None:
     """Mark the turn's messages failed (visible in the admin) and tell the user."""
     logger.error("conversation %s: %s", conversation.pk, error)
+    routed = {"decision": decision.record()} if decision is not None else {}
     with transaction.atomic():
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(
-            status=MessageStatus.FAILED, error=error
+            status=MessageStatus.FAILED, error=error, **routed
         )
         reply_system(conversation=conversation, text=APOLOGY, reply_to=pending[-1])
 

@@ -1,0 +1,28 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Action(models.TextChoices):
+    """What a matching rule does with the message."""
+
+    PROFILE = "profile", _("Answer with a model profile")
+    SKILL = "skill", _("Run a skill")
+    REPLY = "reply", _("Send a fixed reply")
+    HANDOFF = "handoff", _("Hand off to staff")
+    IGNORE = "ignore", _("Ignore the message")
+
+
+class KeywordMatch(models.TextChoices):
+    ANY = "any", _("Any of the keywords")
+    ALL = "all", _("All of the keywords")
+
+
+class Failure(models.TextChoices):
+    """Why a turn could not be answered, told apart by this code rather than by error text."""
+
+    NO_PROFILE = "no_profile", _("No model profile")
+
+
+class RoutingLanguage(models.TextChoices):
+    CHINESE = "zh-hans", _("Chinese")
+    ENGLISH = "en", _("English")
