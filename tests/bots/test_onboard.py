@@ -15,10 +15,11 @@ from apps.bots.models import Bot
 from apps.conversations.choices import Author, MessageStatus
 from apps.conversations.models import Message
 from apps.providers.models import ModelProfile, Provider
-from tests import feishu_events
+from tests import feishu_events, wecom_events
 from tests.fakes.server import wait_for
 
 fake_feishu = feishu_events.fake_feishu
+fake_wecom = wecom_events.fake_wecom
 
 GOOD_KEY = "sk-good-key-0001"
 
@@ -247,6 +248,44 @@ def test_feishu_webhook_prints_the_console_settings_and_verifies_them_on_the_fir
     assert "Test message sent to chat oc_onboard." in output
     test_cards = [card for card in fake_feishu.cards() if "Set-up test" in card.text]
     assert [card.chat_id for card in test_cards] == ["oc_onboard"]
+
+
+def test_wecom_prints_the_console_settings_and_verifies_them_on_the_first_message(
+    worker, client, model, fake_wecom
+):
+    thread, result = _run_in_thread(
+        [
+            "--non-interactive", "--language", "en",
+            *provider_flags(model),
+            "--platform", "wecom",
+            "--bot-name", "WeCom helper",
+            "--wecom-corp-id", fake_wecom.corp_id,
+            "--wecom-agent-id", "1000002",
+            "--wecom-secret", fake_wecom.secret,
+            "--wecom-token", wecom_events.SAMPLE_TOKEN,
+            "--wecom-encoding-aes-key", wecom_events.SAMPLE_AES_KEY,
+            "--api-base-url", fake_wecom.url,
+            "--webhook-url", "https://bots.example.com/wecom",
+            "--wait-seconds", "60",
+        ]
+    )  # fmt: skip
+    wait_for(lambda: Bot.objects.filter(name="WeCom helper").exists() or not thread.is_alive())
+    assert "error" not in result, (result["error"], result["error"].output)
+    bot = Bot.objects.get(name="WeCom helper")
+    assert bot.config["agent_id"] == "1000002"
+    assert fake_wecom.calls_of("token")  # the corp ID and secret were checked
+
+    assert wecom_events.post_message(client, bot, wecom_events.TEXT).status_code == 200
+    thread.join(60)
+
+    assert "error" not in result, result.get("error")
+    output = result["output"]
+    assert "URL: https://bots.example.com/wecom" in output
+    assert "Trusted IPs" in output and "EncodingAESKey" in output
+    assert "The first message arrived: “this is a test” (chat fromUser)." in output
+    assert "decrypted with your EncodingAESKey" in output
+    assert "Test message sent to chat fromUser." in output
+    assert any("Set-up test" in text for text in fake_wecom.texts())
 
 
 def test_feishu_wait_without_an_event_says_what_to_check_and_exits_non_zero(
