@@ -158,7 +158,7 @@ def test_interactive_web_chat_asks_again_after_a_refused_key(transactional_db, m
     assert output.count("Its API key (Enter for none, e.g. a local server): \n") == 2
     assert "sk-wrong" not in output
     assert "The provider refused the API key (HTTP 401)" in output
-    assert "Answer one of: telegram, feishu, web." in output
+    assert "Answer one of: web, telegram, feishu, wecom." in output
     bot = Bot.objects.get(name="Web helper")
     assert bot.platform == Platform.WEB
     assert bot.profile.provider.api_key == GOOD_KEY

@@ -59,6 +59,8 @@ class PlatformSpec:
     # What the admin and the API say when the platform refuses the credentials
     # (%(reason)s is the platform's answer, secrets masked).
     credentials_refused: Any = ""
+    # Import path of its `manage.py onboard` set-up (a PlatformSetup), "" for none.
+    onboarding: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ PLATFORM = PlatformSpec(
     name="feishu",
     label=_("Feishu / Lark"),
     adapter="apps.bots.platforms.feishu.adapter.FeishuAdapter",  # lark-oapi: seconds to import
+    onboarding="apps.bots.platforms.feishu.onboarding.SETUP",
     default_api_base_url="https://open.feishu.cn",
     connector="apps.bots.platforms.feishu.connector.FeishuConnector",
     webhook_reply="apps.bots.platforms.feishu.reply.webhook_reply",

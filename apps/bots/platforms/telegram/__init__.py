@@ -8,6 +8,7 @@ PLATFORM = PlatformSpec(
     name="telegram",
     label=_("Telegram"),
     adapter="apps.bots.platforms.telegram.adapter.TelegramAdapter",
+    onboarding="apps.bots.platforms.telegram.onboarding.SETUP",
     default_api_base_url="https://api.telegram.org",
     connector="apps.bots.platforms.telegram.connector.TelegramPoller",
     config=(

@@ -8,5 +8,6 @@ PLATFORM = PlatformSpec(
     name="web",
     label=_("Web chat"),
     adapter="apps.bots.platforms.web.adapter.WebChatAdapter",
+    onboarding="apps.bots.platforms.web.onboarding.SETUP",
     webhook=False,
 )

@@ -8,6 +8,7 @@ PLATFORM = PlatformSpec(
     name="wecom",
     label=_("WeCom (企业微信)"),
     adapter="apps.bots.platforms.wecom.adapter.WeComAdapter",
+    onboarding="apps.bots.platforms.wecom.onboarding.SETUP",
     default_api_base_url="https://qyapi.weixin.qq.com",
     webhook_reply="apps.bots.platforms.wecom.reply.webhook_reply",
     url_check=True,
