@@ -15,6 +15,7 @@ from apps.bots.config import (
     config_field_names,
     config_fields,
     config_validate,
+    connection_mode_check,
 )
 from apps.bots.credentials import bot_credentials_check
 from apps.bots.models import Bot, PairingRequest, UnprocessedEvent
@@ -109,6 +110,9 @@ class BotForm(CredentialsCheckedForm):
         }
         current = self.instance.config if self.instance.platform == platform else {}
         try:
+            connection_mode_check(
+                platform=platform, connection_mode=cleaned.get("connection_mode", "")
+            )
             self.instance.config = config_validate(
                 platform=platform, values=values, current=current or {}
             )

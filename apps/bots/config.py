@@ -81,6 +81,22 @@ def config_validate(
     return {key: value for key, value in config.items() if value != ""}
 
 
+def connection_mode_check(*, platform: str, connection_mode: str) -> None:
+    """Persistent mode only for a platform with a connector (WeCom, for one, only calls
+    a webhook URL); raises ValidationError on `connection_mode` otherwise."""
+    spec = platform_spec(platform)
+    if connection_mode == "persistent" and spec is not None and spec.webhook and not spec.connector:
+        raise ValidationError(
+            {
+                "connection_mode": _(
+                    "%(platform)s has no persistent connection: it calls the bot's webhook "
+                    "URL. Choose webhook mode."
+                )
+                % {"platform": spec.label}
+            }
+        )
+
+
 def config_public(*, platform: str, config: dict[str, Any]) -> dict[str, Any]:
     """The settings that may be shown, by form/API name (secrets left out)."""
     return {

@@ -9,6 +9,7 @@ from apps.bots.config import (
     config_public,
     config_secrets_set,
     config_validate,
+    connection_mode_check,
 )
 from apps.bots.credentials import bot_credentials_check
 from apps.bots.models import Bot
@@ -110,7 +111,9 @@ class BotSerializer(StrictModelSerializer):
                 raise serializers.ValidationError({name: [_("Not a setting of this platform.")]})
             values[config_field.key] = value
         current = self.instance.config if self.instance is not None else {}
+        mode = attrs.get("connection_mode", getattr(self.instance, "connection_mode", ""))
         try:
+            connection_mode_check(platform=platform, connection_mode=mode)
             attrs["config"] = config_validate(
                 platform=platform, values=values, current=current or {}
             )

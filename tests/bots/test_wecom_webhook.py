@@ -264,3 +264,21 @@ def test_the_admin_form_comes_from_the_schema_and_never_shows_a_secret(
     assert 'name="wecom_token"' in change_page and 'name="telegram_token"' not in change_page
     assert f'value="{fake_wecom.corp_id}"' in change_page  # not a secret: shown
     assert SAMPLE_AES_KEY not in change_page and fake_wecom.secret not in change_page
+
+
+def test_wecom_has_no_persistent_mode_and_says_so(client, staff_user, wecom_bot):
+    # WeCom only calls the webhook URL: persistent mode would receive nothing, in silence.
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+
+    response = api.patch(
+        f"/api/v1/bots/{wecom_bot.pk}/", {"connection_mode": "persistent"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "has no persistent connection" in str(response.json()["connection_mode"])
+    wecom_bot.refresh_from_db()
+    assert wecom_bot.connection_mode == "webhook"
