@@ -153,6 +153,15 @@ class RoutingRule(models.Model):
         help_text=_("The skill to run (skills are not available yet)."),
         verbose_name=_("skill"),
     )
+    skill_instance = models.ForeignKey(
+        "skills.SkillInstance",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="routing_rules",
+        help_text=_("The configured skill to run; or name a skill above to run the bot's own."),
+        verbose_name=_("configured skill"),
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 

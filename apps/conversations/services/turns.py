@@ -33,6 +33,7 @@ from apps.bots.selectors import bot_config_get
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
+from apps.conversations.selectors import reply_language
 from apps.conversations.services.console import conversation_hand_off
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
@@ -61,6 +62,8 @@ from apps.providers.selectors import usage_totals
 from apps.providers.services import usage_cost
 from apps.routing.choices import Action
 from apps.routing.engine import Decision, route
+from apps.skills.base import SkillContext, SkillError
+from apps.skills.services import skill_execute, skill_for_rule
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,9 @@ UNREADABLE_REPLY = gettext_lazy(
 )
 HANDOFF_REPLY = gettext_lazy(
     "I have passed your message to our staff; someone will answer you here shortly."
+)
+SKILL_FAILED_REPLY = gettext_lazy(
+    "Sorry, I could not do that just now. Please try again later, or ask for a person."
 )
 NO_VIDEO_REPLY = gettext_lazy(
     "Sorry, I can't watch videos here. Please describe what you need in words."
@@ -300,6 +306,9 @@ def turn_prepare(
     decision = route(conversation=conversation, pending=pending)
     if decision.failure:
         _fail_turn(conversation, pending, decision.reason, decision=decision)
+        return None
+    if decision.action == Action.SKILL:
+        _answer_by_skill(conversation, pending, decision)
         return None
     if decision.action != Action.PROFILE:
         _answer_by_rule(conversation, pending, decision)
@@ -625,6 +634,62 @@ def _answer_by_rule(conversation: Conversation, pending: list[Message], decision
         if text:
             reply = reply_system(conversation=conversation, text=text, reply_to=pending[-1])
             rows_update(Message, [reply.pk], routed)
+
+
+def _answer_by_skill(
+    conversation: Conversation, pending: list[Message], decision: Decision
+) -> None:
+    """A routing rule's skill answers the turn with its text (run here, bounded in time).
+
+    A failure answers the user with the skill's own failure reply (or a general one) and
+    is recorded on the answer: `error` says what went wrong, `attempts` what was tried.
+    """
+    routed = {"routing_rule_id": decision.rule_id, "decision": decision.record()}
+    bot, last = conversation.bot, pending[-1]
+    run: dict = {"skill": decision.skill, "skill_instance_id": decision.skill_instance_id}
+    found = skill_for_rule(
+        bot=bot, skill_instance_id=decision.skill_instance_id, skill=decision.skill
+    )
+    details: dict = {}
+    if found is None:
+        text: str | Promise = SKILL_FAILED_REPLY
+        error = "skill failed: nothing to run (disabled, deleted, not this bot's or not installed)"
+    else:
+        skill, config, instance = found
+        run.update(skill=skill.name, skill_instance_id=instance.pk if instance else None)
+        context = SkillContext(
+            bot=bot,
+            config=config,
+            text="\n".join(message.text for message in pending if message.text),
+            user_id=last.sender_id,
+            user_name=(conversation.participants or {}).get(last.sender_id, ""),
+            chat_id=conversation.chat_id,
+            platform=bot.platform,
+            language=reply_language(bot=bot, message=last),
+        )
+        try:
+            result = skill_execute(skill=skill, context=context)
+        except SkillError as failure:
+            text, error, details = (
+                failure.user_message or SKILL_FAILED_REPLY,
+                f"skill failed: {failure}",
+                failure.details,
+            )
+        else:
+            text, error, details = result.text, "", result.details
+    outcome = "failed" if error else "answered"
+    attempts = [{**run, "outcome": outcome, "reason": error or "answered by the skill", **details}]
+    note = error or "answered by a skill"
+    with transaction.atomic():
+        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
+            status=MessageStatus.ANSWERED, error=note, **routed
+        )
+        for message in pending:
+            message.status, message.error = MessageStatus.ANSWERED, note
+            publish(conversation.pk, MessageEvent(message_payload(message)))
+        if str(text).strip():
+            reply = reply_system(conversation=conversation, text=text, reply_to=last)
+            rows_update(Message, [reply.pk], {**routed, "attempts": attempts, "error": error})
 
 
 # Attachments -----------------------------------------------------------------
