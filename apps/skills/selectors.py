@@ -37,10 +37,13 @@ def bot_skills_enabled(*, bot_id) -> list[SkillInstance]:
 def skill_instance_for_rule(
     *, bot_id, skill_instance_id: int | None, skill: str
 ) -> SkillInstance | None:
-    """The skill instance a rule runs for a bot: the one it names, else the bot's enabled
-    instance of the skill it names (oldest first). None when there is none to run."""
+    """The skill instance a rule runs for a bot: the one it names (if it is this bot's),
+    else the bot's enabled instance of the skill it names (oldest first). None when there
+    is none to run: another bot's settings (its keys, its URLs) are never used."""
     if skill_instance_id is not None:
-        return SkillInstance.objects.filter(pk=skill_instance_id, enabled=True).first()
+        return SkillInstance.objects.filter(
+            pk=skill_instance_id, bot_id=bot_id, enabled=True
+        ).first()
     if skill:
         return (
             SkillInstance.objects.filter(bot_id=bot_id, skill=skill, enabled=True)

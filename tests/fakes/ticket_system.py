@@ -8,6 +8,7 @@ request is recorded with its headers and raw body (to check the HMAC signature).
 from __future__ import annotations
 
 import json
+import time
 
 from tests.fakes.server import LoopbackServer, Request, Response
 
@@ -18,6 +19,7 @@ class FakeTicketSystem(LoopbackServer):
         self.requests: list[Request] = []
         self.queued: list[Response] = []
         self.next_number = 1001
+        self.delay = 0.0  # seconds before answering: a slow system, for timeouts
 
     def fail_next(self, status: int, body=None, headers: dict[str, str] | None = None) -> None:
         """Answer the next request with this status instead of creating a ticket."""
@@ -25,6 +27,8 @@ class FakeTicketSystem(LoopbackServer):
             self.queued.append(Response(status, body or {"error": "unavailable"}, headers))
 
     def handle(self, request: Request) -> Response:
+        if self.delay:
+            time.sleep(self.delay)
         with self.lock:
             self.requests.append(request)
             if self.queued:

@@ -15,6 +15,7 @@ from apps.conversations.models import Message
 from apps.core.redis import get_redis
 from apps.routing.services import routing_rule_create
 from apps.skills.services import skill_instance_create, skill_instance_update
+from tests.factories import make_web_bot
 from tests.fakes.server import wait_for
 from tests.fakes.ticket_system import FakeTicketSystem
 from tests.telegram_updates import post_update, private_text_update
@@ -167,6 +168,31 @@ def test_a_disabled_skill_answers_clearly(
     assert "could not do that" in answer.text
     assert answer.error.startswith("skill failed: nothing to run")
     assert tickets.requests == []
+
+
+def test_a_slow_system_times_out_and_is_told(
+    client, worker, telegram_bot, fake_telegram, fake_openai, tickets
+):
+    ticket_rule(ticket_skill(telegram_bot, tickets, timeout=0.2, retries=0))
+    tickets.delay = 2.0
+
+    answer = ask(client, telegram_bot, "ticket: slow system")
+
+    assert answer.text == "工单系统暂时不可用，请稍后再试。"
+    assert "ReadTimeout" in answer.error
+    assert answer.attempts[0]["attempts"][0]["outcome"].startswith("ReadTimeout")
+
+
+def test_another_bots_skill_is_never_run(
+    client, worker, telegram_bot, fake_telegram, fake_openai, tickets
+):
+    other_bot = make_web_bot(profile=None, name="other")
+    ticket_rule(ticket_skill(other_bot, tickets))  # a rule for every bot, another bot's skill
+
+    answer = ask(client, telegram_bot, "ticket from the wrong bot")
+
+    assert answer.error.startswith("skill failed: nothing to run")
+    assert tickets.requests == []  # the other bot's URL and keys were not used
 
 
 def test_help_menu_lists_the_bots_rules_and_skills(

@@ -62,7 +62,7 @@ from apps.providers.selectors import usage_totals
 from apps.providers.services import usage_cost
 from apps.routing.choices import Action
 from apps.routing.engine import Decision, route
-from apps.skills.base import SkillContext, SkillError
+from apps.skills.base import Skill, SkillContext, SkillError
 from apps.skills.services import skill_execute, skill_for_rule
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ async def streamed_remember(answer_id: int, platform_message_id: str) -> None:
         logger.warning("could not note that answer %s is shown", answer_id)
 
 
-def turn_start(*, conversation_id: int) -> PreparedTurn | None:
+def turn_start(*, conversation_id: int) -> PreparedTurn | SkillTurn | None:
     """Claim what is pending and get its answer ready, in one trip to a database thread.
 
     None when nothing was pending or the turn needed no model (see `turn_prepare`).
@@ -285,13 +285,13 @@ class PreparedTurn:
 
 def turn_prepare(
     *, conversation_id: int, pending: list[Message], continue_in: str = ""
-) -> PreparedTurn | None:
+) -> PreparedTurn | SkillTurn | None:
     """Decide how to answer the claimed messages, and get the model call ready.
 
     Answers without a model (no profile, budget used up, unreadable input) are
-    recorded here and None is returned. Otherwise the answer row is created
-    (`processing`) and the prompt is built from the history, compacting it when
-    it no longer fits.
+    recorded here and None is returned; a rule's skill returns a `SkillTurn` to run.
+    Otherwise the answer row is created (`processing`) and the prompt is built from the
+    history, compacting it when it no longer fits.
     """
     conversation = Conversation.objects.get(pk=conversation_id)
     # The cached configuration; the row itself if the cache no longer has the bot.
@@ -308,8 +308,7 @@ def turn_prepare(
         _fail_turn(conversation, pending, decision.reason, decision=decision)
         return None
     if decision.action == Action.SKILL:
-        _answer_by_skill(conversation, pending, decision)
-        return None
+        return skill_turn_prepare(conversation=conversation, pending=pending, decision=decision)
     if decision.action != Action.PROFILE:
         _answer_by_rule(conversation, pending, decision)
         return None
@@ -636,60 +635,98 @@ def _answer_by_rule(conversation: Conversation, pending: list[Message], decision
             rows_update(Message, [reply.pk], routed)
 
 
-def _answer_by_skill(
-    conversation: Conversation, pending: list[Message], decision: Decision
-) -> None:
-    """A routing rule's skill answers the turn with its text (run here, bounded in time).
+@dataclass
+class SkillTurn:
+    """A turn a routing rule's skill answers: prepared here, run by the engine off the
+    database threads (`skill_turn_run`), then recorded (`skill_turn_record`)."""
 
-    A failure answers the user with the skill's own failure reply (or a general one) and
-    is recorded on the answer: `error` says what went wrong, `attempts` what was tried.
-    """
-    routed = {"routing_rule_id": decision.rule_id, "decision": decision.record()}
+    conversation: Conversation
+    pending: list[Message]
+    decision: Decision
+    skill: Skill | None  # None: nothing to run (disabled, deleted, not installed)
+    context: SkillContext | None
+    run: dict = field(default_factory=dict)
+
+
+@dataclass
+class SkillOutcome:
+    """What a skill run answers, and what is recorded about it."""
+
+    text: str | Promise
+    error: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def skill_turn_prepare(
+    *, conversation: Conversation, pending: list[Message], decision: Decision
+) -> SkillTurn:
+    """Find the skill a rule runs for this turn and what it is given."""
     bot, last = conversation.bot, pending[-1]
     run: dict = {"skill": decision.skill, "skill_instance_id": decision.skill_instance_id}
     found = skill_for_rule(
         bot=bot, skill_instance_id=decision.skill_instance_id, skill=decision.skill
     )
-    details: dict = {}
     if found is None:
-        text: str | Promise = SKILL_FAILED_REPLY
-        error = "skill failed: nothing to run (disabled, deleted, not this bot's or not installed)"
-    else:
-        skill, config, instance = found
-        run.update(skill=skill.name, skill_instance_id=instance.pk if instance else None)
-        context = SkillContext(
-            bot=bot,
-            config=config,
-            text="\n".join(message.text for message in pending if message.text),
-            user_id=last.sender_id,
-            user_name=(conversation.participants or {}).get(last.sender_id, ""),
-            chat_id=conversation.chat_id,
-            platform=bot.platform,
-            language=reply_language(bot=bot, message=last),
+        return SkillTurn(conversation, pending, decision, None, None, run)
+    skill, config, instance = found
+    run.update(skill=skill.name, skill_instance_id=instance.pk if instance else None)
+    context = SkillContext(
+        bot=bot,
+        config=config,
+        text="\n".join(message.text for message in pending if message.text),
+        user_id=last.sender_id,
+        user_name=(conversation.participants or {}).get(last.sender_id, ""),
+        chat_id=conversation.chat_id,
+        platform=bot.platform,
+        language=reply_language(bot=bot, message=last),
+    )
+    return SkillTurn(conversation, pending, decision, skill, context, run)
+
+
+def skill_turn_run(*, turn: SkillTurn) -> SkillOutcome:
+    """Run the turn's skill within its time limit (blocking: the engine's I/O threads)."""
+    if turn.skill is None or turn.context is None:
+        return SkillOutcome(
+            SKILL_FAILED_REPLY,
+            "skill failed: nothing to run (disabled, deleted, not this bot's or not installed)",
         )
-        try:
-            result = skill_execute(skill=skill, context=context)
-        except SkillError as failure:
-            text, error, details = (
-                failure.user_message or SKILL_FAILED_REPLY,
-                f"skill failed: {failure}",
-                failure.details,
-            )
-        else:
-            text, error, details = result.text, "", result.details
-    outcome = "failed" if error else "answered"
-    attempts = [{**run, "outcome": outcome, "reason": error or "answered by the skill", **details}]
-    note = error or "answered by a skill"
+    try:
+        result = skill_execute(skill=turn.skill, context=turn.context)
+    except SkillError as failure:
+        return SkillOutcome(
+            failure.user_message or SKILL_FAILED_REPLY, f"skill failed: {failure}", failure.details
+        )
+    return SkillOutcome(result.text, "", result.details)
+
+
+def skill_turn_record(*, turn: SkillTurn, outcome: SkillOutcome) -> None:
+    """Answer the turn with the skill's text (or its clear failure reply), recorded on the
+    answer: `error` says what went wrong, `attempts` what was tried."""
+    decision, pending = turn.decision, turn.pending
+    routed = {"routing_rule_id": decision.rule_id, "decision": decision.record()}
+    attempts = [
+        {
+            **turn.run,
+            "outcome": "failed" if outcome.error else "answered",
+            "reason": outcome.error or "answered by the skill",
+            **outcome.details,
+        }
+    ]
+    note = outcome.error or "answered by a skill"
     with transaction.atomic():
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(
             status=MessageStatus.ANSWERED, error=note, **routed
         )
         for message in pending:
             message.status, message.error = MessageStatus.ANSWERED, note
-            publish(conversation.pk, MessageEvent(message_payload(message)))
-        if str(text).strip():
-            reply = reply_system(conversation=conversation, text=text, reply_to=last)
-            rows_update(Message, [reply.pk], {**routed, "attempts": attempts, "error": error})
+            publish(turn.conversation.pk, MessageEvent(message_payload(message)))
+        if str(outcome.text).strip():
+            reply = reply_system(
+                conversation=turn.conversation, text=outcome.text, reply_to=pending[-1]
+            )
+            rows_update(
+                Message, [reply.pk], {**routed, "attempts": attempts, "error": outcome.error}
+            )
 
 
 # Attachments -----------------------------------------------------------------
