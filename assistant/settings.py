@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.providers",
     "apps.bots",
+    "apps.skills",
     "apps.routing",
     "apps.conversations",
     "apps.guard",

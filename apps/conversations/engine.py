@@ -49,6 +49,9 @@ from apps.conversations.services.delivery import amessage_deliver
 from apps.conversations.services.dispatch import INTERRUPT_CHANNEL, turn_lock_key
 from apps.conversations.services.turns import (
     PreparedTurn,
+    SkillTurn,
+    skill_turn_record,
+    skill_turn_run,
     streamed_remember,
     turn_interrupt,
     turn_model_failed,
@@ -173,7 +176,9 @@ class TurnEngine:
                 try:
                     # Everything pending now is answered together in one turn.
                     prepared = await process_loop.db(turn_start, conversation_id=conversation_id)
-                    if prepared is not None:
+                    if isinstance(prepared, SkillTurn):
+                        await self._skill_turn(prepared)
+                    elif prepared is not None:
                         waiting = await self._turn(conversation_id, prepared)
                 finally:
                     await self._unlock(conversation_id)
@@ -190,6 +195,12 @@ class TurnEngine:
             self.running.discard(conversation_id)
             metrics.turn_ended()
             self.capacity.release()
+
+    async def _skill_turn(self, turn: SkillTurn) -> None:
+        """A routing rule's skill answers: run on the I/O threads (it may wait on an outside
+        service for its whole time limit), recorded on a database thread."""
+        outcome = await process_loop.blocking(skill_turn_run, turn=turn)
+        await process_loop.db(skill_turn_record, turn=turn, outcome=outcome)
 
     async def _turn(self, conversation_id: int, prepared: PreparedTurn) -> bool:
         """Answer one prepared turn; True when the model is out and the turn waits."""

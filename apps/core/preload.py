@@ -36,3 +36,7 @@ def sdks_preload() -> None:
             platforms = set(adapters)
     for platform in sorted(platforms & set(adapters)):
         import_string(adapters[platform])
+    # The skills (entry points of installed packages too) are found now, not on a first turn.
+    from apps.skills.registry import skill_registry
+
+    skill_registry()

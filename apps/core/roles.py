@@ -2,8 +2,8 @@
 
 - Admin: everything.
 - Operator: bots, prompts and model profiles, routing rules, pairing, unprocessed events, flood
-  limits, taking conversations over and retrying messages; providers only read (their keys are
-  write-only anyway); no users, groups or audit changes.
+  limits, skills, taking conversations over and retrying messages; providers only read
+  (their keys are write-only anyway); no users, groups or audit changes.
 - Reviewer: reads conversations, messages and feedback, and exports them; no configuration.
 
 `roles_sync()` makes each group hold exactly these permissions; a change here applies
@@ -51,6 +51,10 @@ ROLE_PERMISSIONS: dict[str, list[str] | None] = {
         "routing.add_routingrule",
         "routing.change_routingrule",
         "routing.delete_routingrule",
+        "skills.view_skillinstance",
+        "skills.add_skillinstance",
+        "skills.change_skillinstance",
+        "skills.delete_skillinstance",
     ],
     REVIEWER: CONVERSATION_READS,
 }

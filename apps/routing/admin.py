@@ -91,7 +91,7 @@ class RoutingRuleAdmin(_AuditedRelationsMixin, AuditedModelAdmin):
     search_fields = ["name", "keywords", "pattern", "command"]
     ordering = ["priority", "id"]
     filter_horizontal = ["bots"]
-    autocomplete_fields = ["profile"]
+    autocomplete_fields = ["profile", "skill_instance"]
     fieldsets = [
         (None, {"fields": ["name", "enabled", "priority", "bots"]}),
         (
@@ -117,12 +117,26 @@ class RoutingRuleAdmin(_AuditedRelationsMixin, AuditedModelAdmin):
         ),
         (
             _("Action"),
-            {"fields": ["action", "profile", "extra_system_prompt", "reply_template", "skill"]},
+            {
+                "fields": [
+                    "action",
+                    "profile",
+                    "extra_system_prompt",
+                    "reply_template",
+                    "skill",
+                    "skill_instance",
+                ]
+            },
         ),
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("profile").prefetch_related("bots")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("profile", "skill_instance")
+            .prefetch_related("bots")
+        )
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
@@ -135,6 +149,8 @@ class RoutingRuleAdmin(_AuditedRelationsMixin, AuditedModelAdmin):
     def target(self, rule: RoutingRule) -> str | Promise:
         if rule.action == "profile":
             return rule.profile.name if rule.profile else _("the bot's profile")
+        if rule.action == "skill":
+            return str(rule.skill_instance) if rule.skill_instance else rule.skill
         return rule.reply_template[:60] if rule.reply_template else "—"
 
     @admin.display(description=_("bots"))

@@ -42,10 +42,12 @@ class Decision:
     failure: str = ""
     extra_system_prompt: str = ""
     reply_text: str = ""
+    skill: str = ""
+    skill_instance_id: int | None = None
 
     def record(self) -> dict[str, Any]:
         """The decision as stored on the message (JSON)."""
-        return {
+        recorded = {
             "action": self.action,
             "rule_id": self.rule_id,
             "rule": self.rule_name,
@@ -54,6 +56,9 @@ class Decision:
             "failure": self.failure,
             "profile_id": self.profile.pk if self.profile is not None else None,
         }
+        if self.action == Action.SKILL:
+            recorded.update(skill=self.skill, skill_instance_id=self.skill_instance_id)
+        return recorded
 
 
 def routing_input(*, conversation, pending: list, now: datetime | None = None) -> RoutingInput:
@@ -141,6 +146,8 @@ def _decision_of(rule: CompiledRule, bot, item: RoutingInput, ruleset: RuleSet) 
                 "text": item.text,
             },
         )
+    if rule.action == Action.SKILL:
+        common.update(skill=rule.skill, skill_instance_id=rule.skill_instance_id)
     return Decision(action=rule.action, reply_text=text, **common)
 
 

@@ -150,8 +150,20 @@ class RoutingRule(models.Model):
     skill = models.CharField(
         max_length=100,
         blank=True,
-        help_text=_("The skill to run (skills are not available yet)."),
+        help_text=_(
+            "The skill to run, by name (a built-in or an installed one) when no configured "
+            "skill is chosen below."
+        ),
         verbose_name=_("skill"),
+    )
+    skill_instance = models.ForeignKey(
+        "skills.SkillInstance",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="routing_rules",
+        help_text=_("The configured skill to run; or name a skill above to run the bot's own."),
+        verbose_name=_("configured skill"),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))

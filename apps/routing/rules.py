@@ -104,11 +104,32 @@ def rule_validate(*, rule) -> None:
     if template_error:
         errors["reply_template"] = template_error
     if rule.action == Action.SKILL:
-        errors["action"] = _("Skills are not available yet: choose another action.")
+        skill_error = _skill_error(rule)
+        if skill_error:
+            errors["skill"] = skill_error
     elif rule.action == Action.REPLY and not rule.reply_template.strip():
         errors["reply_template"] = _("A fixed reply needs its text.")
     if errors:
         raise ValidationError(errors)
+
+
+def _skill_error(rule):
+    from apps.skills.registry import skill_get
+
+    if rule.skill_instance_id is None and not rule.skill:
+        return _("Name the skill to run, or choose a configured one.")
+    if rule.skill and skill_get(rule.skill) is None:
+        return _("No installed skill is called “%s”.") % rule.skill
+    if (
+        rule.skill_instance_id is not None
+        and rule.skill
+        and rule.skill_instance.skill != rule.skill
+    ):
+        return _("The configured skill runs “%(runs)s”, not “%(named)s”.") % {
+            "runs": rule.skill_instance.skill,
+            "named": rule.skill,
+        }
+    return None
 
 
 def _template_error(template: str):
@@ -245,6 +266,8 @@ class CompiledRule:
         "profile_id",
         "extra_system_prompt",
         "reply_template",
+        "skill",
+        "skill_instance_id",
     )
 
     def __init__(self, rule, bot_ids: list[str], matcher: TextMatcher) -> None:
@@ -272,6 +295,8 @@ class CompiledRule:
         self.profile_id: int | None = rule.profile_id
         self.extra_system_prompt: str = rule.extra_system_prompt
         self.reply_template: str = rule.reply_template
+        self.skill: str = rule.skill
+        self.skill_instance_id: int | None = rule.skill_instance_id
 
     def miss(self, item: RoutingInput) -> str | None:
         """The first condition that does not hold for `item`, or None when the rule matches."""

@@ -38,4 +38,4 @@ def ruleset_load() -> RuleSet:
 
 def routing_rule_list():
     """Every rule, enabled or not, in the order they are tried."""
-    return RoutingRule.objects.prefetch_related("bots").select_related("profile")
+    return RoutingRule.objects.prefetch_related("bots").select_related("profile", "skill_instance")

@@ -49,6 +49,7 @@ class RoutingRuleSerializer(StrictModelSerializer):
             "extra_system_prompt",
             "reply_template",
             "skill",
+            "skill_instance",
             "created_at",
             "updated_at",
         ]

@@ -42,6 +42,7 @@ from apps.conversations.models import Conversation, Feedback, Message
 from apps.core.roles import ADMIN, OPERATOR, REVIEWER, roles_sync
 from apps.guard.models import SINGLETON_ID, FloodLimits
 from apps.routing.services import routing_rule_create
+from apps.skills.services import skill_instance_create
 from assistant import routing
 from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
 
@@ -55,6 +56,7 @@ SECRETS = {
     "header": "Bearer hdr-SECRET-9b8e7d6c",
     "telegram_token": "123456:TG-SECRET-AAbbCCddEE",
     "webhook_secret": "whsec-SECRET-1a2b3c4d",
+    "skill_secret": "hmac-SECRET-5e6f7a8b",
 }
 
 # --------------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ ADMIN_PAGES = {
     # One row of limits, made on first view: never added or deleted.
     "guard.floodlimits": "view change",
     "routing.routingrule": "view add change delete",
+    "skills.skillinstance": "view add change delete",
 }
 OPERATOR_PAGES = {
     "audit.auditevent": "view",
@@ -100,6 +103,7 @@ OPERATOR_PAGES = {
     "conversations.message": "view change retry_failed",
     "guard.floodlimits": "view change",
     "routing.routingrule": "view add change delete",
+    "skills.skillinstance": "view add change delete",
 }
 REVIEWER_PAGES = {
     "conversations.conversation": "view",
@@ -142,6 +146,14 @@ TAKEOVER = {
     "POST /api/v1/conversations/{id}/reply/",
 }
 RETRY = {"POST /api/v1/conversations/{id}/messages/{message_id}/retry/"}
+SKILLS = {
+    "GET /api/v1/skills/",
+    "GET /api/v1/skills/{id}/",
+    "POST /api/v1/skills/",
+    "PUT /api/v1/skills/{id}/",
+    "PATCH /api/v1/skills/{id}/",
+    "DELETE /api/v1/skills/{id}/",
+}
 ROUTING_RULES = {
     "GET /api/v1/routing-rules/",
     "GET /api/v1/routing-rules/{id}/",
@@ -179,7 +191,8 @@ EXPECTED = {
         | CONVERSATIONS_READ
         | TAKEOVER
         | RETRY
-        | ROUTING_RULES,
+        | ROUTING_RULES
+        | SKILLS,
         "console": CONSOLE_READ | CONSOLE_TAKEOVER | {DISABLED_WEB_CHAT},
         "sockets": CONSOLE_SOCKETS | {ENABLED_CHAT_SOCKET, DISABLED_CHAT_SOCKET},
     },
@@ -191,7 +204,8 @@ EXPECTED = {
         | CONVERSATIONS_READ
         | TAKEOVER
         | RETRY
-        | ROUTING_RULES,
+        | ROUTING_RULES
+        | SKILLS,
         "console": CONSOLE_READ | CONSOLE_TAKEOVER | {DISABLED_WEB_CHAT},
         "sockets": CONSOLE_SOCKETS | {ENABLED_CHAT_SOCKET, DISABLED_CHAT_SOCKET},
     },
@@ -222,6 +236,7 @@ class World:
     failed: Message
     holder: object
     rule: object
+    skill: object
 
 
 def _world(django_user_model) -> World:
@@ -299,6 +314,16 @@ def _world(django_user_model) -> World:
     AccessFailureLog.objects.create(username="mallory", ip_address="203.0.113.9")
     Token.objects.create(user=holder)
     rule = routing_rule_create(name="orders", keywords=["订单"], action="profile", profile=profile)
+    skill = skill_instance_create(
+        bot=bot,
+        name="Open a ticket",
+        skill="http_action",
+        config={
+            "url": "http://127.0.0.1:9/tickets",
+            "secret": SECRETS["skill_secret"],
+            "reply_template": "#{id}",
+        },
+    )
     return World(
         provider,
         profile,
@@ -311,6 +336,7 @@ def _world(django_user_model) -> World:
         failed,
         holder,
         rule,
+        skill,
     )
 
 
@@ -336,7 +362,7 @@ def database_state() -> str:
         model
         for model in django_apps.get_models()
         if model._meta.app_label
-        in {"providers", "bots", "conversations", "audit", "auth", "routing"}
+        in {"providers", "bots", "conversations", "audit", "auth", "routing", "skills"}
         and model is not Permission
     ]
     return "\n".join(
@@ -529,6 +555,7 @@ def api_request(world: World, operation: str) -> tuple[str, str, dict | None]:
         "bots": world.bot.pk,
         "conversations": world.conversation.pk,
         "routing-rules": world.rule.pk,
+        "skills": world.skill.pk,
     }
     url = path.replace("{id}", str(ids[resource])).replace("{message_id}", str(world.failed.pk))
     bodies = {
@@ -542,6 +569,7 @@ def api_request(world: World, operation: str) -> tuple[str, str, dict | None]:
         "profiles": {"name": "another", "provider": world.provider.pk, "model": "other-model"},
         "bots": {"name": "another", "platform": Platform.WEB, "profile": world.profile.pk},
         "routing-rules": {"name": "another", "action": "ignore", "keywords": ["spam"]},
+        "skills": {"bot": str(world.bot.pk), "name": "another", "skill": "help_menu", "config": {}},
     }
     body = None
     if method in {"POST", "PUT", "PATCH"}:

@@ -69,7 +69,8 @@ def test_a_catastrophic_pattern_is_safe_and_unsupported_ones_are_refused(operato
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"action": "skill", "skill": "weather"}, "action"),
+        ({"action": "skill", "skill": "weather"}, "skill"),  # not an installed skill
+        ({"action": "skill"}, "skill"),
         ({"action": "reply"}, "reply_template"),
         ({"action": "reply", "reply_template": "hi {user.__class__}"}, "reply_template"),
         ({"action": "reply", "reply_template": "hi {user_name:>99999999}"}, "reply_template"),

@@ -33,6 +33,7 @@ from apps.bots.selectors import bot_config_get
 from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
+from apps.conversations.selectors import reply_language
 from apps.conversations.services.console import conversation_hand_off
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
@@ -61,6 +62,8 @@ from apps.providers.selectors import usage_totals
 from apps.providers.services import usage_cost
 from apps.routing.choices import Action
 from apps.routing.engine import Decision, route
+from apps.skills.base import Skill, SkillContext, SkillError
+from apps.skills.services import skill_execute, skill_for_rule
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,9 @@ UNREADABLE_REPLY = gettext_lazy(
 )
 HANDOFF_REPLY = gettext_lazy(
     "I have passed your message to our staff; someone will answer you here shortly."
+)
+SKILL_FAILED_REPLY = gettext_lazy(
+    "Sorry, I could not do that just now. Please try again later, or ask for a person."
 )
 NO_VIDEO_REPLY = gettext_lazy(
     "Sorry, I can't watch videos here. Please describe what you need in words."
@@ -195,7 +201,7 @@ async def streamed_remember(answer_id: int, platform_message_id: str) -> None:
         logger.warning("could not note that answer %s is shown", answer_id)
 
 
-def turn_start(*, conversation_id: int) -> PreparedTurn | None:
+def turn_start(*, conversation_id: int) -> PreparedTurn | SkillTurn | None:
     """Claim what is pending and get its answer ready, in one trip to a database thread.
 
     None when nothing was pending or the turn needed no model (see `turn_prepare`).
@@ -279,13 +285,13 @@ class PreparedTurn:
 
 def turn_prepare(
     *, conversation_id: int, pending: list[Message], continue_in: str = ""
-) -> PreparedTurn | None:
+) -> PreparedTurn | SkillTurn | None:
     """Decide how to answer the claimed messages, and get the model call ready.
 
     Answers without a model (no profile, budget used up, unreadable input) are
-    recorded here and None is returned. Otherwise the answer row is created
-    (`processing`) and the prompt is built from the history, compacting it when
-    it no longer fits.
+    recorded here and None is returned; a rule's skill returns a `SkillTurn` to run.
+    Otherwise the answer row is created (`processing`) and the prompt is built from the
+    history, compacting it when it no longer fits.
     """
     conversation = Conversation.objects.get(pk=conversation_id)
     # The cached configuration; the row itself if the cache no longer has the bot.
@@ -301,6 +307,8 @@ def turn_prepare(
     if decision.failure:
         _fail_turn(conversation, pending, decision.reason, decision=decision)
         return None
+    if decision.action == Action.SKILL:
+        return skill_turn_prepare(conversation=conversation, pending=pending, decision=decision)
     if decision.action != Action.PROFILE:
         _answer_by_rule(conversation, pending, decision)
         return None
@@ -625,6 +633,100 @@ def _answer_by_rule(conversation: Conversation, pending: list[Message], decision
         if text:
             reply = reply_system(conversation=conversation, text=text, reply_to=pending[-1])
             rows_update(Message, [reply.pk], routed)
+
+
+@dataclass
+class SkillTurn:
+    """A turn a routing rule's skill answers: prepared here, run by the engine off the
+    database threads (`skill_turn_run`), then recorded (`skill_turn_record`)."""
+
+    conversation: Conversation
+    pending: list[Message]
+    decision: Decision
+    skill: Skill | None  # None: nothing to run (disabled, deleted, not installed)
+    context: SkillContext | None
+    run: dict = field(default_factory=dict)
+
+
+@dataclass
+class SkillOutcome:
+    """What a skill run answers, and what is recorded about it."""
+
+    text: str | Promise
+    error: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def skill_turn_prepare(
+    *, conversation: Conversation, pending: list[Message], decision: Decision
+) -> SkillTurn:
+    """Find the skill a rule runs for this turn and what it is given."""
+    bot, last = conversation.bot, pending[-1]
+    run: dict = {"skill": decision.skill, "skill_instance_id": decision.skill_instance_id}
+    found = skill_for_rule(
+        bot=bot, skill_instance_id=decision.skill_instance_id, skill=decision.skill
+    )
+    if found is None:
+        return SkillTurn(conversation, pending, decision, None, None, run)
+    skill, config, instance = found
+    run.update(skill=skill.name, skill_instance_id=instance.pk if instance else None)
+    context = SkillContext(
+        bot=bot,
+        config=config,
+        text="\n".join(message.text for message in pending if message.text),
+        user_id=last.sender_id,
+        user_name=(conversation.participants or {}).get(last.sender_id, ""),
+        chat_id=conversation.chat_id,
+        platform=bot.platform,
+        language=reply_language(bot=bot, message=last),
+    )
+    return SkillTurn(conversation, pending, decision, skill, context, run)
+
+
+def skill_turn_run(*, turn: SkillTurn) -> SkillOutcome:
+    """Run the turn's skill within its time limit (blocking: the engine's I/O threads)."""
+    if turn.skill is None or turn.context is None:
+        return SkillOutcome(
+            SKILL_FAILED_REPLY,
+            "skill failed: nothing to run (disabled, deleted, not this bot's or not installed)",
+        )
+    try:
+        result = skill_execute(skill=turn.skill, context=turn.context)
+    except SkillError as failure:
+        return SkillOutcome(
+            failure.user_message or SKILL_FAILED_REPLY, f"skill failed: {failure}", failure.details
+        )
+    return SkillOutcome(result.text, "", result.details)
+
+
+def skill_turn_record(*, turn: SkillTurn, outcome: SkillOutcome) -> None:
+    """Answer the turn with the skill's text (or its clear failure reply), recorded on the
+    answer: `error` says what went wrong, `attempts` what was tried."""
+    decision, pending = turn.decision, turn.pending
+    routed = {"routing_rule_id": decision.rule_id, "decision": decision.record()}
+    attempts = [
+        {
+            **turn.run,
+            "outcome": "failed" if outcome.error else "answered",
+            "reason": outcome.error or "answered by the skill",
+            **outcome.details,
+        }
+    ]
+    note = outcome.error or "answered by a skill"
+    with transaction.atomic():
+        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
+            status=MessageStatus.ANSWERED, error=note, **routed
+        )
+        for message in pending:
+            message.status, message.error = MessageStatus.ANSWERED, note
+            publish(turn.conversation.pk, MessageEvent(message_payload(message)))
+        if str(outcome.text).strip():
+            reply = reply_system(
+                conversation=turn.conversation, text=outcome.text, reply_to=pending[-1]
+            )
+            rows_update(
+                Message, [reply.pk], {**routed, "attempts": attempts, "error": outcome.error}
+            )
 
 
 # Attachments -----------------------------------------------------------------

@@ -1,0 +1,89 @@
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.admin import AuditedModelAdmin
+from apps.audit.services import audit_config_change, snapshot
+from apps.skills.models import SkillInstance
+from apps.skills.registry import skill_choices, skill_get
+from apps.skills.selectors import config_masked
+from apps.skills.services import (
+    config_with_kept_secrets,
+    skill_instance_create,
+    skill_instance_update,
+)
+
+
+class SkillInstanceForm(forms.ModelForm):
+    skill = forms.ChoiceField(choices=skill_choices, label=_("skill"))
+    config = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 80}),
+        label=_("configuration"),
+        help_text=_(
+            "The skill's settings as JSON. Secret settings show as “<set>”; leave them so "
+            "to keep them."
+        ),
+    )
+
+    class Meta:
+        model = SkillInstance
+        fields = ["bot", "name", "skill", "config", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:  # secrets are never sent to the browser
+            self.initial["config"] = config_masked(
+                skill=self.instance.skill, config=self.instance.config or {}
+            )
+
+    def clean_config(self):
+        # A secret shown as "<set>" keeps its stored value; the model's clean() (run by the
+        # form) then validates the whole configuration against the skill's schema.
+        config = self.cleaned_data.get("config") or {}
+        stored = SkillInstance.objects.get(pk=self.instance.pk).config if self.instance.pk else {}
+        return config_with_kept_secrets(
+            skill_name=self.cleaned_data.get("skill", ""), config=config, stored=stored or {}
+        )
+
+
+@admin.register(SkillInstance)
+class SkillInstanceAdmin(AuditedModelAdmin):
+    form = SkillInstanceForm
+    list_display = ["name", "skill_label", "bot", "enabled", "updated_at"]
+    list_filter = ["enabled", "skill", "bot"]
+    search_fields = ["name", "skill"]
+    list_select_related = ["bot"]
+
+    @admin.display(description=_("skill"), ordering="skill")
+    def skill_label(self, instance: SkillInstance) -> str:
+        skill = skill_get(instance.skill)
+        return f"{skill.label} ({instance.skill})" if skill else instance.skill
+
+    def save_model(self, request, obj, form, change):
+        # Written by the services (validated, secrets kept), recorded like every config edit.
+        before = snapshot(SkillInstance.objects.get(pk=obj.pk)) if change else None
+        with transaction.atomic():
+            if change:
+                skill_instance_update(instance=obj)
+            else:
+                saved = skill_instance_create(
+                    bot=obj.bot,
+                    name=obj.name,
+                    skill=obj.skill,
+                    config=obj.config,
+                    enabled=obj.enabled,
+                )
+                obj.pk, obj.created_at, obj.updated_at = (
+                    saved.pk,
+                    saved.created_at,
+                    saved.updated_at,
+                )
+            audit_config_change(
+                request=request,
+                instance=obj,
+                before=before,
+                action="update" if change else "create",
+            )
