@@ -345,10 +345,17 @@ class ReleaseStepInline(admin.TabularInline):
     readonly_fields = fields
     verbose_name_plural = _("history")
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        # The history is part of the release: whoever may see the release sees it.
+        return request.user.has_perm("routing.view_release")
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 

@@ -10,12 +10,15 @@ import re
 
 import pytest
 from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
 
 from apps.audit.models import AuditEvent
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Feedback, Message
 from apps.core.redis import get_redis
-from apps.core.roles import REVIEWER, roles_sync
+from apps.core.roles import OPERATOR, REVIEWER, roles_sync
 from apps.routing.choices import ReleaseEvent, ReleaseState
 from apps.routing.models import Release
 from apps.routing.services import release_create, routing_rule_create, variant_create
@@ -256,3 +259,77 @@ def test_the_dashboard_compares_the_variants(
         )
         assert cells[8] == f"{tokens[0]} / {tokens[1]}"
     assert '<select name="split">' in html and f'value="rule:{rule.pk}" selected' in html
+
+
+def test_two_thumbs_down_roll_a_release_back(
+    client, worker, telegram_bot, fake_telegram, fake_openai, profiles
+):
+    release, control, candidate = _release(
+        telegram_bot, profiles, steps=[100], min_sample=2, max_negative_rate=0.5
+    )
+    answers = [say(client, telegram_bot, f"rate me {n}", user_id=9800 + n) for n in range(2)]
+    for answer in answers:
+        Feedback.objects.create(message=answer, rating=Rating.NOT_HELPFUL, platform_user_id="1")
+
+    assert releases_evaluate_task() == {ReleaseEvent.ROLLED_BACK: 1}
+
+    release.refresh_from_db()
+    candidate.refresh_from_db()
+    assert release.state == ReleaseState.ROLLED_BACK and candidate.weight == 0
+    [rollback] = release.history.filter(event=ReleaseEvent.ROLLED_BACK)
+    assert (rollback.answers, rollback.negative) == (2, 2)
+    assert "Negative-feedback rate 2/2" in rollback.reason
+
+
+def test_staff_pause_and_resume_a_release_in_the_admin(
+    db, telegram_bot, profiles, django_user_model
+):
+    release, _control, _candidate = _release(telegram_bot, profiles, steps=[5, 100], min_sample=1)
+    operator = django_user_model.objects.create_user("operator", is_staff=True)
+    roles_sync()
+    operator.groups.add(Group.objects.get(name=OPERATOR))
+    admin = Client()
+    admin.force_login(operator)
+    url = reverse("admin:routing_release_changelist")
+
+    admin.post(url, {"action": "pause_releases", "_selected_action": [release.pk]})
+    release.refresh_from_db()
+    assert release.state == ReleaseState.PAUSED
+    assert releases_evaluate_task() == {}  # a paused release is not evaluated
+    admin.post(url, {"action": "resume_releases", "_selected_action": [release.pk]})
+
+    release.refresh_from_db()
+    assert release.state == ReleaseState.RUNNING
+    events = AuditEvent.objects.filter(target_id=str(release.pk), action__startswith="release.")
+    assert [(e.action, e.actor) for e in events.order_by("id")] == [
+        ("release.started", None),
+        ("release.paused", operator),
+        ("release.resumed", operator),
+    ]
+    page = admin.get(reverse("admin:routing_release_change", args=[release.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert [
+        re.sub(r"<[^>]+>", "", cell).strip()
+        for cell in re.findall(r'<td class="field-event">.*?</td>', html, re.S)
+    ] == ["Started", "Paused", "Resumed"]  # the history
+
+
+def test_the_api_refuses_a_control_of_another_rule_or_bot(db, telegram_bot, profiles, staff_user):
+    rule = routing_rule_create(name="other", action="profile")
+    control = variant_create(rule=rule, name="control", weight=1, profile=profiles["control"])
+    candidate = variant_create(
+        bot=telegram_bot, name="candidate", weight=0, profile=profiles["candidate"]
+    )
+    api = APIClient()
+    api.force_authenticate(staff_user)
+
+    response = api.post(
+        "/api/v1/releases/",
+        {"name": "x", "variant": candidate.pk, "control": control.pk, "steps": [5, 100]},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    assert "control" in response.json()
+    assert not Release.objects.exists()
