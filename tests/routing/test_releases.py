@@ -333,3 +333,19 @@ def test_the_api_refuses_a_control_of_another_rule_or_bot(db, telegram_bot, prof
     assert response.status_code == 400, response.content
     assert "control" in response.json()
     assert not Release.objects.exists()
+
+
+def test_which_rule_answers_this_shows_the_variant(db, telegram_bot, profiles, staff_user):
+    variant_create(bot=telegram_bot, name="only", weight=1, profile=profiles["candidate"])
+    variant_create(bot=telegram_bot, name="never", weight=0, profile=profiles["control"])
+    admin = Client()
+    admin.force_login(staff_user)
+
+    page = admin.get(
+        reverse("admin:routing_routingrule_explain"),
+        {"bot": telegram_bot.pk, "chat_type": "private", "chat_id": "42", "text": "hello"},
+    )
+
+    assert page.status_code == 200
+    cell = re.search(r'<td id="decision-variant">(.*?)</td>', page.content.decode()).group(1)
+    assert cell == "only"
