@@ -23,6 +23,11 @@ app.conf.beat_schedule = {
         "task": "conversations.sweep_stuck_task",
         "schedule": settings.SWEEP_EVERY_SECONDS,
     },
+    # Gray releases move on (or roll back) from the answers and feedback stored so far.
+    "evaluate-releases": {
+        "task": "routing.releases_evaluate_task",
+        "schedule": settings.RELEASE_EVALUATE_EVERY_SECONDS,
+    },
 }
 
 

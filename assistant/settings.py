@@ -291,6 +291,8 @@ SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=2
 TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=15)
 # How often (seconds) beat runs the sweeper.
 SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=5.0)
+# How often (seconds) beat evaluates the running gray releases (apps/routing/services.py).
+RELEASE_EVALUATE_EVERY_SECONDS = env.float("RELEASE_EVALUATE_EVERY_SECONDS", default=60.0)
 # A model outage (429s, 5xx, time-outs, a provider cooling down, every fallback too): the
 # turn waits and tries again, first after MODEL_OUTAGE_RETRY_SECONDS, doubling up to
 # MODEL_OUTAGE_RETRY_MAX_SECONDS (or the provider's Retry-After); the user is told once.

@@ -11,7 +11,7 @@ from apps.conversations.api import ConversationViewSet
 from apps.conversations.views import web_chat
 from apps.core.views import favicon, health, healthz, home, metrics, readyz
 from apps.providers.api import ModelProfileViewSet, ProviderViewSet
-from apps.routing.api import RoutingRuleViewSet
+from apps.routing.api import ReleaseViewSet, RoutingRuleViewSet, VariantViewSet
 from apps.skills.api import SkillInstanceViewSet
 
 admin.site.site_header = _("Assistant administration")
@@ -28,6 +28,8 @@ router.register("bots", BotViewSet)
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("routing-rules", RoutingRuleViewSet)
 router.register("skills", SkillInstanceViewSet)
+router.register("variants", VariantViewSet)
+router.register("releases", ReleaseViewSet)
 
 urlpatterns = [
     path("", home, name="home"),

@@ -46,6 +46,7 @@ from apps.conversations.services.console import (
     conversations_export_jsonl,
     staff_reply_send,
 )
+from apps.routing.selectors import variant_comparison, variant_owners
 
 VISITOR_SESSION_KEY = "webchat_visitor"
 VIEW_PERMISSION = "conversations.view_conversation"
@@ -367,8 +368,17 @@ def dashboard(request):
     except ValueError:
         days = 14
     stats = dashboard_stats(days=days)
+    split = request.GET.get("split", "")  # a rule or bot with A/B variants: "rule:<id>"
+    comparison = variant_comparison(owner=split, days=days) if split else None
     return render(
         request,
         "console/dashboard.html",
-        {**_nav(request, "dashboard"), "stats": stats, "days": days},
+        {
+            **_nav(request, "dashboard"),
+            "stats": stats,
+            "days": days,
+            "splits": variant_owners(),
+            "split": split,
+            "comparison": comparison,
+        },
     )

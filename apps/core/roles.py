@@ -1,9 +1,10 @@
 """The roles operators know, kept in code and applied to groups after every migrate.
 
 - Admin: everything.
-- Operator: bots, prompts and model profiles, routing rules, pairing, unprocessed events, flood
-  limits, skills, taking conversations over and retrying messages; providers only read
-  (their keys are write-only anyway); no users, groups or audit changes.
+- Operator: bots, prompts and model profiles, routing rules, A/B variants and gray
+  releases, pairing, unprocessed events, flood limits, skills, taking conversations over
+  and retrying messages; providers only read (their keys are write-only anyway); no
+  users, groups or audit changes.
 - Reviewer: reads conversations, messages and feedback, and exports them; no configuration.
 
 `roles_sync()` makes each group hold exactly these permissions; a change here applies
@@ -55,6 +56,14 @@ ROLE_PERMISSIONS: dict[str, list[str] | None] = {
         "skills.add_skillinstance",
         "skills.change_skillinstance",
         "skills.delete_skillinstance",
+        "routing.view_variant",
+        "routing.add_variant",
+        "routing.change_variant",
+        "routing.delete_variant",
+        "routing.view_release",
+        "routing.add_release",
+        "routing.change_release",
+        "routing.delete_release",
     ],
     REVIEWER: CONVERSATION_READS,
 }

@@ -1,19 +1,22 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.audit.admin import AuditedModelAdmin, _AuditedRelationsMixin
+from apps.audit.services import client_ip
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
 from apps.conversations.choices import AttachmentKind, ChatType
 from apps.routing.engine import explain
-from apps.routing.models import RoutingRule
+from apps.routing.models import Release, ReleaseStep, RoutingRule, Variant
 from apps.routing.rules import (
     ATTACHMENT,
     BOT,
@@ -28,6 +31,7 @@ from apps.routing.rules import (
     USER_ID,
     RoutingInput,
 )
+from apps.routing.services import release_pause, release_resume, release_start
 
 WEEKDAYS = [
     (1, _("Monday")),
@@ -303,3 +307,133 @@ def _rule_ids(explanation) -> list[int]:
     if explanation.decision.rule_id:
         ids.append(explanation.decision.rule_id)
     return ids
+
+
+@admin.register(Variant)
+class VariantAdmin(AuditedModelAdmin):
+    list_display = ["name", "owner", "weight", "profile", "updated_at"]
+    list_filter = ["rule", "bot"]
+    search_fields = ["name", "rule__name", "bot__name"]
+    autocomplete_fields = ["profile"]
+    fields = ["rule", "bot", "name", "weight", "profile"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("rule", "bot", "profile")
+
+    @admin.display(description=_("rule or bot"))
+    def owner(self, variant: Variant) -> str:
+        return variant.owner_label()
+
+
+class StepsField(forms.CharField):
+    """A release's percentages typed as "5, 20, 100"."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        try:
+            return [int(part) for part in text.replace("，", ",").split(",") if part.strip()]
+        except ValueError as error:
+            raise forms.ValidationError(_("Whole numbers separated by commas.")) from error
+
+
+class ReleaseForm(forms.ModelForm):
+    steps = StepsField(
+        label=_("steps"),
+        initial="5, 20, 100",
+        help_text=Release._meta.get_field("steps").help_text,
+    )
+
+    class Meta:
+        model = Release
+        fields = "__all__"  # noqa: DJ007 - the admin's fields choose what is shown
+
+
+class ReleaseStepInline(admin.TabularInline):
+    model = ReleaseStep
+    extra = 0
+    can_delete = False
+    fields = ("at", "event", "percent", "answers", "errors", "negative", "reason")
+    readonly_fields = fields
+    verbose_name_plural = _("history")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # The history is part of the release: whoever may see the release sees it.
+        return request.user.has_perm("routing.view_release")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(AuditedModelAdmin):
+    form = ReleaseForm
+    list_display = ["name", "variant", "control", "state", "share", "step_started_at"]
+    list_filter = ["state"]
+    search_fields = ["name", "variant__name", "control__name"]
+    fields = [
+        "name",
+        "variant",
+        "control",
+        "steps",
+        "min_sample",
+        "max_error_rate",
+        "max_negative_rate",
+        "state",
+        "current_step",
+        "step_started_at",
+    ]
+    readonly_fields = ["state", "current_step", "step_started_at"]
+    inlines = [ReleaseStepInline]
+    actions = ["pause_releases", "resume_releases"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("variant__rule", "variant__bot", "control__rule", "control__bot")
+        )
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:
+                release_start(release=obj, actor=request.user, ip_address=client_ip(request))
+
+    @admin.display(description=_("variant's share"))
+    def share(self, release: Release) -> str:
+        return f"{release.percent} %"
+
+    @admin.action(description=_("Pause the selected releases"), permissions=["change"])
+    def pause_releases(self, request, queryset):
+        paused = sum(
+            release_pause(release=release, actor=request.user, ip_address=client_ip(request))
+            for release in queryset
+        )
+        self.message_user(
+            request,
+            ngettext("%(count)d release paused.", "%(count)d releases paused.", paused)
+            % {"count": paused},
+        )
+
+    @admin.action(description=_("Resume the selected releases"), permissions=["change"])
+    def resume_releases(self, request, queryset):
+        resumed = sum(
+            release_resume(release=release, actor=request.user, ip_address=client_ip(request))
+            for release in queryset
+        )
+        self.message_user(
+            request,
+            ngettext("%(count)d release resumed.", "%(count)d releases resumed.", resumed)
+            % {"count": resumed},
+        )

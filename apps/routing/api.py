@@ -2,9 +2,16 @@ from django.db import transaction
 
 from apps.audit.api import AuditedModelViewSet
 from apps.audit.services import audit_record, client_ip
-from apps.routing.selectors import routing_rule_list
-from apps.routing.serializers import RoutingRuleSerializer
-from apps.routing.services import routing_rule_create, routing_rule_update
+from apps.routing.selectors import release_list, routing_rule_list, variant_list
+from apps.routing.serializers import ReleaseSerializer, RoutingRuleSerializer, VariantSerializer
+from apps.routing.services import (
+    release_create,
+    release_update,
+    routing_rule_create,
+    routing_rule_update,
+    variant_create,
+    variant_update,
+)
 
 
 class RoutingRuleViewSet(AuditedModelViewSet):
@@ -41,3 +48,29 @@ class RoutingRuleViewSet(AuditedModelViewSet):
 
 def _bot_names(rule) -> list[str]:
     return sorted(str(bot) for bot in rule.bots.all())
+
+
+class VariantViewSet(AuditedModelViewSet):
+    """A/B variants: a rule's (or a bot's default) answers split by weight between profiles."""
+
+    queryset = variant_list()
+    serializer_class = VariantSerializer
+
+    def save_new(self, serializer):
+        return variant_create(**serializer.validated_data)
+
+    def save_existing(self, serializer):
+        return variant_update(variant=serializer.instance, **serializer.validated_data)
+
+
+class ReleaseViewSet(AuditedModelViewSet):
+    """Gray releases: a variant's share grows step by step, or goes back to the control."""
+
+    queryset = release_list()
+    serializer_class = ReleaseSerializer
+
+    def save_new(self, serializer):
+        return release_create(**serializer.validated_data)
+
+    def save_existing(self, serializer):
+        return release_update(release=serializer.instance, **serializer.validated_data)

@@ -11,9 +11,9 @@ class RoutingConfig(AppConfig):
         from django.db.models.signals import m2m_changed
 
         from apps.core.config import config_changed, watch_config
-        from apps.routing.models import RoutingRule
+        from apps.routing.models import Release, RoutingRule, Variant
 
-        watch_config(RoutingRule)
+        watch_config(RoutingRule, Variant, Release)
 
         def bots_changed(sender, action: str, **kwargs) -> None:
             if action in ("post_add", "post_remove", "post_clear"):

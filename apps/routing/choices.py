@@ -26,3 +26,23 @@ class Failure(models.TextChoices):
 class RoutingLanguage(models.TextChoices):
     CHINESE = "zh-hans", _("Chinese")
     ENGLISH = "en", _("English")
+
+
+class ReleaseState(models.TextChoices):
+    """Where a gray release stands."""
+
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
+    COMPLETED = "completed", _("Completed")
+    ROLLED_BACK = "rolled_back", _("Rolled back")
+
+
+class ReleaseEvent(models.TextChoices):
+    """One line of a release's history."""
+
+    STARTED = "started", _("Started")
+    ADVANCED = "advanced", _("Advanced to the next step")
+    COMPLETED = "completed", _("Completed")
+    ROLLED_BACK = "rolled_back", _("Rolled back")
+    PAUSED = "paused", _("Paused")
+    RESUMED = "resumed", _("Resumed")

@@ -4,8 +4,9 @@
 turn's messages; the first whose conditions all hold decides what happens: answer with
 a model profile (the bot's or the rule's, optionally with more system prompt), a fixed
 reply, a hand-off to staff, or nothing. No rule, or no match, is today's default: the
-bot's own profile. The `Decision` says which rule (and, with releases, which variant)
-decided and why; the turn stores it on the answer.
+bot's own profile. A rule (or the bot's default) with A/B variants answers each
+conversation with its sticky variant's profile (apps/routing/variants.py). The `Decision`
+says which rule and which variant decided and why; the turn stores it on the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from apps.providers.models import ModelProfile
 from apps.routing.choices import Action, Failure
 from apps.routing.rules import CompiledRule, RoutingInput, RuleSet, template_render
 from apps.routing.selectors import ruleset_get
+from apps.routing.variants import Arm, owner_key
 
 DEFAULT_REASON = "no rule matched: the bot's profile"
 
@@ -30,7 +32,8 @@ class Decision:
 
     `action` is one of `Action`; `failure` (one of `Failure`, else "") says why a turn
     cannot be answered, so callers never read `reason` to tell failures apart. `variant`
-    names the release variant that answered (releases will fill it; "" until then).
+    names the A/B variant that answered ("" when the rule or bot has none), `variant_id`
+    its id (what release statistics count by, since names can change).
     """
 
     action: str
@@ -38,6 +41,7 @@ class Decision:
     rule_id: int | None = None
     rule_name: str = ""
     variant: str = ""
+    variant_id: int | None = None
     reason: str = ""
     failure: str = ""
     extra_system_prompt: str = ""
@@ -52,6 +56,7 @@ class Decision:
             "rule_id": self.rule_id,
             "rule": self.rule_name,
             "variant": self.variant,
+            "variant_id": self.variant_id,
             "reason": self.reason,
             "failure": self.failure,
             "profile_id": self.profile.pk if self.profile is not None else None,
@@ -85,6 +90,7 @@ def routing_input(*, conversation, pending: list, now: datetime | None = None) -
         attachment_kinds=kinds,
         user_name=(conversation.participants or {}).get(last.sender_id, ""),
         bot_name=bot.name,
+        conversation_id=conversation.pk,
     )
 
 
@@ -96,13 +102,26 @@ def route(*, conversation, pending: list | None = None) -> Decision:
 
 def decide(*, bot, item: RoutingInput | None, ruleset: RuleSet | None = None) -> Decision:
     """The decision for one message described by `item` (None: the bot's default)."""
-    if item is not None:
-        ruleset = ruleset if ruleset is not None else ruleset_get()
-        ruleset.prepare(item)
-        for rule in ruleset.for_bot(item.bot_id):
-            if rule.miss(item) is None:
-                return _decision_of(rule, bot, item, ruleset)
-    return _profile_decision(bot, None, rule=None, reason=DEFAULT_REASON)
+    if item is None:
+        return _profile_decision(bot, None, rule=None, reason=DEFAULT_REASON)
+    ruleset = ruleset if ruleset is not None else ruleset_get()
+    ruleset.prepare(item)
+    for rule in ruleset.for_bot(item.bot_id):
+        if rule.miss(item) is None:
+            return _decision_of(rule, bot, item, ruleset)
+    return _default_decision(bot, item, ruleset)
+
+
+def _default_decision(bot, item: RoutingInput, ruleset: RuleSet) -> Decision:
+    """No rule matched: the bot's profile, or the variant of its split for this conversation."""
+    arm = _arm_for(ruleset, owner_key(bot_id=bot.pk), item)
+    profile = ruleset.profiles.get(arm.profile_id) if arm is not None else None
+    return _profile_decision(bot, profile, rule=None, reason=DEFAULT_REASON, arm=arm)
+
+
+def _arm_for(ruleset: RuleSet, owner: str, item: RoutingInput) -> Arm | None:
+    split = ruleset.splits.get(owner)
+    return split.pick(item.sticky_key) if split else None
 
 
 @dataclass(frozen=True)
@@ -123,16 +142,18 @@ def explain(*, bot, item: RoutingInput) -> Explanation:
         if missed is None:
             return Explanation(skipped, _decision_of(rule, bot, item, ruleset))
         skipped.append((rule, missed))
-    return Explanation(skipped, decide(bot=bot, item=None))
+    return Explanation(skipped, _default_decision(bot, item, ruleset))
 
 
 def _decision_of(rule: CompiledRule, bot, item: RoutingInput, ruleset: RuleSet) -> Decision:
     reason = f"rule {rule.name!r} matched"
     common: dict[str, Any] = {"rule_id": rule.id, "rule_name": rule.name, "reason": reason}
     if rule.action == Action.PROFILE:
-        profile = ruleset.profiles.get(rule.profile_id) if rule.profile_id else None
+        arm = _arm_for(ruleset, owner_key(rule_id=rule.id), item)
+        profile_id = arm.profile_id if arm is not None else rule.profile_id
+        profile = ruleset.profiles.get(profile_id) if profile_id else None
         return _profile_decision(
-            bot, profile, rule=rule, reason=reason, extra=rule.extra_system_prompt
+            bot, profile, rule=rule, reason=reason, extra=rule.extra_system_prompt, arm=arm
         )
     text = ""
     if rule.reply_template:
@@ -152,12 +173,20 @@ def _decision_of(rule: CompiledRule, bot, item: RoutingInput, ruleset: RuleSet) 
 
 
 def _profile_decision(
-    bot, profile: ModelProfile | None, *, rule: CompiledRule | None, reason: str, extra: str = ""
+    bot,
+    profile: ModelProfile | None,
+    *,
+    rule: CompiledRule | None,
+    reason: str,
+    extra: str = "",
+    arm: Arm | None = None,
 ) -> Decision:
     common: dict[str, Any] = {
         "rule_id": rule.id if rule else None,
         "rule_name": rule.name if rule else "",
         "extra_system_prompt": extra,
+        "variant": arm.name if arm else "",
+        "variant_id": arm.variant_id if arm else None,
     }
     if profile is None:
         if bot.profile_id is None:

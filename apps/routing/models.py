@@ -1,10 +1,17 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.bots.choices import Platform
 from apps.conversations.choices import AttachmentKind, ChatType
-from apps.routing.choices import Action, KeywordMatch, RoutingLanguage
+from apps.routing.choices import (
+    Action,
+    KeywordMatch,
+    ReleaseEvent,
+    ReleaseState,
+    RoutingLanguage,
+)
 
 
 class RoutingRule(models.Model):
@@ -180,3 +187,184 @@ class RoutingRule(models.Model):
         from apps.routing.rules import rule_validate
 
         rule_validate(rule=self)
+
+
+class Variant(models.Model):
+    """One arm of an A/B split: a share (weight) of a rule's or a bot's conversations that
+    is answered with this variant's model profile.
+
+    A variant belongs to a rule (the rule answers with a profile) or to a bot (its default
+    answer, when no rule matches). A conversation keeps its variant: it is chosen by a
+    hash of the conversation and the rule or bot (apps/routing/variants.py).
+    """
+
+    rule = models.ForeignKey(
+        RoutingRule,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="variants",
+        help_text=_("The rule whose answers are split; empty: the bot's default answers."),
+        verbose_name=_("routing rule"),
+    )
+    bot = models.ForeignKey(
+        "bots.Bot",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="variants",
+        help_text=_("The bot whose default answers (no rule matched) are split."),
+        verbose_name=_("bot"),
+    )
+    name = models.CharField(
+        max_length=64,
+        help_text=_("Recorded on every answer it gives, e.g. “control” or “large-model”."),
+        verbose_name=_("name"),
+    )
+    weight = models.PositiveIntegerField(
+        default=1,
+        help_text=_("Its share is its weight over the sum of the weights; 0: no conversations."),
+        verbose_name=_("weight"),
+    )
+    profile = models.ForeignKey(
+        "providers.ModelProfile",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("profile"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+
+    class Meta:
+        verbose_name = _("variant")
+        verbose_name_plural = _("variants")
+        ordering = ["rule_id", "bot_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rule__isnull=False, bot__isnull=True)
+                | models.Q(rule__isnull=True, bot__isnull=False),
+                name="variant_of_a_rule_or_a_bot",
+            ),
+            models.UniqueConstraint(fields=["rule", "name"], name="variant_name_per_rule"),
+            models.UniqueConstraint(fields=["bot", "name"], name="variant_name_per_bot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_label()} · {self.name}"
+
+    def owner_label(self) -> str:
+        if self.rule_id is not None:
+            return str(self.rule)
+        return str(self.bot)
+
+    def clean(self) -> None:
+        from apps.routing.variants import variant_validate
+
+        variant_validate(variant=self)
+
+
+class Release(models.Model):
+    """A gray release: a variant's share of its rule's (or bot's) conversations grows step by
+    step (e.g. 5 % → 20 % → 100 %) after a minimum sample at each step, and goes back to the
+    control when its error or negative-feedback rate exceeds the thresholds.
+    """
+
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    # Deleting a variant (or its rule or bot) deletes its releases; the audit log keeps
+    # their steps.
+    variant = models.ForeignKey(
+        Variant,
+        on_delete=models.CASCADE,
+        related_name="releases",
+        help_text=_("The variant under release."),
+        verbose_name=_("variant"),
+    )
+    control = models.ForeignKey(
+        Variant,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text=_(
+            "The variant it replaces (same rule or bot): it answers the rest of their "
+            "conversations, and all of them after a rollback."
+        ),
+        verbose_name=_("control"),
+    )
+    steps = models.JSONField(
+        default=list,
+        help_text=_("Percentages of the conversations, rising, ending at 100, e.g. 5, 20, 100."),
+        verbose_name=_("steps"),
+    )
+    min_sample = models.PositiveIntegerField(
+        default=100,
+        help_text=_("Answers the variant must give at a step before it moves on."),
+        verbose_name=_("minimum sample per step"),
+    )
+    max_error_rate = models.FloatField(
+        default=0.05,
+        help_text=_("Roll back when more than this share of its answers fail (0–1)."),
+        verbose_name=_("maximum error rate"),
+    )
+    max_negative_rate = models.FloatField(
+        default=0.2,
+        help_text=_("Roll back when more than this share of its answers are rated 👎 (0–1)."),
+        verbose_name=_("maximum negative-feedback rate"),
+    )
+    state = models.CharField(
+        max_length=16,
+        choices=ReleaseState.choices,
+        default=ReleaseState.RUNNING,
+        verbose_name=_("state"),
+    )
+    current_step = models.PositiveIntegerField(
+        default=0, help_text=_("Index into the steps (0: the first)."), verbose_name=_("step")
+    )
+    step_started_at = models.DateTimeField(
+        default=timezone.now,
+        help_text=_("Answers given since then count towards this step's sample."),
+        verbose_name=_("step started at"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+
+    class Meta:
+        verbose_name = _("release")
+        verbose_name_plural = _("releases")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def percent(self) -> int:
+        """The variant's share (percent of the pair's conversations) at the current step."""
+        if not self.steps:
+            return 0
+        return int(self.steps[min(self.current_step, len(self.steps) - 1)])
+
+    def clean(self) -> None:
+        from apps.routing.variants import release_validate
+
+        release_validate(release=self)
+
+
+class ReleaseStep(models.Model):
+    """One line of a release's history: started, advanced, paused, completed, rolled back."""
+
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="history", verbose_name=_("release")
+    )
+    event = models.CharField(max_length=16, choices=ReleaseEvent.choices, verbose_name=_("event"))
+    percent = models.PositiveIntegerField(verbose_name=_("percent"))
+    answers = models.PositiveIntegerField(default=0, verbose_name=_("answers"))
+    errors = models.PositiveIntegerField(default=0, verbose_name=_("errors"))
+    negative = models.PositiveIntegerField(default=0, verbose_name=_("rated 👎"))
+    reason = models.CharField(max_length=300, blank=True, verbose_name=_("reason"))
+    at = models.DateTimeField(default=timezone.now, verbose_name=_("at"))
+
+    class Meta:
+        verbose_name = _("release step")
+        verbose_name_plural = _("release steps")
+        ordering = ["release_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.release} · {self.get_event_display()} · {self.percent} %"

@@ -162,12 +162,21 @@ class RoutingInput:
     attachment_kinds: frozenset[str] = frozenset()
     user_name: str = ""
     bot_name: str = ""
+    # What keeps a conversation on its A/B variant (apps/routing/variants.py); without a
+    # conversation (the "Which rule answers this?" page), the chat stands for it.
+    conversation_id: int | None = None
     commands: frozenset[str] = field(init=False)
     matcher: TextMatcher | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         found = (_COMMAND.match(line.strip()) for line in self.text.splitlines())
         self.commands = frozenset(match.group(1).lower() for match in found if match)
+
+    @property
+    def sticky_key(self) -> str:
+        if self.conversation_id is not None:
+            return str(self.conversation_id)
+        return f"chat:{self.bot_id}:{self.chat_id}"
 
     @cached_property
     def language(self) -> str | None:
@@ -346,6 +355,7 @@ class RuleSet:
     rules: list[CompiledRule]
     profiles: dict[int, Any]
     matcher: TextMatcher
+    splits: dict[str, Any] = field(default_factory=dict)  # owner key -> variants.Split
     _per_bot: dict[str, list[CompiledRule]] = field(default_factory=dict)
 
     def prepare(self, item: RoutingInput) -> RoutingInput:
@@ -364,9 +374,15 @@ class RuleSet:
         return found
 
 
-def ruleset_compile(rules: list, bot_ids: dict[int, list[str]], profiles: dict) -> RuleSet:
-    """Compile `rules` (already in order) with each rule's bot ids into a RuleSet."""
+def ruleset_compile(
+    rules: list, bot_ids: dict[int, list[str]], profiles: dict, splits: dict | None = None
+) -> RuleSet:
+    """Compile `rules` (already in order) with each rule's bot ids into a RuleSet.
+
+    `splits` are the A/B splits by owner key (apps/routing/variants.py); `profiles` holds
+    their variants' profiles too.
+    """
     matcher = TextMatcher()
     compiled = [CompiledRule(rule, bot_ids.get(rule.pk, []), matcher) for rule in rules]
     matcher.compile()
-    return RuleSet(rules=compiled, profiles=profiles, matcher=matcher)
+    return RuleSet(rules=compiled, profiles=profiles, matcher=matcher, splits=splits or {})

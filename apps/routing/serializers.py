@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from apps.bots.models import Bot
 from apps.core.serializers import StrictModelSerializer
-from apps.routing.models import RoutingRule
+from apps.routing.models import Release, ReleaseStep, RoutingRule, Variant
 
 
 class RoutingRuleSerializer(StrictModelSerializer):
@@ -54,3 +54,52 @@ class RoutingRuleSerializer(StrictModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+
+class VariantSerializer(StrictModelSerializer):
+    """An A/B variant of a rule (or of a bot's default answer): name, weight, profile."""
+
+    class Meta:
+        model = Variant
+        fields = ["id", "rule", "bot", "name", "weight", "profile", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+        # The model's full_clean() checks its constraints (a rule or a bot, unique names):
+        # DRF's own validators would make the nullable rule and bot required.
+        validators: list = []
+
+
+class ReleaseStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReleaseStep
+        fields = ["event", "percent", "answers", "errors", "negative", "reason", "at"]
+        read_only_fields = fields
+
+
+class ReleaseSerializer(StrictModelSerializer):
+    """A gray release; its state, step and history are moved by the release task (and by
+    pausing and resuming in the admin), not written here."""
+
+    steps = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=100), allow_empty=False
+    )
+    history = ReleaseStepSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "name",
+            "variant",
+            "control",
+            "steps",
+            "min_sample",
+            "max_error_rate",
+            "max_negative_rate",
+            "state",
+            "current_step",
+            "step_started_at",
+            "history",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["state", "current_step", "step_started_at", "created_at", "updated_at"]

@@ -41,7 +41,7 @@ from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Conversation, Feedback, Message
 from apps.core.roles import ADMIN, OPERATOR, REVIEWER, roles_sync
 from apps.guard.models import SINGLETON_ID, FloodLimits
-from apps.routing.services import routing_rule_create
+from apps.routing.services import release_create, routing_rule_create, variant_create
 from apps.skills.services import skill_instance_create
 from assistant import routing
 from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
@@ -89,6 +89,8 @@ ADMIN_PAGES = {
     "guard.floodlimits": "view change",
     "routing.routingrule": "view add change delete",
     "skills.skillinstance": "view add change delete",
+    "routing.variant": "view add change delete",
+    "routing.release": "view add change delete pause_releases resume_releases",
 }
 OPERATOR_PAGES = {
     "audit.auditevent": "view",
@@ -104,6 +106,8 @@ OPERATOR_PAGES = {
     "guard.floodlimits": "view change",
     "routing.routingrule": "view add change delete",
     "skills.skillinstance": "view add change delete",
+    "routing.variant": "view add change delete",
+    "routing.release": "view add change delete pause_releases resume_releases",
 }
 REVIEWER_PAGES = {
     "conversations.conversation": "view",
@@ -162,6 +166,18 @@ ROUTING_RULES = {
     "PATCH /api/v1/routing-rules/{id}/",
     "DELETE /api/v1/routing-rules/{id}/",
 }
+VARIANTS_AND_RELEASES = {
+    f"{method} /api/v1/{resource}/{suffix}"
+    for resource in ("variants", "releases")
+    for method, suffix in (
+        ("GET", ""),
+        ("GET", "{id}/"),
+        ("POST", ""),
+        ("PUT", "{id}/"),
+        ("PATCH", "{id}/"),
+        ("DELETE", "{id}/"),
+    )
+}
 
 # console: the pages of apps/conversations/urls.py (and the web chat of a disabled bot).
 CONSOLE_READ = {
@@ -192,7 +208,8 @@ EXPECTED = {
         | TAKEOVER
         | RETRY
         | ROUTING_RULES
-        | SKILLS,
+        | SKILLS
+        | VARIANTS_AND_RELEASES,
         "console": CONSOLE_READ | CONSOLE_TAKEOVER | {DISABLED_WEB_CHAT},
         "sockets": CONSOLE_SOCKETS | {ENABLED_CHAT_SOCKET, DISABLED_CHAT_SOCKET},
     },
@@ -205,7 +222,8 @@ EXPECTED = {
         | TAKEOVER
         | RETRY
         | ROUTING_RULES
-        | SKILLS,
+        | SKILLS
+        | VARIANTS_AND_RELEASES,
         "console": CONSOLE_READ | CONSOLE_TAKEOVER | {DISABLED_WEB_CHAT},
         "sockets": CONSOLE_SOCKETS | {ENABLED_CHAT_SOCKET, DISABLED_CHAT_SOCKET},
     },
@@ -237,6 +255,8 @@ class World:
     holder: object
     rule: object
     skill: object
+    spare_variant: object
+    release: object
 
 
 def _world(django_user_model) -> World:
@@ -324,6 +344,13 @@ def _world(django_user_model) -> World:
             "reply_template": "#{id}",
         },
     )
+    control = variant_create(rule=rule, name="control", weight=100, profile=profile)
+    candidate = variant_create(rule=rule, name="candidate", weight=0, profile=profile)
+    spare_variant = variant_create(bot=bot, name="spare", weight=1, profile=profile)
+    variant_create(bot=bot, name="spare-b", weight=0, profile=profile)
+    release = release_create(
+        name="candidate", variant=candidate, control=control, steps=[5, 20, 100], min_sample=10
+    )
     return World(
         provider,
         profile,
@@ -337,6 +364,8 @@ def _world(django_user_model) -> World:
         holder,
         rule,
         skill,
+        spare_variant,
+        release,
     )
 
 
@@ -556,6 +585,8 @@ def api_request(world: World, operation: str) -> tuple[str, str, dict | None]:
         "conversations": world.conversation.pk,
         "routing-rules": world.rule.pk,
         "skills": world.skill.pk,
+        "variants": world.spare_variant.pk,
+        "releases": world.release.pk,
     }
     url = path.replace("{id}", str(ids[resource])).replace("{message_id}", str(world.failed.pk))
     bodies = {
@@ -570,6 +601,14 @@ def api_request(world: World, operation: str) -> tuple[str, str, dict | None]:
         "bots": {"name": "another", "platform": Platform.WEB, "profile": world.profile.pk},
         "routing-rules": {"name": "another", "action": "ignore", "keywords": ["spam"]},
         "skills": {"bot": str(world.bot.pk), "name": "another", "skill": "help_menu", "config": {}},
+        "variants": {"bot": str(world.telegram_bot.pk), "name": "b", "profile": world.profile.pk},
+        # The bot's variants: the rule's pair has its release running already.
+        "releases": {
+            "name": "another",
+            "variant": world.bot.variants.get(name="spare-b").pk,
+            "control": world.spare_variant.pk,
+            "steps": [50, 100],
+        },
     }
     body = None
     if method in {"POST", "PUT", "PATCH"}:

@@ -221,6 +221,7 @@ def test_profile_action_with_extra_system_prompt(
         "rule_id": rule.pk,
         "rule": "orders",
         "variant": "",
+        "variant_id": None,
         "reason": "rule 'orders' matched",
         "failure": "",
         "profile_id": orders.pk,
