@@ -62,6 +62,11 @@ CONFIGURATION_MODELS = [
     "bots.bot",
     "bots.pairingrequest",
     "guard.floodlimits",
+    "skills.skillinstance",
+    "routing.routingrule",
+    "routing.variant",
+    "routing.release",
+    "routing.releasestep",
 ]
 CONVERSATION_MODELS = [
     "conversations.conversation",
@@ -153,7 +158,14 @@ def _natural_keys(
         rows = through._default_manager.using(using).filter(**{f"{source}__in": pks})
         rows = rows.select_related(target)
         for row in rows.order_by(f"{source}_id", f"{target}_id"):
-            key = list(getattr(row, target).natural_key())
+            related = getattr(row, target)
+            # By natural key where the model has one (users, groups, permissions, which
+            # `migrate` and the roles create anew), else by primary key (restored as is).
+            key = (
+                list(related.natural_key())
+                if hasattr(related, "natural_key")
+                else {"pk": str(related.pk)}
+            )
             links[getattr(row, f"{source}_id")][field.name].append(key)
     return links
 
@@ -403,7 +415,12 @@ def _link(instance: models.Model, links: dict[str, list], using: str) -> None:
         related = cast(type[models.Model], instance._meta.get_field(name).related_model)
         manager: Any = related._default_manager.db_manager(using)
         try:
-            objects = [manager.get_by_natural_key(*key) for key in keys]
+            objects = [
+                manager.get(pk=key["pk"])
+                if isinstance(key, dict)
+                else manager.get_by_natural_key(*key)
+                for key in keys
+            ]
         except ObjectDoesNotExist as error:
             raise BackupError(
                 _("The archive names a %(model)s this database lacks: %(key)s")

@@ -43,6 +43,8 @@ from apps.conversations.services.ingest import message_ingest
 from apps.core.backup import BACKED_UP, CHUNK_SIZE, NOT_BACKED_UP
 from apps.core.roles import OPERATOR
 from apps.guard.selectors import flood_limits_get
+from apps.routing.services import release_create, routing_rule_create, variant_create
+from apps.skills.services import skill_instance_create
 from tests.factories import make_profile, make_provider, make_telegram_bot, make_web_bot
 
 ROOT = Path(settings.BASE_DIR)
@@ -53,12 +55,14 @@ SECRETS = {
     "feishu app secret": "feishu-app-PLAINTEXT-0004",
     "feishu verification token": "feishu-verify-PLAINTEXT-0005",
     "feishu encrypt key": "feishu-encrypt-PLAINTEXT-0006",
+    "skill secret": "skill-hmac-PLAINTEXT-0007",
 }
 # Columns that hold ciphertext: (table, column).
 ENCRYPTED_COLUMNS = [
     ("providers_provider", "api_key"),
     ("providers_provider", "extra_headers"),
     ("bots_bot", "config"),  # every platform's settings and secrets, one JSON, encrypted
+    ("skills_skillinstance", "config"),
 ]
 
 
@@ -98,6 +102,28 @@ def _populate(django_user_model) -> dict:
     limits = flood_limits_get()
     limits.user_messages_per_minute = 0  # off: the volume below is not rate limited
     limits.save()
+    # Routing and skills: a rule for two bots (a many-to-many by primary key), a skill
+    # with a secret, A/B variants and a running release with its first history line.
+    skill = skill_instance_create(
+        bot=web,
+        name="Tickets",
+        skill="http_action",
+        config={
+            "url": "http://127.0.0.1:9/tickets",
+            "secret": SECRETS["skill secret"],
+            "reply_template": "#{id}",
+        },
+    )
+    rule = routing_rule_create(
+        bots=[web, telegram], name="订单", priority=10, keywords=["订单"], profile=second
+    )
+    routing_rule_create(
+        bots=[web], name="工单", priority=20, keywords=["工单"], action="skill",
+        skill_instance=skill,
+    )  # fmt: skip
+    control = variant_create(rule=rule, name="control", weight=100, profile=first)
+    candidate = variant_create(rule=rule, name="candidate", weight=0, profile=second)
+    release_create(name="candidate", variant=candidate, control=control, steps=[5, 100])
 
     asked = message_ingest(
         bot=web,
