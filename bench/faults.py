@@ -69,7 +69,7 @@ FIRST_TOKEN, TOTAL = 0.3, 2.0
 class Stack:
     """The platform, its fakes and a private Redis, with the means to break them."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: argparse.Namespace) -> None:
         self.redis_port = free_port()
         self.redis = self._start_redis()
         model_port, telegram_port, web_port = (free_port() for _ in range(3))
@@ -99,8 +99,11 @@ class Stack:
         values = {"PORT": str(web_port)}
         self.worker_command = procfile_command("worker", values)
         self.web = start(procfile_command("web", values), self.env, "faults-web.log")
-        self.worker = start(self.worker_command, self.env, "faults-worker.log")
-        self.workers_started = 1
+        self.workers = [
+            start(self.worker_command, self.env, f"faults-worker-{index + 1}.log")
+            for index in range(args.workers)
+        ]
+        self.workers_started = len(self.workers)
         start(
             f"celery -A assistant beat -l warning -s {LOGS / 'faults-beat-schedule'}",
             self.env,
@@ -131,13 +134,15 @@ class Stack:
         raise SystemExit("the private redis-server did not start; see bench/logs/")
 
     def kill_worker(self) -> None:
-        """SIGKILL the worker (no warm shutdown) and start another at once."""
+        """SIGKILL a worker (no warm shutdown; the oldest, so each is killed in turn) and
+        start another at once."""
+        victim = self.workers.pop(0)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.worker.pid, signal.SIGKILL)
-        self.worker.wait()
+            os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
         self.workers_started += 1
-        self.worker = start(
-            self.worker_command, self.env, f"faults-worker-{self.workers_started}.log"
+        self.workers.append(
+            start(self.worker_command, self.env, f"faults-worker-{self.workers_started}.log")
         )
 
     def stop_redis(self) -> None:
@@ -287,6 +292,10 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
     }
 
 
+def _processes(count: int) -> str:
+    return "one process" if count == 1 else f"{count} processes"
+
+
 def report(results: dict) -> str:
     meta = results["meta"]
     lines = [
@@ -297,11 +306,12 @@ def report(results: dict) -> str:
         f"- **Machine:** {meta['machine']['cores']} cores, Python {meta['machine']['python']};"
         f" load average before {meta['load_average_before']}, after "
         f"{meta['load_average_after']}.",
-        f"- **Stack:** `{meta['worker']}` (one process), the Procfile's web, Celery beat, "
+        f"- **Stack:** `{meta['worker']}` ({_processes(meta.get('workers', 1))}), the "
+        "Procfile's web, Celery beat, "
         "PostgreSQL, a private Redis (no persistence); fake model (first token 0.3 s, done "
         "at 2.0 s) and fake Telegram. Each message is a new user; a non-2xx webhook answer "
         "is posted again after 1 s (5 tries), as Telegram retries.",
-        f"- **Faults:** every {meta['every']:g} s: `kill` SIGKILLs the worker mid-answer and "
+        f"- **Faults:** every {meta['every']:g} s: `kill` SIGKILLs a worker mid-answer and "
         f"starts another; `redis` kills Redis for {meta['redis_down']:g} s; `telegram` makes "
         f"the next {meta['burst']} sends or edits fail, `model` every call for "
         f"{meta['outage']:g} s, 429 and 500 in turn; "
@@ -350,6 +360,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--outage", type=float, default=3.0, help="seconds a model outage lasts")
     parser.add_argument("--timeout", type=float, default=180.0, help="wait for answers (s)")
     parser.add_argument("--grace", type=float, default=5.0, help="then wait for duplicates")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (1); `kill` kills one of them"
+    )
     parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=True)
     return parser.parse_args(argv)
 
@@ -364,7 +377,7 @@ def main() -> None:
     results: dict = {"faults": []}
     stack = None
     try:
-        stack = Stack()
+        stack = Stack(args)
         next_uid = 10_000_000
         # Warm-up: imports, pools, the worker's readiness.
         warm = {**vars(args), "rate": 5.0, "every": 3600.0, "grace": 0.0, "timeout": 60.0}
@@ -392,6 +405,7 @@ def main() -> None:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "command": command,
         "worker": stack.worker_command if stack else None,
+        "workers": args.workers,
         "every": args.every,
         "redis_down": args.redis_down,
         "burst": args.burst,

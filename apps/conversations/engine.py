@@ -223,7 +223,12 @@ class TurnEngine:
 
         stream.start()
         model = asyncio.ensure_future(
-            astream_reply(chain=prepared.chain, build=prepared.build, on_delta=on_delta)
+            astream_reply(
+                chain=prepared.chain,
+                build=prepared.build,
+                on_delta=on_delta,
+                tools=prepared.tools,
+            )
         )
         try:
             stops = prepared.conversation.bot.while_answering == WhileAnswering.INTERRUPT

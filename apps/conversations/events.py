@@ -14,7 +14,11 @@ Groups:
   chat visitor and staff watching that conversation);
 - `console`: one `ConversationEvent` (a summary row) per change, for the live list;
 - `console.conversation.<id>`: the same summary for staff watching one conversation
-  (its takeover state), kept off the visitor's group.
+  (its takeover state), and the tool calls an answer made (`ToolCallsEvent`), kept off
+  the visitor's group.
+
+A `HandOffEvent` (a conversation now waits for staff) goes to the two console groups
+only, never to the visitor's: it is a notice for staff.
 """
 
 from __future__ import annotations
@@ -61,6 +65,16 @@ class MessageEvent:
 
 
 @dataclass(frozen=True)
+class ToolCallsEvent:
+    """The tool calls recorded on an answer; only for staff watching the conversation (a
+    tool's arguments and results are not for the web chat visitor)."""
+
+    message_id: int
+    tool_calls: list[dict[str, Any]]
+    type: str = "tool_calls"
+
+
+@dataclass(frozen=True)
 class ConversationEvent:
     """A conversation's summary changed (new message, takeover, hand back, feedback)."""
 
@@ -75,7 +89,20 @@ class ConversationChanged:
     type: str = "conversation_changed"
 
 
-Event = TokenEvent | MessageEvent | ConversationChanged
+@dataclass(frozen=True)
+class HandOffEvent:
+    """A conversation was handed off to staff and waits for someone to take it (a notice
+    for the console: who, on which bot, by which rule, what they wrote)."""
+
+    conversation_id: int
+    bot: str
+    user: str
+    rule: str
+    text: str
+    type: str = "handoff"
+
+
+Event = TokenEvent | MessageEvent | ConversationChanged | HandOffEvent | ToolCallsEvent
 
 
 def message_payload(message) -> dict[str, Any]:
@@ -147,12 +174,22 @@ class _Publisher:
         layer = get_channel_layer()
         if layer is None:
             return
-        groups: dict[str, list[TokenEvent | MessageEvent | ConversationEvent]] = {}
+        groups: dict[
+            str,
+            list[TokenEvent | MessageEvent | ConversationEvent | HandOffEvent | ToolCallsEvent],
+        ] = {}
         changed: list[int] = []
         for conversation_id, event in batch:
             if not isinstance(event, TokenEvent) and conversation_id not in changed:
                 changed.append(conversation_id)  # tokens change nothing the list shows
             if isinstance(event, ConversationChanged):
+                continue
+            if isinstance(event, HandOffEvent):  # for staff only
+                groups.setdefault(CONSOLE_GROUP, []).append(event)
+                groups.setdefault(console_conversation_group(conversation_id), []).append(event)
+                continue
+            if isinstance(event, ToolCallsEvent):  # for staff only
+                groups.setdefault(console_conversation_group(conversation_id), []).append(event)
                 continue
             events = groups.setdefault(conversation_group(conversation_id), [])
             last = events[-1] if events else None

@@ -17,7 +17,11 @@ class Conversation(models.Model):
     """One chat on one bot: a private chat with a user, or a group."""
 
     bot = models.ForeignKey(
-        "bots.Bot", on_delete=models.CASCADE, related_name="conversations", verbose_name=_("bot")
+        "bots.Bot",
+        on_delete=models.CASCADE,
+        related_name="conversations",
+        verbose_name=_("bot"),
+        db_index=False,  # `conversation_bot_chat` leads with it
     )
     chat_id = models.CharField(
         max_length=128, help_text=_("The platform's chat id."), verbose_name=_("chat ID")
@@ -73,6 +77,21 @@ class Conversation(models.Model):
                 name="conversation_unique_open_chat",
             )
         ]
+        indexes = [
+            # Finding a chat's conversation on every inbound message must not depend on
+            # the planner's statistics: with none yet (a new install under its first
+            # burst), a bot_id-only index was chosen and every lookup read all the bot's
+            # conversations.
+            models.Index(fields=["bot", "chat_id"], name="conversation_bot_chat"),
+            # The console's "waiting for staff" badge on every page: handed off, not taken.
+            models.Index(
+                fields=["taken_over_at"],
+                condition=models.Q(
+                    handled_by__isnull=True, taken_over_at__isnull=False, closed_at__isnull=True
+                ),
+                name="conversation_waiting_for_staff",
+            ),
+        ]
         ordering = ["-last_activity_at"]
         permissions = [
             ("takeover_conversation", "Can take over a conversation and reply as staff"),
@@ -91,6 +110,7 @@ class Message(models.Model):
         on_delete=models.CASCADE,
         related_name="messages",
         verbose_name=_("conversation"),
+        db_index=False,  # `message_turn_lookup` leads with it
     )
     # Denormalised from the conversation so inbound ids are unique per bot.
     bot = models.ForeignKey(
@@ -161,6 +181,15 @@ class Message(models.Model):
         help_text=_("Profiles tried for this answer, in order, with why each was skipped."),
         verbose_name=_("attempts"),
     )
+    tool_calls = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            "Tools the model called for this answer, in order: name, arguments, result "
+            "(shortened), error and duration."
+        ),
+        verbose_name=_("tool calls"),
+    )
     cached = models.BooleanField(
         default=False, help_text=_("Answered from the response cache."), verbose_name=_("cached")
     )
@@ -199,7 +228,15 @@ class Message(models.Model):
                 name="message_unique_inbound_external_id",
             )
         ]
-        indexes = [models.Index(fields=["status", "direction"])]
+        indexes = [
+            models.Index(fields=["status", "direction"]),
+            # A turn's claim and its "anything new?" checks read one conversation's
+            # waiting messages; with the (status, direction) index alone they read every
+            # waiting message of every conversation (hundreds in a burst).
+            models.Index(
+                fields=["conversation", "direction", "status"], name="message_turn_lookup"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_author_display()}: {self.text[:60]}"

@@ -26,15 +26,19 @@ from apps.bots.choices import ReplyLanguage
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
 from apps.conversations.models import Conversation, Feedback, Message
 from apps.core.i18n import default_language, language_detect
+from apps.routing.choices import Failure
 
 STATE_AI = "ai"
 STATE_TAKEN_OVER = "taken_over"
+STATE_WAITING = "waiting"  # handed off to staff by a rule; nobody has taken it yet
 STATE_FAILED = "failed"
 STATE_LABELS = {
     STATE_AI: _("AI"),
     STATE_TAKEN_OVER: _("Taken over"),
+    STATE_WAITING: _("Waiting for staff"),
     STATE_FAILED: _("Failed"),
 }
+FAILURE_LABELS = dict(Failure.choices)
 # How far back a reply looks for a message whose language can be told (e.g. after a photo).
 LANGUAGE_LOOKBACK_MESSAGES = 10
 
@@ -108,9 +112,12 @@ def _with_summary_fields(conversations: QuerySet[Conversation]) -> QuerySet[Conv
 
 
 def _state(conversation: Conversation) -> str:
-    # A routing rule's hand-off sets taken_over_at with nobody holding it yet.
-    if conversation.handled_by_id is not None or conversation.taken_over_at is not None:
+    # A routing rule's hand-off sets taken_over_at with nobody holding it yet: it waits
+    # for staff (unless the user has reset it meanwhile: then nobody is waiting).
+    if conversation.handled_by_id is not None:
         return STATE_TAKEN_OVER
+    if conversation.taken_over_at is not None:
+        return STATE_TAKEN_OVER if conversation.closed_at is not None else STATE_WAITING
     if getattr(conversation, "last_inbound_status", None) == MessageStatus.FAILED:
         return STATE_FAILED
     return STATE_AI
@@ -155,6 +162,20 @@ def console_conversations(
     search = HistoryFilter(bot_id=bot_id, platform=platform or "", rating=rating or "")
     conversations = history_search(search=search)
     return [_summary(conversation) for conversation in conversations[:limit]]
+
+
+def conversations_waiting() -> list[int]:
+    """The open conversations handed off to staff that nobody has taken yet, newest first."""
+    return list(
+        Conversation.objects.filter(
+            handled_by__isnull=True, taken_over_at__isnull=False, closed_at__isnull=True
+        )
+        .order_by("-taken_over_at")
+        .values_list("pk", flat=True)[:WAITING_LIMIT]
+    )
+
+
+WAITING_LIMIT = 500
 
 
 def conversation_summary(*, conversation_id: int) -> dict[str, Any] | None:
@@ -251,9 +272,12 @@ def transcript(*, conversation_id: int) -> list[dict[str, Any]]:
     rows = []
     for message in messages:
         ratings = [feedback.rating for feedback in message.feedback.all()]
+        failure = (message.decision or {}).get("failure", "")
         rows.append(
             {
                 "message": message,
+                # Why the assistant did not answer as routed (a routing code), in words.
+                "failure": str(FAILURE_LABELS.get(failure, failure)) if failure else "",
                 "latency": message_latency(message) if message.direction == Direction.OUT else {},
                 "helpful": ratings.count(Rating.HELPFUL),
                 "not_helpful": ratings.count(Rating.NOT_HELPFUL),

@@ -33,6 +33,7 @@ from apps.conversations.selectors import (
     HistoryFilter,
     console_conversations,
     conversation_summary,
+    conversations_waiting,
     dashboard_stats,
     history_rows,
     history_search,
@@ -114,6 +115,8 @@ def _nav(request, active: str) -> dict:
         "bots": Bot.objects.order_by("name"),
         "platforms": Platform.choices,
         "labels": console_labels(),
+        # Handed off to staff and not yet taken: a badge on every console page.
+        "waiting": conversations_waiting(),
     }
 
 
@@ -166,7 +169,9 @@ def console_conversation_snapshot(conversation_id: int) -> dict | None:
     if summary is None:
         return None
     messages = [
-        message_payload(row["message"]) for row in transcript(conversation_id=conversation_id)
+        # Staff only (the visitor's snapshot is ingest's): with the answers' tool calls.
+        {**message_payload(row["message"]), "tool_calls": row["message"].tool_calls}
+        for row in transcript(conversation_id=conversation_id)
     ]
     return {"conversation": summary, "messages": messages}
 

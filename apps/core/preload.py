@@ -40,3 +40,13 @@ def sdks_preload() -> None:
     from apps.skills.registry import skill_registry
 
     skill_registry()
+    # The MCP SDK (about half a second) only where an MCP skill is configured.
+    if not settings.TESTING:
+        from apps.skills.models import SkillInstance
+
+        try:
+            mcp_used = SkillInstance.objects.filter(skill="mcp", enabled=True).exists()
+        except Exception:  # noqa: BLE001 - no database yet: its first call imports it
+            mcp_used = False
+        if mcp_used:
+            importlib.import_module("mcp.client.streamable_http")

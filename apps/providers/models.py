@@ -162,6 +162,15 @@ class ModelProfile(models.Model):
         help_text=_("The model understands images (sent as image_url parts)."),
         verbose_name=_("accepts images"),
     )
+    supports_tools = models.BooleanField(
+        default=False,
+        help_text=_(
+            "The model can call tools (OpenAI function calling): it is offered the bot's "
+            "enabled skills that describe a tool, e.g. an HTTP action with a tool "
+            "description, and may call them while it answers."
+        ),
+        verbose_name=_("supports tools"),
+    )
     transcription_model = models.CharField(
         max_length=200,
         blank=True,

@@ -108,6 +108,43 @@ def usage_totals(
     )
 
 
+@dataclass(frozen=True)
+class DailyTokens:
+    """Tokens of a bot's model answers on one local day, and of those answering one user."""
+
+    bot: int
+    sender: int
+
+
+def daily_tokens(*, bot_id, sender_id: str | None, day: dt.date) -> DailyTokens:
+    """What the daily token budgets read, in one query: the bot's tokens on `day`, and
+    those of its answers to `sender_id`'s messages (0 when None; then no join either)."""
+    from apps.conversations.choices import Author, Direction
+    from apps.conversations.models import Message
+
+    start, end = _day_range(day)
+    answers = Message.objects.filter(
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        bot_id=bot_id,
+        model_done_at__gte=start,
+        model_done_at__lt=end,
+    )
+    sums = {
+        "prompt": Coalesce(Sum("prompt_tokens"), 0),
+        "completion": Coalesce(Sum("completion_tokens"), 0),
+    }
+    if sender_id is not None:
+        theirs = Q(reply_to__sender_id=sender_id)
+        sums["sender_prompt"] = Coalesce(Sum("prompt_tokens", filter=theirs), 0)
+        sums["sender_completion"] = Coalesce(Sum("completion_tokens", filter=theirs), 0)
+    totals = answers.aggregate(**sums)
+    return DailyTokens(
+        bot=totals["prompt"] + totals["completion"],
+        sender=totals.get("sender_prompt", 0) + totals.get("sender_completion", 0),
+    )
+
+
 def usage_by_day(*, bot_id=None, days: int = 7) -> list[tuple[dt.date, UsageTotals]]:
     """Totals for each of the last `days` local days, oldest first."""
     today = timezone.localdate()

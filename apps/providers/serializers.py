@@ -90,6 +90,7 @@ class ModelProfileSerializer(StrictModelSerializer):
             "price_output_per_1k",
             "cache_ttl",
             "accepts_images",
+            "supports_tools",
             "transcription_model",
             "created_at",
             "updated_at",

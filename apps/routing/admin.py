@@ -15,6 +15,8 @@ from apps.audit.services import client_ip
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
 from apps.conversations.choices import AttachmentKind, ChatType
+from apps.conversations.models import Conversation
+from apps.routing.choices import Action, Failure
 from apps.routing.engine import explain
 from apps.routing.models import Release, ReleaseStep, RoutingRule, Variant
 from apps.routing.rules import (
@@ -32,6 +34,7 @@ from apps.routing.rules import (
     RoutingInput,
 )
 from apps.routing.services import release_pause, release_resume, release_start
+from apps.skills.models import SkillInstance
 
 WEEKDAYS = [
     (1, _("Monday")),
@@ -266,7 +269,16 @@ def _explanation(data: dict) -> dict:
         else frozenset(),
         bot_name=bot.name,
     )
-    explanation = explain(bot=bot, item=item)
+    # The chat's open conversation, if it has one: staff may hold it, and it keeps its
+    # A/B variant (without one, the chat stands for the conversation).
+    conversation = (
+        Conversation.objects.filter(bot=bot, chat_id=chat_id, closed_at__isnull=True)
+        .only("pk", "handled_by_id", "taken_over_at")
+        .first()
+    )
+    if conversation is not None:
+        item.conversation_id = conversation.pk
+    explanation = explain(bot=bot, item=item, conversation=conversation)
     rules = {rule.pk: rule for rule in RoutingRule.objects.filter(pk__in=_rule_ids(explanation))}
     skipped = []
     for compiled, missed in explanation.skipped:
@@ -288,9 +300,19 @@ def _explanation(data: dict) -> dict:
             }
         )
     decision = explanation.decision
+    skill = None
+    if decision.skill_instance_id is not None:
+        skill = SkillInstance.objects.filter(pk=decision.skill_instance_id).first()
     return {
         "skipped": skipped,
         "decision": decision,
+        "action": Action(decision.action).label,
+        "failure": Failure(decision.failure).label if decision.failure else "",
+        "skill": str(skill) if skill else decision.skill,
+        "conversation": conversation,
+        "conversation_url": reverse("console-conversation", args=[conversation.pk])
+        if conversation is not None
+        else "",
         "rule": rules.get(decision.rule_id) if decision.rule_id is not None else None,
         "rule_link": format_html(
             '<a href="{}">{}</a>',
@@ -311,18 +333,24 @@ def _rule_ids(explanation) -> list[int]:
 
 @admin.register(Variant)
 class VariantAdmin(AuditedModelAdmin):
-    list_display = ["name", "owner", "weight", "profile", "updated_at"]
+    list_display = ["name", "owner", "weight", "answers_with", "updated_at"]
     list_filter = ["rule", "bot"]
     search_fields = ["name", "rule__name", "bot__name"]
-    autocomplete_fields = ["profile"]
-    fields = ["rule", "bot", "name", "weight", "profile"]
+    autocomplete_fields = ["profile", "skill_instance"]
+    fields = ["rule", "bot", "name", "weight", "profile", "skill_instance"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("rule", "bot", "profile")
+        return (
+            super().get_queryset(request).select_related("rule", "bot", "profile", "skill_instance")
+        )
 
     @admin.display(description=_("rule or bot"))
     def owner(self, variant: Variant) -> str:
         return variant.owner_label()
+
+    @admin.display(description=_("answers with"))
+    def answers_with(self, variant: Variant) -> str:
+        return variant.answers_with()
 
 
 class StepsField(forms.CharField):

@@ -18,9 +18,13 @@ class KeywordMatch(models.TextChoices):
 
 
 class Failure(models.TextChoices):
-    """Why a turn could not be answered, told apart by this code rather than by error text."""
+    """Why the assistant does not answer a turn as routed, told apart by this code rather
+    than by error text: the turn chooses what to do (and which fixed reply) from it."""
 
     NO_PROFILE = "no_profile", _("No model profile")
+    TAKEN_OVER = "taken_over", _("Staff have taken the conversation over")
+    BOT_BUDGET = "bot_budget", _("The bot's daily token budget is used up")
+    USER_BUDGET = "user_budget", _("The user's daily token budget is used up")
 
 
 class RoutingLanguage(models.TextChoices):

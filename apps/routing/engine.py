@@ -1,29 +1,43 @@
 """Deciding how a turn is answered. The engine decides; it never sends.
 
-`route()` tries the enabled routing rules in order (apps/routing/rules.py) against the
-turn's messages; the first whose conditions all hold decides what happens: answer with
-a model profile (the bot's or the rule's, optionally with more system prompt), a fixed
-reply, a hand-off to staff, or nothing. No rule, or no match, is today's default: the
-bot's own profile. A rule (or the bot's default) with A/B variants answers each
-conversation with its sticky variant's profile (apps/routing/variants.py). The `Decision`
-says which rule and which variant decided and why; the turn stores it on the answer.
+`route()` decides everything about a turn, in this order:
+
+1. staff have the conversation (taken over, or handed off and waiting): nobody else
+   answers (`Failure.TAKEN_OVER`), and no rule is tried;
+2. the enabled routing rules in order (apps/routing/rules.py) against the turn's
+   messages; the first whose conditions all hold decides what happens: answer with a
+   model profile (the bot's or the rule's, optionally with more system prompt), run a
+   skill, a fixed reply, a hand-off to staff, or nothing. No rule, or no match, is the
+   default: the bot's own profile (`Failure.NO_PROFILE` when it has none). A rule (or
+   the bot's default) with A/B variants answers each conversation with its sticky
+   variant, a profile or a configured skill (apps/routing/variants.py);
+3. an answer by a model is refused when the bot or the sender has used up today's
+   tokens (`Failure.BOT_BUDGET`, `Failure.USER_BUDGET`); fixed replies, hand-offs and
+   skills use no tokens and are never refused.
+
+The `Decision` says which rule and which variant decided and why, and `failure` says why
+the assistant does not answer as routed; the turn acts on it and stores it on the answer.
+`decide()` is step 2 alone, with no database: what the benchmark times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
 from django.utils import timezone
 
 from apps.providers.models import ModelProfile
+from apps.providers.selectors import daily_tokens
 from apps.routing.choices import Action, Failure
 from apps.routing.rules import CompiledRule, RoutingInput, RuleSet, template_render
 from apps.routing.selectors import ruleset_get
-from apps.routing.variants import Arm, owner_key
+from apps.routing.variants import SPLIT_ACTIONS, Arm, owner_key
 
 DEFAULT_REASON = "no rule matched: the bot's profile"
+TAKEN_OVER_REASON = "staff have taken the conversation over: the assistant stays silent"
+WAITING_REASON = "handed off to staff, waiting for someone to take it: the assistant stays silent"
 
 
 @dataclass(frozen=True)
@@ -96,8 +110,63 @@ def routing_input(*, conversation, pending: list, now: datetime | None = None) -
 
 def route(*, conversation, pending: list | None = None) -> Decision:
     """Decide how to answer the conversation's pending messages (see the module's doc)."""
+    staff = staff_decision(conversation)
+    if staff is not None:
+        return staff
     item = routing_input(conversation=conversation, pending=pending) if pending else None
-    return decide(bot=conversation.bot, item=item)
+    decision = decide(bot=conversation.bot, item=item)
+    sender = pending[-1].sender_id if pending else ""
+    return budget_check(decision=decision, bot=conversation.bot, sender_id=sender)
+
+
+def staff_decision(conversation) -> Decision | None:
+    """`Failure.TAKEN_OVER` when staff have the conversation (or it waits for them), else None.
+
+    Reads the conversation's own fields: no query.
+    """
+    if conversation.handled_by_id is None and conversation.taken_over_at is None:
+        return None
+    waiting = conversation.handled_by_id is None
+    return Decision(
+        action=Action.HANDOFF,
+        failure=Failure.TAKEN_OVER,
+        reason=WAITING_REASON if waiting else TAKEN_OVER_REASON,
+    )
+
+
+def budget_check(*, decision: Decision, bot, sender_id: str, day: date | None = None) -> Decision:
+    """`decision`, refused (`Failure.BOT_BUDGET` or `USER_BUDGET`) when it would call a model
+    and the bot or the sender has used up today's tokens.
+
+    Only answers by a model are counted and refused: a fixed reply, a hand-off or a skill
+    uses no tokens. One query when the bot has either budget, none otherwise.
+    """
+    if decision.action != Action.PROFILE or decision.failure:
+        return decision
+    bot_budget = bot.daily_token_budget
+    user_budget = bot.user_daily_token_budget if sender_id else None
+    if bot_budget is None and user_budget is None:
+        return decision
+    used = daily_tokens(
+        bot_id=bot.pk,
+        sender_id=sender_id if user_budget is not None else None,
+        day=day or timezone.localdate(),
+    )
+    if bot_budget is not None and used.bot >= bot_budget:
+        return replace(
+            decision,
+            failure=Failure.BOT_BUDGET,
+            reason=f"{decision.reason}; refused: bot {bot.name!r} has used {used.bot} "
+            f"of its {bot_budget} tokens today",
+        )
+    if user_budget is not None and used.sender >= user_budget:
+        return replace(
+            decision,
+            failure=Failure.USER_BUDGET,
+            reason=f"{decision.reason}; refused: user {sender_id} has used {used.sender} "
+            f"of their {user_budget} tokens today",
+        )
+    return decision
 
 
 def decide(*, bot, item: RoutingInput | None, ruleset: RuleSet | None = None) -> Decision:
@@ -115,8 +184,28 @@ def decide(*, bot, item: RoutingInput | None, ruleset: RuleSet | None = None) ->
 def _default_decision(bot, item: RoutingInput, ruleset: RuleSet) -> Decision:
     """No rule matched: the bot's profile, or the variant of its split for this conversation."""
     arm = _arm_for(ruleset, owner_key(bot_id=bot.pk), item)
-    profile = ruleset.profiles.get(arm.profile_id) if arm is not None else None
-    return _profile_decision(bot, profile, rule=None, reason=DEFAULT_REASON, arm=arm)
+    if arm is not None:
+        return _arm_decision(bot, arm, ruleset, rule=None, reason=DEFAULT_REASON)
+    return _profile_decision(bot, None, rule=None, reason=DEFAULT_REASON)
+
+
+def _arm_decision(
+    bot, arm: Arm, ruleset: RuleSet, *, rule: CompiledRule | None, reason: str, extra: str = ""
+) -> Decision:
+    """The answer of a conversation's variant: its configured skill, or its profile."""
+    if arm.skill_instance_id is not None:
+        return Decision(
+            action=Action.SKILL,
+            rule_id=rule.id if rule else None,
+            rule_name=rule.name if rule else "",
+            variant=arm.name,
+            variant_id=arm.variant_id,
+            reason=reason,
+            skill=arm.skill,
+            skill_instance_id=arm.skill_instance_id,
+        )
+    profile = ruleset.profiles.get(arm.profile_id) if arm.profile_id else None
+    return _profile_decision(bot, profile, rule=rule, reason=reason, extra=extra, arm=arm)
 
 
 def _arm_for(ruleset: RuleSet, owner: str, item: RoutingInput) -> Arm | None:
@@ -132,28 +221,41 @@ class Explanation:
     decision: Decision
 
 
-def explain(*, bot, item: RoutingInput) -> Explanation:
-    """Every rule tried for `item` with the condition it missed, and the decision."""
+def explain(*, bot, item: RoutingInput, conversation=None) -> Explanation:
+    """Every rule tried for `item` with the condition it missed, and the decision as
+    `route()` would make it: staff holding `conversation` (the chat's open conversation,
+    if any) first, the budgets after."""
+    staff = staff_decision(conversation) if conversation is not None else None
+    if staff is not None:
+        return Explanation([], staff)
     ruleset = ruleset_get()
     ruleset.prepare(item)
     skipped: list[tuple[CompiledRule, str]] = []
+    decision = None
     for rule in ruleset.rules:
         missed = rule.miss(item)
         if missed is None:
-            return Explanation(skipped, _decision_of(rule, bot, item, ruleset))
+            decision = _decision_of(rule, bot, item, ruleset)
+            break
         skipped.append((rule, missed))
-    return Explanation(skipped, _default_decision(bot, item, ruleset))
+    if decision is None:
+        decision = _default_decision(bot, item, ruleset)
+    return Explanation(skipped, budget_check(decision=decision, bot=bot, sender_id=item.user_id))
 
 
 def _decision_of(rule: CompiledRule, bot, item: RoutingInput, ruleset: RuleSet) -> Decision:
     reason = f"rule {rule.name!r} matched"
     common: dict[str, Any] = {"rule_id": rule.id, "rule_name": rule.name, "reason": reason}
-    if rule.action == Action.PROFILE:
+    if rule.action in SPLIT_ACTIONS:
         arm = _arm_for(ruleset, owner_key(rule_id=rule.id), item)
-        profile_id = arm.profile_id if arm is not None else rule.profile_id
-        profile = ruleset.profiles.get(profile_id) if profile_id else None
+        if arm is not None:
+            return _arm_decision(
+                bot, arm, ruleset, rule=rule, reason=reason, extra=rule.extra_system_prompt
+            )
+    if rule.action == Action.PROFILE:
+        profile = ruleset.profiles.get(rule.profile_id) if rule.profile_id else None
         return _profile_decision(
-            bot, profile, rule=rule, reason=reason, extra=rule.extra_system_prompt, arm=arm
+            bot, profile, rule=rule, reason=reason, extra=rule.extra_system_prompt
         )
     text = ""
     if rule.reply_template:

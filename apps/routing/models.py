@@ -191,7 +191,7 @@ class RoutingRule(models.Model):
 
 class Variant(models.Model):
     """One arm of an A/B split: a share (weight) of a rule's or a bot's conversations that
-    is answered with this variant's model profile.
+    is answered with this variant's model profile, or by its configured skill.
 
     A variant belongs to a rule (the rule answers with a profile) or to a bot (its default
     answer, when no rule matches). A conversation keeps its variant: it is chosen by a
@@ -228,9 +228,23 @@ class Variant(models.Model):
     )
     profile = models.ForeignKey(
         "providers.ModelProfile",
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        help_text=_("Answer with this model profile; or choose a configured skill below."),
         verbose_name=_("profile"),
+    )
+    skill_instance = models.ForeignKey(
+        "skills.SkillInstance",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="variants",
+        help_text=_(
+            "Answer by running this configured skill (one of the bot's) instead of a model."
+        ),
+        verbose_name=_("configured skill"),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
@@ -245,6 +259,11 @@ class Variant(models.Model):
                 | models.Q(rule__isnull=True, bot__isnull=False),
                 name="variant_of_a_rule_or_a_bot",
             ),
+            models.CheckConstraint(
+                condition=models.Q(profile__isnull=False, skill_instance__isnull=True)
+                | models.Q(profile__isnull=True, skill_instance__isnull=False),
+                name="variant_a_profile_or_a_skill",
+            ),
             models.UniqueConstraint(fields=["rule", "name"], name="variant_name_per_rule"),
             models.UniqueConstraint(fields=["bot", "name"], name="variant_name_per_bot"),
         ]
@@ -256,6 +275,12 @@ class Variant(models.Model):
         if self.rule_id is not None:
             return str(self.rule)
         return str(self.bot)
+
+    def answers_with(self) -> str:
+        """The profile's name, or the configured skill's."""
+        if self.skill_instance_id is not None:
+            return str(self.skill_instance)
+        return str(self.profile) if self.profile_id is not None else ""
 
     def clean(self) -> None:
         from apps.routing.variants import variant_validate

@@ -14,6 +14,7 @@ from django.utils.translation import gettext
 
 from apps.core.config import config_cache
 from apps.providers.models import ModelProfile
+from apps.routing.choices import Action
 from apps.routing.models import Release, RoutingRule, Variant
 from apps.routing.rules import RuleSet, ruleset_compile
 from apps.routing.variants import ACTIVE_RELEASE_STATES, owner_key, splits_compile
@@ -38,10 +39,13 @@ def ruleset_load() -> RuleSet:
         routingrule_id__in=bots
     ).values_list("routingrule_id", "bot_id"):
         bots[rule_id].append(str(bot_id))
-    variants = list(Variant.objects.all())
+    # The skill's kind is recorded on decisions; its (encrypted) settings are not needed.
+    variants = list(
+        Variant.objects.select_related("skill_instance").defer("skill_instance__config")
+    )
     releases = list(Release.objects.filter(state__in=ACTIVE_RELEASE_STATES))
     profile_ids = {rule.profile_id for rule in rules if rule.profile_id is not None}
-    profile_ids |= {variant.profile_id for variant in variants}
+    profile_ids |= {variant.profile_id for variant in variants if variant.profile_id is not None}
     profiles = {
         profile.pk: profile
         for profile in ModelProfile.objects.select_related("provider", "fallback__provider").filter(
@@ -57,8 +61,8 @@ def routing_rule_list():
 
 
 def variant_list():
-    """Every A/B variant with its rule or bot and profile."""
-    return Variant.objects.select_related("rule", "bot", "profile")
+    """Every A/B variant with its rule or bot and its profile or configured skill."""
+    return Variant.objects.select_related("rule", "bot", "profile", "skill_instance")
 
 
 def release_list():
@@ -69,6 +73,32 @@ def release_list():
 
 
 # The dashboard's comparison of variants ---------------------------------------------
+
+
+def variant_answers(*, variant_id: int, since: datetime):
+    """A variant's finished answers since `since`: a profile variant's model answers
+    (delivered or failed), a skill variant's skill replies (delivered or failed; they are
+    the system's messages, with no model times or tokens)."""
+    from apps.conversations.choices import Author, Direction, MessageStatus
+    from apps.conversations.models import Message
+
+    return Message.objects.filter(
+        Q(author=Author.ASSISTANT) | Q(author=Author.SYSTEM, decision__action=Action.SKILL),
+        direction=Direction.OUT,
+        decision__variant_id=variant_id,
+        received_at__gte=since,  # when the answer was begun
+        status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED],
+    )
+
+
+def failed_answer() -> Q:
+    """Which of `variant_answers` failed: the model's failed answers, and the skill replies
+    that told the user the skill failed (delivered, but the skill's run failed)."""
+    from apps.conversations.choices import MessageStatus
+
+    return Q(status=MessageStatus.FAILED) | Q(
+        decision__action=Action.SKILL, attempts__0__outcome="failed"
+    )
 
 
 def variant_owners() -> list[tuple[str, str]]:
@@ -89,30 +119,28 @@ def variant_comparison(
     """Each variant of a rule or bot ("rule:<id>" or "bot:<uuid>") side by side over the
     last `days` days: its answers, error rate (failed answers), model time and time to the
     first token (p50, p95), 👍 and 👎, tokens and cost."""
-    from apps.conversations.choices import Author, Direction, MessageStatus, Rating
-    from apps.conversations.models import Feedback, Message
+    from apps.conversations.choices import MessageStatus, Rating
+    from apps.conversations.models import Feedback
     from apps.conversations.selectors import percentile
 
     kind, _sep, ident = owner.partition(":")
     if kind not in ("rule", "bot") or not ident:
         return []
     try:
-        variants = list(Variant.objects.filter(**{f"{kind}_id": ident}).order_by("id"))
+        variants = list(
+            Variant.objects.filter(**{f"{kind}_id": ident})
+            .select_related("profile", "skill_instance")
+            .order_by("id")
+        )
     except (ValueError, ValidationError):  # not an id: nothing to compare
         return []
     since = (now or timezone.now()) - timedelta(days=days)
     rows = []
     for variant in variants:
-        answers = Message.objects.filter(
-            direction=Direction.OUT,
-            author=Author.ASSISTANT,
-            decision__variant_id=variant.pk,
-            received_at__gte=since,
-            status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED],
-        )
+        answers = variant_answers(variant_id=variant.pk, since=since)
         totals = answers.aggregate(
             answers=Count("id"),
-            failed=Count("id", filter=Q(status=MessageStatus.FAILED)),
+            failed=Count("id", filter=failed_answer()),
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             cost=Sum("cost"),
@@ -144,6 +172,10 @@ def variant_comparison(
                 "variant": variant.name,
                 "variant_id": variant.pk,
                 "weight": variant.weight,
+                # A skill's replies have no model times, tokens or cost, and carry no
+                # feedback buttons: the table shows "—" for those.
+                "skill": variant.skill_instance_id is not None,
+                "answers_with": variant.answers_with(),
                 "answers": count,
                 "failed": totals["failed"],
                 "error_rate": totals["failed"] / count if count else None,

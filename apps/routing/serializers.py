@@ -57,11 +57,22 @@ class RoutingRuleSerializer(StrictModelSerializer):
 
 
 class VariantSerializer(StrictModelSerializer):
-    """An A/B variant of a rule (or of a bot's default answer): name, weight, profile."""
+    """An A/B variant of a rule (or of a bot's default answer): name, weight, and either a
+    profile or a configured skill (`skill_instance`)."""
 
     class Meta:
         model = Variant
-        fields = ["id", "rule", "bot", "name", "weight", "profile", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "rule",
+            "bot",
+            "name",
+            "weight",
+            "profile",
+            "skill_instance",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
         # The model's full_clean() checks its constraints (a rule or a bot, unique names):
         # DRF's own validators would make the nullable rule and bot required.

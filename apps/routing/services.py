@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -104,19 +104,12 @@ class StepSample:
 
 def release_sample(*, release: Release) -> StepSample:
     """The variant's finished answers since the step began, the failed ones, the rated 👎."""
-    from apps.conversations.choices import Author, Direction, MessageStatus, Rating
-    from apps.conversations.models import Feedback, Message
+    from apps.conversations.choices import Rating
+    from apps.conversations.models import Feedback
+    from apps.routing.selectors import failed_answer, variant_answers
 
-    answers = Message.objects.filter(
-        direction=Direction.OUT,
-        author=Author.ASSISTANT,
-        decision__variant_id=release.variant_id,
-        model_started_at__gte=release.step_started_at,
-        status__in=[MessageStatus.DELIVERED, MessageStatus.FAILED],
-    )
-    counts = answers.aggregate(
-        total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED))
-    )
+    answers = variant_answers(variant_id=release.variant_id, since=release.step_started_at)
+    counts = answers.aggregate(total=Count("id"), failed=Count("id", filter=failed_answer()))
     negative = (
         Feedback.objects.filter(message__in=answers, rating=Rating.NOT_HELPFUL)
         .values("message_id")

@@ -41,11 +41,13 @@ def sticky_point(*, owner: str, conversation: str) -> float:
 
 @dataclass(frozen=True)
 class Arm:
-    """A variant as the split uses it."""
+    """A variant as the split uses it: it answers with a profile or runs a configured skill."""
 
     variant_id: int
     name: str
-    profile_id: int
+    profile_id: int | None
+    skill_instance_id: int | None = None
+    skill: str = ""  # the configured skill's kind, e.g. "http_action"
 
 
 class Split:
@@ -105,17 +107,58 @@ def splits_compile(variants: list, releases: list) -> dict[str, Split]:
 
 
 def _arm(variant) -> Arm:
-    return Arm(variant_id=variant.pk, name=variant.name, profile_id=variant.profile_id)
+    instance = variant.skill_instance if variant.skill_instance_id is not None else None
+    return Arm(
+        variant_id=variant.pk,
+        name=variant.name,
+        profile_id=variant.profile_id,
+        skill_instance_id=variant.skill_instance_id,
+        skill=instance.skill if instance is not None else "",
+    )
+
+
+SPLIT_ACTIONS = (Action.PROFILE, Action.SKILL)  # the rule actions variants can split
 
 
 def variant_validate(*, variant) -> None:
     """Raise ValidationError naming what cannot work in `variant`."""
     if (variant.rule_id is None) == (variant.bot_id is None):
         raise ValidationError(_("A variant belongs to either a routing rule or a bot."))
-    if variant.rule_id is not None and variant.rule.action != Action.PROFILE:
+    if (variant.profile_id is None) == (variant.skill_instance_id is None):
         raise ValidationError(
-            {"rule": _("Variants split answers by model profile: the rule must answer with one.")}
+            _("A variant answers with either a model profile or a configured skill: choose one.")
         )
+    if variant.rule_id is not None and variant.rule.action not in SPLIT_ACTIONS:
+        raise ValidationError(
+            {
+                "rule": _(
+                    "Variants split a rule's answers between profiles or skills: the rule "
+                    "must answer with a model profile or run a skill."
+                )
+            }
+        )
+    if variant.skill_instance_id is not None:
+        _skill_variant_validate(variant)
+
+
+def _skill_variant_validate(variant) -> None:
+    # A configured skill holds one bot's settings (its keys, its URLs): it only ever runs
+    # for that bot, so a variant may only offer it where that bot alone answers.
+    instance = variant.skill_instance
+    if variant.bot_id is not None and instance.bot_id != variant.bot_id:
+        raise ValidationError({"skill_instance": _("Choose one of this bot's configured skills.")})
+    if variant.rule_id is not None:
+        bots = {str(pk) for pk in variant.rule.bots.values_list("pk", flat=True)}
+        if bots != {str(instance.bot_id)}:
+            raise ValidationError(
+                {
+                    "skill_instance": _(
+                        "A configured skill runs for its own bot only: limit the rule to "
+                        "the bot “%(bot)s” (its Bots field) to give it a skill variant."
+                    )
+                    % {"bot": instance.bot.name}
+                }
+            )
 
 
 def release_validate(*, release) -> None:

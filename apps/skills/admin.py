@@ -1,13 +1,15 @@
 from django import forms
 from django.contrib import admin
 from django.db import transaction
+from django.utils.functional import Promise
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.admin import AuditedModelAdmin
 from apps.audit.services import audit_config_change, snapshot
 from apps.skills.models import SkillInstance
 from apps.skills.registry import skill_choices, skill_get
-from apps.skills.selectors import config_masked
+from apps.skills.selectors import config_masked, skill_instance_tools
 from apps.skills.services import (
     config_with_kept_secrets,
     skill_instance_create,
@@ -56,6 +58,33 @@ class SkillInstanceAdmin(AuditedModelAdmin):
     list_filter = ["enabled", "skill", "bot"]
     search_fields = ["name", "skill"]
     list_select_related = ["bot"]
+    readonly_fields = ["tools_offered"]
+
+    @admin.display(description=_("tools for models"))
+    def tools_offered(self, instance: SkillInstance) -> str | Promise:
+        # Asked when the page opens: an MCP server is connected to, so the operator sees
+        # that it works (or why not).
+        if instance.pk is None:
+            return _("Save the skill to see the tools it offers.")
+        tools, error = skill_instance_tools(instance=instance)
+        if error:
+            return format_html("{}<br><code>{}</code>", _("Could not list the tools:"), error)
+        if not tools:
+            return _("None: this skill is not offered to models.")
+        rows = format_html_join(
+            "",
+            "<li><code>{}</code> {} <small>{}</small>{}</li>",
+            (
+                (
+                    tool["name"] or instance.name,
+                    tool.get("description", ""),
+                    ", ".join(sorted((tool.get("parameters") or {}).get("properties") or {})),
+                    "" if tool["offered"] else format_html(" — <em>{}</em>", _("not offered")),
+                )
+                for tool in tools
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows)
 
     @admin.display(description=_("skill"), ordering="skill")
     def skill_label(self, instance: SkillInstance) -> str:

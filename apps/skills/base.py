@@ -19,7 +19,8 @@ from django.utils.functional import Promise
 class SkillContext:
     """What a skill run sees: the bot, its configuration, who wrote what, and where.
 
-    `arguments` are a model's tool-call arguments (empty when a routing rule runs it).
+    `arguments` are a model's tool-call arguments (empty when a routing rule runs it);
+    `tool_name` names which of the skill's tools the model called ("" for its only one).
     """
 
     bot: Any
@@ -31,6 +32,7 @@ class SkillContext:
     platform: str = ""
     language: str = ""  # the language the bot answers this user in (gettext runs in it)
     arguments: dict[str, Any] = field(default_factory=dict)
+    tool_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,21 @@ class Skill:
         raise NotImplementedError
 
     def tool(self, config: dict[str, Any]) -> dict[str, Any] | None:
-        """The tool description offered to models (OpenAI function format), or None."""
+        """The one tool this skill offers models: {"description", "parameters" (JSON
+        Schema)}, or None. A skill with several tools overrides `tools()` instead."""
         return None
+
+    def tools(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every tool the configured skill offers models: {"name", "description",
+        "parameters"}; "name" is "" for a skill's only tool (the instance names it).
+        An MCP server's skill lists the server's tools here."""
+        described = self.tool(config)
+        return [{"name": "", **described}] if described else []
+
+    def call_tool(self, context: SkillContext) -> SkillResult:
+        """Run the tool `context.tool_name` with `context.arguments` (a model called it);
+        the result's text goes back to the model. By default the skill's `handle()`."""
+        return self.handle(context)
 
 
 def _error_text(error: jsonschema.ValidationError) -> str:

@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "assistant.skills"
 BUILTINS = (
     "apps.skills.builtins.help_menu:HelpMenuSkill",
     "apps.skills.builtins.http_action:HttpActionSkill",
+    "apps.skills.builtins.mcp_client:McpSkill",
 )
 
 

@@ -51,3 +51,27 @@ def skill_instance_for_rule(
             .first()
         )
     return None
+
+
+def skill_instance_tools(*, instance: SkillInstance) -> tuple[list[dict[str, Any]], str]:
+    """The tools a configured skill offers models, asked now (an MCP server is connected
+    to, not read from the cache), each with "offered" (False: left out by its settings,
+    e.g. an MCP skill's `allowed_tools`); and why they could not be listed ("" if they were).
+    """
+    from apps.skills.base import SkillError
+
+    skill = skill_get(instance.skill)
+    if skill is None:
+        return [], ""
+    config = dict(instance.config or {})
+    try:
+        # A skill that lists another system's tools (the MCP client) shows all of them,
+        # listed now (which also refreshes what it offers models).
+        listed = skill.server_tools(config) if hasattr(skill, "server_tools") else None
+        offered = skill.tools(config)
+    except SkillError as error:
+        return [], str(error)
+    if listed is None:
+        listed = offered
+    names = {tool["name"] for tool in offered}
+    return [{**tool, "offered": tool["name"] in names} for tool in listed], ""

@@ -109,14 +109,33 @@ def skill_execute(*, skill: Skill, context: SkillContext) -> SkillResult:
     Raises SkillError for every failure (the skill's own, a crash, an overrun), so the
     caller answers the user and records it the same way.
     """
+    return _execute(skill, context, _handle, skill.run_time_limit(context.config))
+
+
+def skill_tool_execute(
+    *, skill: Skill, context: SkillContext, time_limit: float | None = None
+) -> SkillResult:
+    """Run the tool a model called, `skill.call_tool(context)`, waiting at most the skill's
+    time limit (or `time_limit`, when the turn has less time left). Fails like
+    `skill_execute`."""
     limit = skill.run_time_limit(context.config)
-    future = _runner.submit(_handle, skill, context)
+    if time_limit is not None and time_limit < limit:
+        return _execute(
+            skill, context, _call_tool, time_limit, why=" (the time left for tools in this answer)"
+        )
+    return _execute(skill, context, _call_tool, limit)
+
+
+def _execute(
+    skill: Skill, context: SkillContext, run, limit: float, *, why: str = ""
+) -> SkillResult:
+    future = _runner.submit(run, skill, context)
     try:
         result = future.result(timeout=limit)
     except FutureTimeout as error:
         future.cancel()
         raise SkillError(
-            f"skill {skill.name} did not answer within {limit:g}s", retryable=True
+            f"skill {skill.name} did not answer within {limit:.3g}s{why}", retryable=True
         ) from error
     except SkillError:
         raise
@@ -134,3 +153,11 @@ def _handle(skill: Skill, context: SkillContext) -> SkillResult:
             return skill.handle(context)
     finally:
         connections.close_all()  # this thread's only: a skill that queried the database
+
+
+def _call_tool(skill: Skill, context: SkillContext) -> SkillResult:
+    try:
+        with translation.override(context.language or None):
+            return skill.call_tool(context)
+    finally:
+        connections.close_all()

@@ -41,7 +41,42 @@
     li.querySelector(".msg__meta").textContent = `${author} · ${labels.statuses[message.status] || message.status}`;
     const text = li.querySelector(".msg__text");
     if (!streaming || message.text) text.textContent = message.text;
+    if (message.tool_calls) renderToolCalls(li, message.tool_calls);
     scrollDown();
+  }
+
+  // The tools the model called for an answer (staff only: the snapshot and `tool_calls`
+  // events), like the server-rendered console/_tool_calls.html.
+  function renderToolCalls(li, calls) {
+    let box = li.querySelector(".tool-calls");
+    if (!calls.length) { if (box) box.remove(); return; }
+    if (!box) {
+      box = document.createElement("details");
+      box.className = "tool-calls";
+      box.open = true;
+      li.appendChild(box);
+    }
+    box.textContent = "";
+    const summary = document.createElement("summary");
+    summary.textContent = interpolate(ngettext("%s tool call", "%s tool calls", calls.length), [calls.length]);
+    const list = document.createElement("ol");
+    for (const call of calls) {
+      const entry = document.createElement("li");
+      entry.className = call.error ? "tool-call tool-call--failed" : "tool-call";
+      entry.dataset.tool = call.name;
+      const code = document.createElement("code");
+      code.className = "tool-call__call";
+      code.textContent = `${call.name}(${call.arguments})`;
+      const outcome = document.createElement("span");
+      outcome.className = call.error ? "tool-call__error" : "tool-call__result";
+      outcome.textContent = call.error ? interpolate(gettext("failed: %s"), [call.error]) : `→ ${call.result}`;
+      const meta = document.createElement("span");
+      meta.className = "tool-call__meta";
+      meta.textContent = interpolate(gettext("%(ms)s ms · asked by %(profile)s"), { ms: call.ms, profile: call.profile }, true);
+      entry.append(code, " ", outcome, " ", meta);
+      list.appendChild(entry);
+    }
+    box.append(summary, list);
   }
 
   function scrollDown() { window.scrollTo(0, document.body.scrollHeight); }
@@ -56,7 +91,7 @@
     if (!takeover) return;
     const mine = summary.handled_by === me;
     document.getElementById("take-over-form").hidden = mine;
-    document.getElementById("hand-back-form").hidden = summary.state !== "taken_over";
+    document.getElementById("hand-back-form").hidden = !["taken_over", "waiting"].includes(summary.state);
     document.getElementById("reply-form").hidden = !mine;
     const takeOverButton = document.getElementById("take-over");
     takeOverButton.textContent = summary.handled_by && !mine
@@ -82,6 +117,10 @@
       if (event.type === "snapshot") { event.messages.forEach(render); setState(event.conversation); }
       else if (event.type === "message") render(event.message);
       else if (event.type === "conversation") setState(event.conversation);
+      else if (event.type === "tool_calls") {
+        const li = items.get(String(event.message_id));
+        if (li) renderToolCalls(li, event.tool_calls);
+      }
       else if (event.type === "token") {
         const li = items.get(String(event.message_id));
         if (li) { li.querySelector(".msg__text").textContent += event.delta; scrollDown(); }

@@ -12,6 +12,14 @@
   let retryDelay = 500;
   // Names in the page's language (the server renders them; see views.console_labels).
   const labels = JSON.parse(document.getElementById("console-labels").textContent);
+  // Conversations handed off to staff that nobody has taken yet (ids), kept up to date by
+  // the summaries and hand-off notices below; the badge in the navigation counts them.
+  const waiting = new Set(JSON.parse(document.getElementById("console-waiting").textContent));
+  const badge = document.getElementById("waiting-badge");
+  const handoffs = document.getElementById("handoff-list");
+  const enableNotifications = document.getElementById("enable-notifications");
+  const title = document.title;
+  let audio = null;
 
   function cell(text, className) {
     const td = document.createElement("td");
@@ -77,6 +85,83 @@
     tr.classList.add("flash");
   }
 
+  function updateWaiting() {
+    const count = waiting.size;
+    badge.hidden = count === 0;
+    badge.textContent = interpolate(ngettext("%s waiting", "%s waiting", count), [count]);
+    document.title = count ? `(${count}) ${title}` : title;
+  }
+
+  function track(row) {
+    // Once someone takes the conversation (or hands it back), nobody waits any more.
+    if (row.state === "waiting") { waiting.add(row.id); return; }
+    waiting.delete(row.id);
+    const notice = handoffs.querySelector(`li[data-id="${row.id}"]`);
+    if (notice) notice.remove();
+  }
+
+  function chime() {
+    // A short tone made on the spot (no sound file); browsers allow it once the page was used.
+    try {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (!Context) return;
+      audio = audio || new Context();
+      const tone = audio.createOscillator();
+      const volume = audio.createGain();
+      tone.frequency.value = 880;
+      volume.gain.setValueAtTime(0.12, audio.currentTime);
+      volume.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.5);
+      tone.connect(volume).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.5);
+    } catch (error) { /* the notice on the page is what counts */ }
+  }
+
+  function handoff(event) {
+    waiting.add(event.conversation_id);
+    updateWaiting();
+    const link = `${base}conversations/${event.conversation_id}/`;
+    let li = handoffs.querySelector(`li[data-id="${event.conversation_id}"]`);
+    if (!li) { li = document.createElement("li"); li.className = "handoff"; li.dataset.id = event.conversation_id; }
+    const what = document.createElement("span");
+    what.className = "handoff__what";
+    const headline = interpolate(gettext("%(user)s on %(bot)s asks for staff"), { user: event.user, bot: event.bot }, true);
+    what.append(document.createElement("strong"));
+    what.firstChild.textContent = headline;
+    if (event.rule) what.append(" · ", interpolate(gettext("rule “%(rule)s”"), { rule: event.rule }, true));
+    if (event.text) {
+      const said = document.createElement("span");
+      said.className = "handoff__text";
+      said.textContent = ` — “${event.text}”`;
+      what.append(said);
+    }
+    const open = document.createElement("a");
+    open.href = link;
+    open.textContent = gettext("Open");
+    const dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.textContent = "×";
+    dismiss.title = gettext("Dismiss");
+    dismiss.setAttribute("aria-label", gettext("Dismiss"));
+    dismiss.addEventListener("click", () => li.remove());
+    li.replaceChildren(what, open, dismiss);
+    handoffs.prepend(li);
+    chime();
+    if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+      const desktop = new Notification(headline, { body: event.text, tag: `handoff-${event.conversation_id}` });
+      desktop.addEventListener("click", () => { window.focus(); location.href = link; });
+    }
+  }
+
+  if ("Notification" in window && Notification.permission === "default") {
+    enableNotifications.hidden = false;
+    enableNotifications.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      enableNotifications.hidden = true;
+    });
+  }
+  updateWaiting();
+
   function connect() {
     const socket = new WebSocket(`${scheme}://${location.host}/ws/console/`);
     socket.addEventListener("open", () => { state.textContent = gettext("Live"); state.classList.remove("is-down"); retryDelay = 500; });
@@ -89,7 +174,8 @@
     });
     socket.addEventListener("message", (raw) => {
       const event = JSON.parse(raw.data);
-      if (event.type === "conversation") render(event.conversation);
+      if (event.type === "conversation") { track(event.conversation); updateWaiting(); render(event.conversation); }
+      else if (event.type === "handoff") handoff(event);
     });
   }
   connect();

@@ -137,5 +137,8 @@ def test_an_idle_socket_stays_open_and_still_gets_events(
 
     events = asyncio.run(scenario())
 
-    assert events[0]["conversation"]["last_text"] == "hello?"
+    # The console's summaries are batched: when the answer comes within one batch of the
+    # question, the first row the socket gets already shows the answer.
+    assert events[0]["conversation"]["last_text"] in ("hello?", "Still here.")
+    assert {event["conversation"]["id"] for event in events} == {events[-1]["conversation"]["id"]}
     assert not [r for r in caplog.records if "Timeout reading" in r.getMessage()]

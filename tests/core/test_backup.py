@@ -103,7 +103,8 @@ def _populate(django_user_model) -> dict:
     limits.user_messages_per_minute = 0  # off: the volume below is not rate limited
     limits.save()
     # Routing and skills: a rule for two bots (a many-to-many by primary key), a skill
-    # with a secret, A/B variants and a running release with its first history line.
+    # with a secret, A/B variants (one a skill) and a running release with its first
+    # history line.
     skill = skill_instance_create(
         bot=web,
         name="Tickets",
@@ -124,6 +125,8 @@ def _populate(django_user_model) -> dict:
     control = variant_create(rule=rule, name="control", weight=100, profile=first)
     candidate = variant_create(rule=rule, name="candidate", weight=0, profile=second)
     release_create(name="candidate", variant=candidate, control=control, steps=[5, 100])
+    # A variant that is a configured skill (weight 0: it answers nothing here).
+    variant_create(bot=web, name="skill desk", weight=0, skill_instance=skill)
 
     asked = message_ingest(
         bot=web,

@@ -7,6 +7,13 @@ every chunk; `stall_after_chunks` stops the stream mid-answer for `stall_seconds
 `report_usage` turns the final usage chunk on/off; `context_limit` answers 400
 context_length_exceeded when the prompt is longer (estimated tokens);
 /audio/transcriptions answers `transcript`.
+
+Tool calls: a request that offers `tools` (and no `tool_choice: "none"`) takes the next
+step of `tool_plan`: a list of calls `{"name": ..., "arguments": {...}}` (name None: the
+first tool offered), `{"calls": [...], "text": "..."}` (text streamed before the calls),
+`{"fail": status}` (this request fails), or None (answer with text). Calls are streamed as
+OpenAI streams them. A request carrying `role: tool` results is answered with
+`tool_reply` filled with them (`{results}`), so tests see that the results reached the model.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ class FakeOpenAI(LoopbackServer):
         self.max_in_flight = 0  # the most chat streams served at the same time
         self.api_keys: set[str] | None = None  # when set, any other key is 401 (as OpenAI)
         self.model_list_requests: list[dict[str, str]] = []  # headers of GET /models calls
+        self.tool_plan: list[Any] = []  # steps for requests that offer tools (see above)
+        self.tool_reply = "Done: {results}"
+        self._calls_made = 0
 
     @property
     def base_url(self) -> str:
@@ -132,14 +142,28 @@ class FakeOpenAI(LoopbackServer):
                     }
                 },
             )
-        reply = (self.reply_for(body) if self.reply_for else None) or self.reply
+        step = self._tool_step(body)
+        if isinstance(step, dict) and "fail" in step:
+            status = step["fail"]
+            return Response(status, {"error": {"message": f"injected {status}", "type": "fake"}})
+        calls = self._tool_calls(step, body)
+        if calls:
+            reply = step.get("text", "") if isinstance(step, dict) else ""
+        else:
+            reply = (self.reply_for(body) if self.reply_for else None) or self._after_tools(body)
         pieces = [reply[i : i + self.chunk_size] for i in range(0, len(reply), self.chunk_size)]
+        deltas: list[dict[str, Any]] = [{"content": piece} for piece in pieces]
+        deltas += self._tool_call_deltas(calls)
         usage = {
             "prompt_tokens": 11,
-            "completion_tokens": len(pieces),
-            "total_tokens": 11 + len(pieces),
+            "completion_tokens": len(deltas),
+            "total_tokens": 11 + len(deltas),
         }
+        finish_reason = "tool_calls" if calls else "stop"
         if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": reply or None}
+            if calls:
+                message["tool_calls"] = calls
             return Response(
                 200,
                 {
@@ -147,13 +171,7 @@ class FakeOpenAI(LoopbackServer):
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": reply},
-                        }
-                    ],
+                    "choices": [{"index": 0, "finish_reason": finish_reason, "message": message}],
                     "usage": usage,
                 },
             )
@@ -194,23 +212,80 @@ class FakeOpenAI(LoopbackServer):
             )
             if delay:
                 released.wait(delay)
-            for index, piece in enumerate(pieces):
+            for index, delta in enumerate(deltas):
                 if stall_after is not None and index == stall_after:
                     released.wait(stall_seconds)
                     return  # the connection just ends: a stalled, then broken, stream
                 if chunk_delay:
                     released.wait(chunk_delay)
-                event(
-                    {
-                        **base,
-                        "choices": [
-                            {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-                        ],
-                    }
-                )
-            event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
             if include_usage and self.report_usage:
                 event({**base, "choices": [], "usage": usage})
             write(b"data: [DONE]\n\n")
 
         return Response(200, headers={"Content-Type": "text/event-stream"}, stream=stream)
+
+    # Tool calls ----------------------------------------------------------------------
+
+    def _tool_step(self, body: dict[str, Any]) -> Any:
+        """The plan's next step when the request offers tools it may call, else None."""
+        if not body.get("tools") or body.get("tool_choice") == "none":
+            return None
+        with self.lock:
+            return self.tool_plan.pop(0) if self.tool_plan else None
+
+    def _tool_calls(self, step: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The step's calls in the shape of a whole message's `tool_calls`."""
+        planned = step.get("calls", []) if isinstance(step, dict) else (step or [])
+        first = body["tools"][0]["function"]["name"] if body.get("tools") else ""
+        calls = []
+        for call in planned:
+            arguments = call.get("arguments", {})
+            with self.lock:
+                self._calls_made += 1
+                number = self._calls_made
+            calls.append(
+                {
+                    "id": f"call_fake{number}",
+                    "type": "function",
+                    "function": {
+                        "name": call.get("name") or first,
+                        "arguments": arguments
+                        if isinstance(arguments, str)
+                        else json.dumps(arguments, ensure_ascii=False),
+                    },
+                }
+            )
+        return calls
+
+    def _tool_call_deltas(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Calls as OpenAI streams them (API reference, "The chat completion chunk object",
+        choices[].delta.tool_calls; guide "Function calling", "Streaming"): per call, a first
+        delta with its index, id, type and function name (arguments ""), then deltas with
+        the same index carrying further pieces of `function.arguments`, a JSON text cut
+        anywhere; the last chunk's finish_reason is "tool_calls"."""
+        deltas: list[dict[str, Any]] = []
+        for index, call in enumerate(calls):
+            function = call["function"]
+            opening = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": function["name"], "arguments": ""},
+            }
+            deltas.append({"tool_calls": [opening]})
+            arguments = function["arguments"]
+            for start in range(0, len(arguments), self.chunk_size):
+                piece = arguments[start : start + self.chunk_size]
+                deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        return deltas
+
+    def _after_tools(self, body: dict[str, Any]) -> str:
+        """`tool_reply` filled with the request's tool results, or `reply` when it has none."""
+        results = [
+            str(message.get("content") or "")
+            for message in body.get("messages", [])
+            if message.get("role") == "tool"
+        ]
+        return self.tool_reply.format(results=" | ".join(results)) if results else self.reply

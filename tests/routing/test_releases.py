@@ -250,14 +250,15 @@ def test_the_dashboard_compares_the_variants(
             for rating in (Rating.HELPFUL, Rating.NOT_HELPFUL)
         ]
         assert cells[0] == name
-        assert int(cells[2]) == len(mine)  # answers
-        assert int(cells[3]) == failures
-        assert cells[7] == f"{ratings[0]} / {ratings[1]}"
+        assert cells[1] == profiles[name].name  # what the variant answers with
+        assert int(cells[3]) == len(mine)  # answers
+        assert int(cells[4]) == failures
+        assert cells[8] == f"{ratings[0]} / {ratings[1]}"
         tokens = (
             sum(a.prompt_tokens or 0 for a in mine),
             sum(a.completion_tokens or 0 for a in mine),
         )
-        assert cells[8] == f"{tokens[0]} / {tokens[1]}"
+        assert cells[9] == f"{tokens[0]} / {tokens[1]}"
     assert '<select name="split">' in html and f'value="rule:{rule.pk}" selected' in html
 
 

@@ -237,7 +237,7 @@ def test_handoff_to_staff(client, worker, telegram_bot, fake_telegram, fake_open
     assert "staff" in notice.text
     conversation = Conversation.objects.get()
     assert conversation.taken_over_at is not None and conversation.handled_by is None
-    assert conversation_summary(conversation_id=conversation.pk)["state"] == "taken_over"
+    assert conversation_summary(conversation_id=conversation.pk)["state"] == "waiting"
     inbound = Message.objects.get(direction=Direction.IN)
     assert inbound.status == MessageStatus.SKIPPED
     assert inbound.routing_rule_id == rule.pk and inbound.decision["action"] == "handoff"

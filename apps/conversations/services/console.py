@@ -17,7 +17,13 @@ from django.utils.translation import gettext
 from apps.audit.services import audit_record
 from apps.bots.platforms.web.adapter import MAX_TEXT
 from apps.conversations.choices import Author, Direction, MessageStatus, Rating
-from apps.conversations.events import ConversationChanged, MessageEvent, message_payload, publish
+from apps.conversations.events import (
+    ConversationChanged,
+    HandOffEvent,
+    MessageEvent,
+    message_payload,
+    publish,
+)
 from apps.conversations.models import Conversation, Feedback, Message
 from apps.conversations.selectors import conversation_user, export_messages
 from apps.conversations.services.actions import answer_regenerate, feedback_record
@@ -55,18 +61,37 @@ def conversation_take_over(
     return conversation
 
 
+HAND_OFF_TEXT_LIMIT = 200  # characters of the user's message shown in the notice
+
+
 @transaction.atomic
-def conversation_hand_off(*, conversation_id: int) -> Conversation:
+def conversation_hand_off(*, conversation_id: int, rule: str = "", text: str = "") -> Conversation:
     """A routing rule hands the conversation to staff: it waits, taken over, for someone.
 
-    The AI stays silent as if staff had taken it over; the console's list shows it
-    taken over with nobody holding it, until a staff member takes it or hands it back.
+    The AI stays silent as if staff had taken it over; the console shows it as waiting
+    for staff (with nobody holding it) until a staff member takes it or hands it back,
+    and staff watching the console are notified at once (`HandOffEvent`: `rule` handed
+    it off after the user wrote `text`).
     """
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("bot")
+        .get(pk=conversation_id)
+    )
     if conversation.handled_by_id is None and conversation.taken_over_at is None:
         conversation.taken_over_at = timezone.now()
         conversation.save(update_fields=["taken_over_at"])
         publish(conversation.pk, ConversationChanged())
+        publish(
+            conversation.pk,
+            HandOffEvent(
+                conversation_id=conversation.pk,
+                bot=conversation.bot.name,
+                user=conversation_user(conversation),
+                rule=rule,
+                text=text[:HAND_OFF_TEXT_LIMIT],
+            ),
+        )
     return conversation
 
 
@@ -201,10 +226,12 @@ CSV_COLUMNS = [
     "profile",
     "routing_rule",
     "routing_reason",
+    "routing_failure",
     "prompt_tokens",
     "completion_tokens",
     "cost",
     "rating",
+    "tool_calls",
 ]
 
 
@@ -212,6 +239,24 @@ def _export_text(message: Message) -> str:
     """A message's text as exports show it: masked when its bot masks personal data
     (rows stored before the bot did, and staff and model answers, are masked here)."""
     return mask_personal_data(message.text) if message.bot.mask_personal_data else message.text
+
+
+def _export_tool_calls(message: Message) -> list[dict[str, Any]]:
+    """The answer's tool calls as exports show them: what was called with what, and what
+    came back (masked like the text)."""
+    mask = mask_personal_data if message.bot.mask_personal_data else str
+    return [
+        {
+            "step": call.get("step"),
+            "name": call.get("name", ""),
+            "arguments": mask(call.get("arguments", "")),
+            "result": mask(call.get("result", "")),
+            "error": call.get("error", ""),
+            "ms": call.get("ms"),
+            "id": call.get("id", ""),
+        }
+        for call in message.tool_calls or []
+    ]
 
 
 def _csv_line(values: Iterable[Any]) -> str:
@@ -243,10 +288,14 @@ def conversations_export_csv(*, conversations: QuerySet[Conversation]) -> Iterat
                 message.profile.name if message.profile else "",
                 message.decision.get("rule", "") if message.decision else "",
                 message.decision.get("reason", "") if message.decision else "",
+                message.decision.get("failure", "") if message.decision else "",
                 message.prompt_tokens if message.prompt_tokens is not None else "",
                 message.completion_tokens if message.completion_tokens is not None else "",
                 message.cost if message.cost is not None else "",
                 getattr(message, "rating", None) or "",  # annotated by export_messages
+                json.dumps(_export_tool_calls(message), ensure_ascii=False)
+                if message.tool_calls
+                else "",
             ]
         )
 
@@ -262,15 +311,49 @@ def _training_role(message: Message) -> str | None:
     return None  # system notices and failed answers are not examples to learn from
 
 
+def _tool_turns(message: Message) -> list[dict[str, Any]]:
+    """The tools an answer called, as the fine-tuning format writes them: per step an
+    assistant message with its `tool_calls`, then one `tool` message per result (the
+    results as recorded, so shortened ones stay shortened). Calls not run are left out."""
+    turns: list[dict[str, Any]] = []
+    ran = [call for call in _export_tool_calls(message) if not call["error"].startswith("not run")]
+    for _step, grouped in itertools.groupby(ran, key=lambda call: call["step"]):
+        calls = list(grouped)
+        turns.append(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": call["arguments"]},
+                    }
+                    for call in calls
+                ],
+            }
+        )
+        turns += [
+            {
+                "role": "tool",
+                "tool_call_id": call["id"],
+                "content": f"error: {call['error']}" if call["error"] else call["result"],
+            }
+            for call in calls
+        ]
+    return turns
+
+
 def conversations_export_jsonl(*, conversations: QuerySet[Conversation]) -> Iterator[str]:
     """One line per conversation in the chat fine-tuning format: {"messages": [...]}.
 
     Answers rated not helpful are left out with the turn they answered; a conversation
-    without any answer gives no line. Messages are read in chunks, never all at once.
+    without any answer gives no line. An answer that called tools is preceded by its
+    calls and their results (assistant `tool_calls`, then `tool` messages). Messages are
+    read in chunks, never all at once.
     """
     messages = export_messages(conversations=conversations).iterator(chunk_size=EXPORT_CHUNK)
     for _, group in itertools.groupby(messages, key=lambda message: message.conversation_id):
-        turns: list[dict[str, str]] = []
+        turns: list[dict[str, Any]] = []
         for message in group:
             role = _training_role(message)
             if role is None:
@@ -280,7 +363,9 @@ def conversations_export_jsonl(*, conversations: QuerySet[Conversation]) -> Iter
                 while turns and turns[-1]["role"] == "user":
                     turns.pop()
                 continue
-            if turns and turns[-1]["role"] == role:
+            if role == "assistant" and message.tool_calls:
+                turns += _tool_turns(message)
+            if turns and turns[-1]["role"] == role and "content" in turns[-1]:
                 turns[-1]["content"] += "\n\n" + _export_text(message)  # one turn
             else:
                 turns.append({"role": role, "content": _export_text(message)})

@@ -27,6 +27,7 @@ from apps.core.logs import log_context
 from apps.core.masking import mask_personal_data
 from apps.core.metrics import message_ingested_record
 from apps.guard.services import FloodDecision, ingest_flood_check
+from apps.routing.engine import staff_decision
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +146,12 @@ def _message_stored(
         _answer_fixed(message, refusal, status=MessageStatus.SKIPPED, note="access denied")
     elif accepted.command:
         _answer_command(bot, conversation, message, accepted.command)
-    elif conversation.handled_by_id is not None or conversation.taken_over_at is not None:
-        _answer_fixed(message, None, status=MessageStatus.SKIPPED, note="staff took over")
+    elif (staff := staff_decision(conversation)) is not None:
+        # The routing engine's own decision (no query): no turn is started for it.
+        message.decision = staff.record()
+        _answer_fixed(
+            message, None, status=MessageStatus.SKIPPED, note="staff took over", routed=True
+        )
     elif accepted.unsupported:
         _answer_fixed(
             message,
@@ -199,10 +204,17 @@ def unsupported_notice(kind: str) -> str:
     ) % {"what": what}
 
 
-def _answer_fixed(message: Message, text: str | Promise | None, *, status: str, note: str) -> None:
+def _answer_fixed(
+    message: Message,
+    text: str | Promise | None,
+    *,
+    status: str,
+    note: str,
+    routed: bool = False,
+) -> None:
     message.status = status
     message.error = note
-    message.save(update_fields=["status", "error"])
+    message.save(update_fields=["status", "error", *(["decision"] if routed else [])])
     publish(message.conversation_id, MessageEvent(message_payload(message)))
     if text:
         reply_system(conversation=message.conversation, text=text, reply_to=message)

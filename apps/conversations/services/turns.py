@@ -38,6 +38,7 @@ from apps.conversations.services.console import conversation_hand_off
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
 from apps.conversations.services.media import VideoUnreadable, video_key_frames, video_sound
+from apps.conversations.services.turn_tools import tool_calls_publish, turn_tools_prepare
 from apps.core import metrics
 from apps.core.masking import mask_personal_data
 from apps.core.redis import as_text, get_async_redis, get_redis
@@ -58,9 +59,9 @@ from apps.providers.client import (
 )
 from apps.providers.client import complete as model_complete
 from apps.providers.models import ModelProfile
-from apps.providers.selectors import usage_totals
 from apps.providers.services import usage_cost
-from apps.routing.choices import Action
+from apps.providers.tool_loop import ToolLoop
+from apps.routing.choices import Action, Failure
 from apps.routing.engine import Decision, route
 from apps.skills.base import Skill, SkillContext, SkillError
 from apps.skills.services import skill_execute, skill_for_rule
@@ -251,9 +252,10 @@ def turn_interrupt(*, prepared: PreparedTurn, text: str) -> bool:
     answer.status = MessageStatus.INTERRUPTED
     answer.model_done_at = timezone.now()
     answer.error = INTERRUPTED_NOTE
+    answer.tool_calls = list(prepared.tools.records) if prepared.tools is not None else []
     recorded = {
         name: getattr(answer, name)
-        for name in ("text", "status", "model_done_at", "error", "first_token_at")
+        for name in ("text", "status", "model_done_at", "error", "first_token_at", "tool_calls")
     }
     with transaction.atomic():
         if not rows_update(
@@ -262,6 +264,7 @@ def turn_interrupt(*, prepared: PreparedTurn, text: str) -> bool:
             return False
         rows_update(Message, [m.pk for m in prepared.pending], {"status": MessageStatus.RECEIVED})
         publish(prepared.conversation.pk, MessageEvent(message_payload(answer)))
+        tool_calls_publish(answer=answer)
     return True
 
 
@@ -281,6 +284,7 @@ class PreparedTurn:
     build: PromptBuilder
     cache_key: str | None
     answered: bool = False
+    tools: ToolLoop | None = None  # the tools the model may call (turn_tools.py)
 
 
 def turn_prepare(
@@ -288,24 +292,20 @@ def turn_prepare(
 ) -> PreparedTurn | SkillTurn | None:
     """Decide how to answer the claimed messages, and get the model call ready.
 
-    Answers without a model (no profile, budget used up, unreadable input) are
-    recorded here and None is returned; a rule's skill returns a `SkillTurn` to run.
+    Answers without a model (what the routing decision refused: staff have the
+    conversation, no profile, budget used up; a rule's fixed reply, hand-off or ignore;
+    unreadable input) are recorded here and None is returned; a skill (a rule's or a
+    variant's) returns a `SkillTurn` to run.
     Otherwise the answer row is created (`processing`) and the prompt is built from the
     history, compacting it when it no longer fits.
     """
     conversation = Conversation.objects.get(pk=conversation_id)
     # The cached configuration; the row itself if the cache no longer has the bot.
     conversation.bot = bot_config_get(bot_id=conversation.bot_id) or conversation.bot
-    if conversation.handled_by_id is not None or conversation.taken_over_at is not None:
-        # Staff took over (or a rule handed it to them) after these arrived: they are
-        # shown to staff, not answered.
-        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
-            status=MessageStatus.SKIPPED, error="staff took over"
-        )
-        return None
+    # The engine decides everything (staff, rules, variants, budgets); this carries it out.
     decision = route(conversation=conversation, pending=pending)
     if decision.failure:
-        _fail_turn(conversation, pending, decision.reason, decision=decision)
+        _answer_refused(conversation, pending, decision)
         return None
     if decision.action == Action.SKILL:
         return skill_turn_prepare(conversation=conversation, pending=pending, decision=decision)
@@ -317,11 +317,6 @@ def turn_prepare(
         _fail_turn(conversation, pending, decision.reason or "no model profile", decision=decision)
         return None
     extra = decision.extra_system_prompt
-
-    refusal = _budget_refusal(conversation, pending)
-    if refusal is not None:
-        _answer_fixed_turn(conversation, pending, refusal, note="daily token budget reached")
-        return None
 
     adapter = adapter_for(conversation.bot)
     inputs = [_input_for(adapter, message, profile) for message in pending]
@@ -349,15 +344,20 @@ def turn_prepare(
         platform_message_id=continue_in,
     )
     publish(conversation_id, MessageEvent(message_payload(answer)))
+    chain = profile_chain(profile)
+    tools = turn_tools_prepare(conversation=conversation, pending=pending, chain=chain)
+    # An answer that may call tools acts (opens a ticket): never answered from a cache.
+    cache_key = None if tools else _cache_key(conversation, profile, pending, inputs, extra=extra)
     prepared = PreparedTurn(
         conversation=conversation,
         pending=pending,
         adapter=adapter,
         answer=answer,
         outbound=outbound_for(answer),
-        chain=profile_chain(profile),
+        chain=chain,
         build=_prompt_builder(conversation, [], inputs, extra=extra),
-        cache_key=_cache_key(conversation, profile, pending, inputs, extra=extra),
+        cache_key=cache_key,
+        tools=tools,
     )
     if prepared.cache_key is not None:
         cached = get_redis().get(prepared.cache_key)
@@ -393,6 +393,7 @@ def turn_record(
     if reply is not None:
         answer.profile = reply.profile
         answer.attempts = reply.attempts
+        answer.tool_calls = reply.tool_calls
         answer.prompt_tokens = reply.usage.prompt_tokens
         answer.completion_tokens = reply.usage.completion_tokens
         answer.tokens_estimated = reply.usage.estimated
@@ -432,6 +433,7 @@ def turn_record(
             "cached",
             "profile",
             "attempts",
+            "tool_calls",
             "prompt_tokens",
             "completion_tokens",
             "tokens_estimated",
@@ -452,6 +454,7 @@ def turn_record(
             get_redis().delete(_outage_key(prepared.conversation.pk))  # the outage is over
         rows_update(Conversation, [prepared.conversation.pk], {"last_activity_at": timezone.now()})
         publish(prepared.conversation.pk, MessageEvent(message_payload(answer)))
+        tool_calls_publish(answer=answer)
     if reply is not None and prepared.cache_key is not None:
         first = prepared.chain[0]
         if not reply.interrupted and reply.profile.pk == first.pk:
@@ -478,8 +481,9 @@ def turn_model_wait(*, prepared: PreparedTurn, error: ModelError) -> bool:
     True when they wait (a turn is scheduled with backoff, the user told on the first
     wait only); False when waiting cannot help (the failure is not retryable) or the
     oldest message has waited MODEL_OUTAGE_WAIT_SECONDS already: the caller fails it.
+    Also False once tools were called: a later turn would take their actions again.
     """
-    if not error.retryable:
+    if not error.retryable or error.tool_calls:
         return False
     conversation = prepared.conversation
     waited = (timezone.now() - min(m.received_at for m in prepared.pending)).total_seconds()
@@ -534,12 +538,21 @@ def turn_model_failed(*, prepared: PreparedTurn, error: ModelError) -> None:
     answer.status = MessageStatus.FAILED
     answer.error = str(error)
     answer.attempts = error.attempts
+    answer.tool_calls = error.tool_calls  # what was done before it failed
     answer.model_done_at = timezone.now()
     with transaction.atomic():
         answer.save(
-            update_fields=["status", "error", "attempts", "model_done_at", "first_token_at"]
+            update_fields=[
+                "status",
+                "error",
+                "attempts",
+                "tool_calls",
+                "model_done_at",
+                "first_token_at",
+            ]
         )
         publish(prepared.conversation.pk, MessageEvent(message_payload(answer)))
+        tool_calls_publish(answer=answer)
         _fail_turn(prepared.conversation, prepared.pending, f"model call failed: {error}")
 
 
@@ -579,33 +592,54 @@ class _Input:
         return bool(self.text) or bool(self.images and profile.accepts_images)
 
 
-# Budgets -------------------------------------------------------------------
+# Answers without a model ----------------------------------------------------------
+
+# The fixed reply to each refusal the routing engine decides (by its code, never its text).
+REFUSAL_REPLIES: dict[str, Promise] = {
+    Failure.BOT_BUDGET: BOT_BUDGET_REPLY,
+    Failure.USER_BUDGET: USER_BUDGET_REPLY,
+}
 
 
-def _budget_refusal(conversation: Conversation, pending: list[Message]) -> str | Promise | None:
-    """The fixed reply when the bot or the sender used up today's tokens, else None."""
-    bot = conversation.bot
-    today = timezone.localdate()
-    if bot.daily_token_budget is not None:
-        used = usage_totals(bot_id=bot.pk, day=today).total_tokens
-        if used >= bot.daily_token_budget:
-            return BOT_BUDGET_REPLY
-    if bot.user_daily_token_budget is not None and pending[-1].sender_id:
-        sender_usage = usage_totals(bot_id=bot.pk, sender_id=pending[-1].sender_id, day=today)
-        if sender_usage.total_tokens >= bot.user_daily_token_budget:
-            return USER_BUDGET_REPLY
-    return None
+def _answer_refused(conversation: Conversation, pending: list[Message], decision: Decision) -> None:
+    """Carry out a decision with a `failure` code: the decision is stored on the messages."""
+    if decision.failure == Failure.TAKEN_OVER:
+        # Staff took over (or a rule handed it to them) after these arrived: they are
+        # shown to staff, not answered.
+        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
+            status=MessageStatus.SKIPPED, error="staff took over", decision=decision.record()
+        )
+    elif decision.failure in REFUSAL_REPLIES:
+        _answer_fixed_turn(
+            conversation,
+            pending,
+            REFUSAL_REPLIES[decision.failure],
+            note="daily token budget reached",
+            decision=decision,
+        )
+    else:  # Failure.NO_PROFILE, and any code this version does not know: an apology
+        _fail_turn(conversation, pending, decision.reason, decision=decision)
 
 
 def _answer_fixed_turn(
-    conversation: Conversation, pending: list[Message], text: str | Promise, *, note: str
+    conversation: Conversation,
+    pending: list[Message],
+    text: str | Promise,
+    *,
+    note: str,
+    decision: Decision | None = None,
 ) -> None:
-    """Answer the turn with a fixed reply and no model call."""
+    """Answer the turn with a fixed reply and no model call (with its decision, if any)."""
+    routed = (
+        {"routing_rule_id": decision.rule_id, "decision": decision.record()} if decision else {}
+    )
     with transaction.atomic():
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(
-            status=MessageStatus.ANSWERED, error=note
+            status=MessageStatus.ANSWERED, error=note, **routed
         )
-        reply_system(conversation=conversation, text=text, reply_to=pending[-1])
+        reply = reply_system(conversation=conversation, text=text, reply_to=pending[-1])
+        if routed:
+            rows_update(Message, [reply.pk], routed)
 
 
 def _answer_by_rule(conversation: Conversation, pending: list[Message], decision: Decision) -> None:
@@ -621,7 +655,11 @@ def _answer_by_rule(conversation: Conversation, pending: list[Message], decision
         elif decision.action == Action.HANDOFF:
             status, note = MessageStatus.SKIPPED, "handed off to staff by a routing rule"
             text = text or HANDOFF_REPLY
-            conversation_hand_off(conversation_id=conversation.pk)
+            conversation_hand_off(
+                conversation_id=conversation.pk,
+                rule=decision.rule_name,
+                text="\n".join(message.text for message in pending if message.text),
+            )
         else:  # Action.IGNORE (and any action this code does not know yet)
             status, note, text = MessageStatus.SKIPPED, "ignored by a routing rule", ""
         Message.objects.filter(pk__in=[m.pk for m in pending]).update(

@@ -31,7 +31,6 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
-    TimedOut,
 )
 from telegram.request import HTTPXRequest
 
@@ -65,6 +64,7 @@ from apps.bots.platforms.telegram.parsing import (
     utf16_replace,
     with_defaults,
 )
+from apps.bots.platforms.telegram.transport import AiohttpRequest
 from apps.core.aio import process_loop
 from apps.core.redis import as_text, get_async_redis
 
@@ -85,38 +85,10 @@ def _seconds(value: Any) -> float:
 
 # "typing…" lasts about 5 s: the turn repeats it this often while the model has not answered.
 TYPING_EVERY_SECONDS = 4.0
-# Connections to the Bot API kept open per bot, shared by every turn of a worker process.
-# (httpcore walks its connections on every request: a bigger pool costs CPU per call.)
+# Connections to the Bot API kept open per bot, shared by every turn of a worker process
+# (aiohttp, transport.py; requests beyond them wait in the connector's queue).
 CONNECTION_POOL_SIZE = 32
 POOL_TIMEOUT_SECONDS = 30.0
-
-
-class _QueuedRequest(HTTPXRequest):
-    """PTB's HTTPX request, with calls beyond the pool's size queued here, not in httpcore.
-
-    httpcore matches every waiting request against every connection each time one is
-    taken or given back, so hundreds of turns waiting inside its pool cost CPU that
-    grows with the square of the queue (seen as ~10 % of a busy worker in py-spy).
-    A semaphore in front keeps at most `connection_pool_size` requests inside.
-    """
-
-    def __init__(self, *, connection_pool_size: int, pool_timeout: float, **kwargs) -> None:
-        super().__init__(
-            connection_pool_size=connection_pool_size, pool_timeout=pool_timeout, **kwargs
-        )
-        self._slots = asyncio.Semaphore(connection_pool_size)
-        self._slot_timeout = pool_timeout
-
-    async def do_request(self, *args, **kwargs):
-        try:
-            async with asyncio.timeout(self._slot_timeout):
-                await self._slots.acquire()
-        except TimeoutError as error:
-            raise TimedOut("Pool timeout: all connections to the Bot API are busy") from error
-        try:
-            return await super().do_request(*args, **kwargs)
-        finally:
-            self._slots.release()
 
 
 # The adapter ---------------------------------------------------------------------------
@@ -124,6 +96,17 @@ class _QueuedRequest(HTTPXRequest):
 
 # Long-lived PTB clients on the process loop, one per bot token and API server.
 _shared_clients: dict[tuple[uuid.UUID, str, str], TelegramBot] = {}
+
+
+async def _close_shared_clients() -> None:
+    clients = list(_shared_clients.values())
+    _shared_clients.clear()
+    for client in clients:
+        await client.request.shutdown()  # the sending pool (Bot.shutdown() skips a
+        # client that was never initialize()d)
+
+
+process_loop.at_exit(_close_shared_clients)
 
 
 class TelegramAdapter:
@@ -423,7 +406,7 @@ class TelegramAdapter:
                 self.bot.config.get("token", ""),
                 base_url=f"{api}/bot",
                 base_file_url=f"{api}/file/bot",
-                request=_QueuedRequest(
+                request=AiohttpRequest(
                     connection_pool_size=CONNECTION_POOL_SIZE,
                     connect_timeout=5,
                     read_timeout=15,
