@@ -8,6 +8,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
 from django.conf import settings
+from django.db import connections
 from django.utils import translation
 
 from assistant.celery import app as celery_app
@@ -91,21 +92,26 @@ def _fresh_flood_limits():
 
 
 SETTLE_SECONDS = 30
+POOL_RETURN_SECONDS = 10
 _worker_running = False
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """Before a test's fixtures go (its fakes, then the database flush), let its work end.
 
     A webhook a test posted may still be answering on the session's worker. Flushing
     the database under a running turn deadlocks PostgreSQL's TRUNCATE against the
     turn's INSERT, and leaves the rows for the next test; a turn outliving its fakes
-    fails against closed ports.
+    fails against closed ports. After the fixtures are gone, every pooled database
+    connection must be back.
     """
     if _worker_running:
         _settle_pipeline()
-    yield
+    result = yield
+    if nextitem is not None:  # after the last test the test database (and its pool) is gone
+        _pooled_connections_returned(item)
+    return result
 
 
 def _settle_pipeline() -> None:
@@ -123,6 +129,33 @@ def _settle_pipeline() -> None:
             return
         time.sleep(0.02)  # a task between the broker and the engine; look again
     raise AssertionError(f"the pipeline was still busy {SETTLE_SECONDS}s after the test")
+
+
+def _pooled_connections_returned(item) -> None:
+    """Every pooled connection the test's threads took went back, this thread's own aside.
+
+    A thread that ends holding one (a test-client request in `asyncio.to_thread`: the
+    test client never closes its connection) loses it to the pool for good; after
+    DB_POOL_MAX_SIZE such losses every later turn waits DB_POOL_TIMEOUT and fails, far
+    from the test that lost them. Connections still being opened by the pool, or on
+    their way back from a finishing thread, are waited for.
+    """
+    database = connections["default"]
+    if database.vendor != "postgresql" or database.pool is None:
+        return
+    deadline = time.monotonic() + POOL_RETURN_SECONDS
+    while True:
+        stats = database.pool.get_stats()
+        out = stats["pool_size"] - stats["pool_available"] - (database.connection is not None)
+        if out <= 0:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{out} pooled database connection(s) not returned after {item.nodeid}: "
+                "a thread ended holding one (use tests.threads.in_thread)",
+                pytrace=False,
+            )
+        time.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import asyncio
 from apps.conversations.models import Conversation
 from tests.console.conftest import staff_socket
 from tests.telegram_updates import post_update, private_text_update
+from tests.threads import in_thread
 
 
 async def receive_until(communicator, predicate, timeout=30):
@@ -26,9 +27,7 @@ def test_list_socket_announces_new_conversations_and_their_answers(
     async def scenario():
         connected, _ = await communicator.connect()
         assert connected
-        await asyncio.to_thread(
-            post_update, client, telegram_bot, private_text_update("meaning of life?")
-        )
+        await in_thread(post_update, client, telegram_bot, private_text_update("meaning of life?"))
         events = await receive_until(
             communicator, lambda e: e["conversation"]["last_text"] == "Forty-two."
         )
@@ -61,7 +60,7 @@ def test_conversation_socket_streams_tokens_and_shows_takeover_to_other_staff(
         connected, _ = await watcher.connect()
         assert connected
         snapshot = await watcher.receive_json_from()
-        await asyncio.to_thread(post_update, client, telegram_bot, private_text_update("count"))
+        await in_thread(post_update, client, telegram_bot, private_text_update("count"))
         streamed = await receive_until(
             watcher,
             lambda e: (
@@ -72,7 +71,7 @@ def test_conversation_socket_streams_tokens_and_shows_takeover_to_other_staff(
                 and e["message"]["id"] != snapshot_answer_id(snapshot)
             ),
         )
-        response = await asyncio.to_thread(take_over, client, operator, conversation)
+        response = await in_thread(take_over, client, operator, conversation)
         assert response.status_code == 302
         state = await receive_until(
             watcher,
@@ -128,7 +127,7 @@ def test_an_idle_socket_stays_open_and_still_gets_events(
         assert connected
         assert await communicator.receive_nothing(timeout=IDLE_SECONDS)
         assert not communicator.future.done(), "the consumer ended while the socket was idle"
-        await asyncio.to_thread(post_update, client, telegram_bot, private_text_update("hello?"))
+        await in_thread(post_update, client, telegram_bot, private_text_update("hello?"))
         events = await receive_until(
             communicator, lambda e: e["conversation"]["last_text"] == "Still here."
         )

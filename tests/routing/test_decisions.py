@@ -43,6 +43,7 @@ from tests.feishu_events import (  # noqa: F401 - fixtures
     post_event,
 )
 from tests.telegram_updates import callback_update, post_update, private_text_update
+from tests.threads import in_thread
 
 PLATFORMS = ["telegram", "feishu", "web"]
 MENU_TITLE = "Menu from the skill variant"
@@ -137,7 +138,7 @@ class Chat:
 
     async def _web_exchange(self, frame: dict) -> None:
         """Open the visitor's chat page and socket, send one frame, wait for its answer."""
-        communicator = await asyncio.to_thread(communicator_for, self.client, self.bot)
+        communicator = await in_thread(communicator_for, self.client, self.bot)
         connected, _ = await communicator.connect()
         assert connected
         await communicator.receive_json_from()  # the history
@@ -153,7 +154,7 @@ class Chat:
         if self.platform == "web":
             await self._web_exchange({"type": "message", "id": uuid.uuid4().hex, "text": text})
         else:
-            await asyncio.to_thread(self.send, text)
+            await in_thread(self.send, text)
 
     def answer(self, text: str) -> Message:
         """The delivered reply (the model's, a skill's or a fixed one) to this chat's `text`."""
@@ -343,11 +344,9 @@ def test_a_hand_off_notifies_staff_in_the_console_until_someone_takes_it(
             console,
             lambda e: e["type"] == "conversation" and e["conversation"]["state"] == "waiting",
         )
-        page = await asyncio.to_thread(staff.get, "/console/")
+        page = await in_thread(staff.get, "/console/")
         conversation_id = notified[-1]["conversation_id"]
-        taken = await asyncio.to_thread(
-            staff.post, f"/console/conversations/{conversation_id}/take-over/"
-        )
+        taken = await in_thread(staff.post, f"/console/conversations/{conversation_id}/take-over/")
         assert taken.status_code == 302
         after = await receive_until(
             console,

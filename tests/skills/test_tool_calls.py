@@ -15,7 +15,6 @@ import io
 import json
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.utils import translation
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -37,6 +36,7 @@ from tests.fakes.server import wait_for
 from tests.fakes.ticket_system import FakeTicketSystem
 from tests.feishu_events import VERIFICATION_TOKEN, message_event, post_event
 from tests.telegram_updates import post_update, private_text_update
+from tests.threads import in_thread
 
 fake_feishu = feishu_events.fake_feishu
 feishu_bot = feishu_events.feishu_bot
@@ -373,7 +373,7 @@ def test_staff_watching_live_are_sent_the_calls_when_the_answer_is_recorded(
     async def watch():
         await staff.connect()
         await staff.receive_json_from(timeout=10)  # the snapshot
-        await sync_to_async(post_update)(client, telegram_bot, private_text_update(QUESTION))
+        await in_thread(post_update, client, telegram_bot, private_text_update(QUESTION))
         events = await receive_until(staff, lambda e: e["type"] == "tool_calls", timeout=60)
         await staff.disconnect()
         return events
