@@ -93,6 +93,7 @@ def _fresh_flood_limits():
 
 SETTLE_SECONDS = 30
 POOL_RETURN_SECONDS = 10
+_connections_lost = 0  # by earlier tests, already reported
 _worker_running = False
 
 
@@ -140,6 +141,7 @@ def _pooled_connections_returned(item) -> None:
     from the test that lost them. Connections still being opened by the pool, or on
     their way back from a finishing thread, are waited for.
     """
+    global _connections_lost
     database = connections["default"]
     if database.vendor != "postgresql" or database.pool is None:
         return
@@ -147,12 +149,14 @@ def _pooled_connections_returned(item) -> None:
     while True:
         stats = database.pool.get_stats()
         out = stats["pool_size"] - stats["pool_available"] - (database.connection is not None)
-        if out <= 0:
+        if out <= _connections_lost:
             return
         if time.monotonic() > deadline:
+            lost, _connections_lost = out - _connections_lost, out  # told once, by this test
             pytest.fail(
-                f"{out} pooled database connection(s) not returned after {item.nodeid}: "
-                "a thread ended holding one (use tests.threads.in_thread)",
+                f"{lost} pooled database connection(s) not returned after {item.nodeid}: "
+                "a thread ended holding one (close its connections, as tests.threads.in_thread "
+                "does)",
                 pytrace=False,
             )
         time.sleep(0.02)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from apps.bots.choices import ConnectionMode
 from apps.bots.connectors.supervisor import Supervisor
@@ -56,8 +57,14 @@ class Running:
 
     def __init__(self, target):
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=target, args=(self.stop,), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(target,), daemon=True)
         self.thread.start()
+
+    def _run(self, target) -> None:
+        try:
+            target(self.stop)
+        finally:
+            connections.close_all()  # a connector run alone (no supervisor to close it)
 
     def halt(self) -> None:
         self.stop.set()
@@ -159,7 +166,10 @@ def test_run_connectors_polls_until_sigterm_then_stops_cleanly(
     bot_update(bot=telegram_bot, connection_mode=ConnectionMode.PERSISTENT)
 
     def terminate_once_polling():
-        wait_for(lambda: Bot.objects.get(pk=telegram_bot.pk).connector_status == "polling")
+        try:
+            wait_for(lambda: Bot.objects.get(pk=telegram_bot.pk).connector_status == "polling")
+        finally:
+            connections.close_all()
         os.kill(os.getpid(), signal.SIGTERM)
 
     killer = threading.Thread(target=terminate_once_polling, daemon=True)

@@ -32,6 +32,9 @@ def call(path: str, *, body: bytes = b"", method: str = "POST", headers=()) -> t
         await communicator.send_input({"type": "http.request", "body": body})
         start = await communicator.receive_output(timeout=20)
         content = await communicator.receive_output(timeout=20)
+        # Let the application end as a server would (request_finished returns its
+        # database connection to the pool), not be cancelled by asyncio.run.
+        await communicator.wait(timeout=20)
         return start["status"], json.loads(content["body"] or b"{}")
 
     return asyncio.run(exchange())
