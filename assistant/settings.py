@@ -285,12 +285,12 @@ SPECTACULAR_SETTINGS = {
 
 # The pipeline.
 # A message still `received` after this long without a turn gets re-dispatched.
-SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=20)
+SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=10)
 # A running turn (and a delivery) renews its lock every third of this; a dead worker's
 # locks expire after it, and the sweeper then gives the work to another worker.
-TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=15)
+TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=10)
 # How often (seconds) beat runs the sweeper.
-SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=5.0)
+SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=2.0)
 # How often (seconds) beat evaluates the running gray releases (apps/routing/services.py).
 RELEASE_EVALUATE_EVERY_SECONDS = env.float("RELEASE_EVALUATE_EVERY_SECONDS", default=60.0)
 # A model outage (429s, 5xx, time-outs, a provider cooling down, every fallback too): the
