@@ -115,7 +115,10 @@ def test_long_polling_survives_a_stall_and_failures_without_loss_or_duplicates(
     assert turns == Message.objects.filter(direction=Direction.OUT).count()
     assert turns in (3, 4)
     assert len(fake_telegram.sent("sendMessage", ok_only=True)) == turns
-    assert fake_openai.requests[-1]["messages"][-1]["content"] == "four"
+    asked = [
+        [m["content"] for m in r["messages"] if m["role"] == "user"] for r in fake_openai.requests
+    ]
+    assert asked[-1][-1] == "four", asked
 
 
 def test_supervisor_picks_up_a_bot_switched_to_persistent_mode_and_follows_changes(
