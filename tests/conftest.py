@@ -7,6 +7,7 @@ import time
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
+from channels.layers import channel_layers
 from django.conf import settings
 from django.db import connections
 from django.utils import translation
@@ -64,6 +65,21 @@ def fake_telegram():
     server = FakeTelegram().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer object (the same Redis).
+
+    channels_redis keeps receive state on the layer object (a receive lock, the event
+    loop receiving, buffered messages), made for one server loop. Tests run several
+    loops in one process (each `asyncio.run`, a Runner per fixture); a consumer cut off
+    when an earlier test's loop closed could leave that state to the next test's loop,
+    whose consumer then never gets its messages.
+    """
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)

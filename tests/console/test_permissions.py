@@ -111,6 +111,7 @@ def test_socket_for_a_missing_conversation_closes_4404(client, viewer):
     async def scenario():
         connected, _ = await communicator.connect()
         closed = await communicator.receive_output()
+        await communicator.disconnect()  # the consumer ends, not cancelled by asyncio.run
         return connected, closed
 
     connected, closed = asyncio.run(scenario())

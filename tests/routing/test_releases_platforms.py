@@ -232,13 +232,15 @@ def test_a_release_moves_on_after_its_minimum_sample_and_completes(
 
     on = {"control": [], "candidate": []}
     for number in itertools.count(1):
-        assert number <= 40, "no conversation landed on the candidate at 50 %"
+        assert number <= 40, f"the 50 % split did not give both variants their conversations: {on}"
         who = f"{chats.platform}-{number}"
         answer = chats.say(f"first from {who}", who=who)
         on[answer.decision["variant"]].append(who)
         if len(on["candidate"]) == 1 and answer.decision["variant"] == "candidate":
             assert releases_evaluate_task() == {}  # one answer is below the sample
-        if len(on["candidate"]) == 2 and on["control"]:
+        # A split at 50 % may give the candidate a third conversation before the first
+        # control one (1 run in 8): go on until both are there, however many that takes.
+        if len(on["candidate"]) >= 2 and on["control"]:
             break
     assert releases_evaluate_task() == {ReleaseEvent.ADVANCED: 1}
     release.refresh_from_db()
@@ -259,7 +261,7 @@ def test_a_release_moves_on_after_its_minimum_sample_and_completes(
     assert (candidate.weight, control.weight) == (100, 0)
     assert list(release.history.values_list("event", "percent", "answers", "errors")) == [
         (ReleaseEvent.STARTED, 50, 0, 0),
-        (ReleaseEvent.ADVANCED, 100, 2, 0),
+        (ReleaseEvent.ADVANCED, 100, len(on["candidate"]), 0),
         (ReleaseEvent.COMPLETED, 100, 2, 0),
     ]
 
