@@ -158,6 +158,7 @@ def test_disabled_bot_refuses_visitors(client, web_bot):
 
     async def scenario():
         connected, code = await communicator.connect()
+        await communicator.disconnect()  # the consumer ends, not cancelled by asyncio.run
         return connected, code
 
     connected, code = asyncio.run(scenario())

@@ -781,6 +781,7 @@ def test_sockets(transactional_db, django_user_model, persona, socket):
     async def scenario():
         connected, code = await communicator.connect()
         if not connected:
+            await communicator.disconnect()  # the consumer ends, not cancelled by asyncio.run
             return False, code, None
         # The list socket says nothing until something changes; the others start with
         # the conversation so far.
