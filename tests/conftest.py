@@ -78,8 +78,6 @@ def _fresh_channel_layer():
     whose consumer then never gets its messages.
     """
     channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)
