@@ -274,6 +274,14 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
             trail.setdefault(chat_id, []).append(
                 [round(when - posted.get(chat_id, when), 2), method, message_id, (text or "")[:40]]
             )
+    # For `kill`: how long after each repeated answer's first message reached Telegram the
+    # next kill came (a few milliseconds: the worker died before noting where it went).
+    kill_gaps_ms = []
+    for chat_id in more if fault == "kill" else []:
+        sent = [c[0] for c in calls if c[2] == chat_id and c[1] == "sendMessage"]
+        after = [at for at in events if sent and at >= min(sent)]
+        if after:
+            kill_gaps_ms.append(round((min(after) - min(sent)) * 1000, 1))
     non_2xx = [s for s in statuses if not 200 <= s < 300]
     return {
         "fault": fault,
@@ -287,6 +295,7 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
         "never_answered": len(never),
         "never_sample": never[:5],
         "more_than_once_sample": trail,
+        "more_than_once_kill_gaps_ms": sorted(kill_gaps_ms),
         "recovery_max_s": round(max(recoveries), 1) if recoveries else None,
         "recovery_p50_s": round(percentile(recoveries, 0.5), 1) if recoveries else None,
     }
