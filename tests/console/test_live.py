@@ -22,13 +22,19 @@ def test_list_socket_announces_new_conversations_and_their_answers(
     client, worker, viewer, telegram_bot, fake_openai
 ):
     fake_openai.reply = "Forty-two."
+    # A summary says what the conversation shows when it is sent (events are batched), so
+    # an answer recorded before the batch goes out is in the first summary: the model waits
+    # until the list has announced the user's message.
+    fake_openai.hold()
     communicator = staff_socket(client, viewer, "/ws/console/")
 
     async def scenario():
         connected, _ = await communicator.connect()
         assert connected
         await in_thread(post_update, client, telegram_bot, private_text_update("meaning of life?"))
-        events = await receive_until(
+        events = await receive_until(communicator, lambda e: e["conversation"]["last_text"])
+        fake_openai.release()
+        events += await receive_until(
             communicator, lambda e: e["conversation"]["last_text"] == "Forty-two."
         )
         await communicator.disconnect()

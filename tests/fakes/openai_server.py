@@ -2,7 +2,8 @@
 
 Tests script it: `reply` is what it streams, split into chunks of `chunk_size`
 (or `reply_for(body)` decides per request); `fail(status, retry_after=...)` queues
-failures; `first_token_delay` holds the first token back; `chunk_delay` paces
+failures; `first_token_delay` holds the first token back; `hold()` holds every stream's first
+token until `release()` (a test that must see what happens before any answer); `chunk_delay` paces
 every chunk; `stall_after_chunks` stops the stream mid-answer for `stall_seconds`;
 `report_usage` turns the final usage chunk on/off; `context_limit` answers 400
 context_length_exceeded when the prompt is longer (estimated tokens);
@@ -46,6 +47,8 @@ class FakeOpenAI(LoopbackServer):
         self.transcript = "transcribed words"
         self.transcriptions: list[dict[str, Any]] = []
         self._released = threading.Event()
+        self._open = threading.Event()  # cleared by hold(): streams wait before their text
+        self._open.set()
         self.in_flight = 0
         self.max_in_flight = 0  # the most chat streams served at the same time
         self.api_keys: set[str] | None = None  # when set, any other key is 401 (as OpenAI)
@@ -62,8 +65,16 @@ class FakeOpenAI(LoopbackServer):
         with self.lock:
             self.failures.extend([(status, retry_after)] * times)
 
+    def hold(self) -> None:
+        """Streams started from now on send no text until `release()` (at most 60 s)."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def stop(self):
         self._released.set()  # wake any stalled stream so its thread ends
+        self._open.set()
         super().stop()
 
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -181,6 +192,7 @@ class FakeOpenAI(LoopbackServer):
         stall_after = self.stall_after_chunks
         stall_seconds = self.stall_seconds
         released = self._released
+        gate = self._open
 
         def stream(write):
             with self.lock:
@@ -210,6 +222,7 @@ class FakeOpenAI(LoopbackServer):
                     ],
                 }
             )
+            gate.wait(60)
             if delay:
                 released.wait(delay)
             for index, delta in enumerate(deltas):
