@@ -274,14 +274,14 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
             trail.setdefault(chat_id, []).append(
                 [round(when - posted.get(chat_id, when), 2), method, message_id, (text or "")[:40]]
             )
-    # For `kill`: how long after each repeated answer's first message reached Telegram the
-    # next kill came (a few milliseconds: the worker died before noting where it went).
+    # For `kill`: the kill nearest to each repeated answer's first message reaching Telegram,
+    # in ms after it (negative: the kill was ordered just before Telegram got the request).
     kill_gaps_ms = []
     for chat_id in more if fault == "kill" else []:
         sent = [c[0] for c in calls if c[2] == chat_id and c[1] == "sendMessage"]
-        after = [at for at in events if sent and at >= min(sent)]
-        if after:
-            kill_gaps_ms.append(round((min(after) - min(sent)) * 1000, 1))
+        if sent and events:
+            nearest = min(events, key=lambda at: abs(at - min(sent)))
+            kill_gaps_ms.append(round((nearest - min(sent)) * 1000, 1))
     non_2xx = [s for s in statuses if not 200 <= s < 300]
     return {
         "fault": fault,
