@@ -278,10 +278,10 @@ def count(stack, fault, uids, posted, statuses, events) -> dict:
     # in ms after it (negative: the kill was ordered just before Telegram got the request).
     kill_gaps_ms = []
     for chat_id in more if fault == "kill" else []:
-        sent = [c[0] for c in calls if c[2] == chat_id and c[1] == "sendMessage"]
-        if sent and events:
-            nearest = min(events, key=lambda at: abs(at - min(sent)))
-            kill_gaps_ms.append(round((nearest - min(sent)) * 1000, 1))
+        first = min((c[0] for c in calls if c[2] == chat_id and c[1] == "sendMessage"), default=0)
+        if first and events:
+            nearest = min(events, key=lambda at: abs(at - first))
+            kill_gaps_ms.append(round((nearest - first) * 1000, 1))
     non_2xx = [s for s in statuses if not 200 <= s < 300]
     return {
         "fault": fault,
