@@ -88,17 +88,24 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self.parts: dict[int, dict[str, Any]] = {}
 
-    def feed(self, deltas: list[Any]) -> None:
+    def feed(self, deltas: Any) -> None:
+        """`deltas`: a chunk's `choices[].delta.tool_calls`, as parsed JSON."""
+        if not isinstance(deltas, list):
+            return
         for delta in deltas:
-            part = self.parts.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-            if delta.id:
-                part["id"] = delta.id
-            function = delta.function
-            if function is not None:
-                if function.name:
-                    part["name"] += function.name
-                if function.arguments:
-                    part["arguments"] += function.arguments
+            if not isinstance(delta, dict) or not isinstance(delta.get("index", 0), int):
+                continue
+            part = self.parts.setdefault(
+                delta.get("index", 0), {"id": "", "name": "", "arguments": ""}
+            )
+            if isinstance(delta.get("id"), str) and delta["id"]:
+                part["id"] = delta["id"]
+            function = delta.get("function")
+            if isinstance(function, dict):
+                if isinstance(function.get("name"), str):
+                    part["name"] += function["name"]
+                if isinstance(function.get("arguments"), str):
+                    part["arguments"] += function["arguments"]
 
     def calls(self) -> list[ToolCall]:
         return [
