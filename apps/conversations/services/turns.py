@@ -16,7 +16,6 @@ import redis
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.text import format_lazy
@@ -937,25 +936,51 @@ def _cache_key(
 
 def _history_rows(conversation: Conversation, *, before_id: int) -> list[tuple[int, str, str]]:
     """Earlier answered turns not yet covered by the summary, oldest first: (id, role, text)."""
-    rows = (
-        Message.objects.filter(conversation=conversation, id__lt=before_id)
-        .filter(
-            Q(direction=Direction.IN, status=MessageStatus.ANSWERED)
-            | Q(
-                direction=Direction.OUT,
-                status__in=[MessageStatus.ANSWERED, MessageStatus.DELIVERED],
-            )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _history_sql(),
+            [
+                conversation.pk,
+                before_id,
+                conversation.summary_until or 0,
+                Author.SYSTEM,
+                Direction.IN,
+                MessageStatus.ANSWERED,
+                Direction.OUT,
+                MessageStatus.ANSWERED,
+                MessageStatus.DELIVERED,
+                HISTORY_ROWS_LIMIT,
+            ],
         )
-        .exclude(author=Author.SYSTEM)
-    )
-    if conversation.summary_until is not None:
-        rows = rows.filter(id__gt=conversation.summary_until)
-    history = rows.order_by("-id").values_list("id", "direction", "text")[:HISTORY_ROWS_LIMIT]
+        history = cursor.fetchall()
     mask = mask_personal_data if conversation.bot.mask_personal_data else str
     return [
         (pk, "user" if direction == Direction.IN else "assistant", mask(text))
         for pk, direction, text in reversed(history)
     ]
+
+
+@cache
+def _history_sql() -> str:
+    """The newest answered turns of a conversation between two ids (newest first), not
+    the system's own notes. Written as SQL for the reason `_pending_sql` gives (the ORM
+    compiled this query for ~0.7 ms of CPU on every turn). Parameters: conversation id,
+    before id, after id (the summary's end, or 0), the system author, direction in and
+    its status, direction out and its two statuses, the row limit."""
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(model_column(Message, name))
+
+    return (
+        f"SELECT {column('id')}, {column('direction')}, {column('text')} "  # noqa: S608
+        f"FROM {quote(Message._meta.db_table)} "
+        f"WHERE {column('conversation')} = %s AND {column('id')} < %s AND {column('id')} > %s "
+        f"AND {column('author')} <> %s "
+        f"AND (({column('direction')} = %s AND {column('status')} = %s) "
+        f"OR ({column('direction')} = %s AND {column('status')} IN (%s, %s))) "
+        f"ORDER BY {column('id')} DESC LIMIT %s"
+    )
 
 
 def _fixed_messages(
