@@ -151,11 +151,12 @@ class Bench:
         samplers = {"worker": Sampler(roots)}
         if target == "platform":
             samplers["web"] = Sampler([self.web])
-        profiler = self.profile(f"{target}-{label}") if target == "platform" else None
+        profilers = self.profile(f"{target}-{label}") if target == "platform" else []
         posts, lateness = asyncio.run(post_all(url, bodies, rate=rate, secret=secret))
         self.wait_answered(uids, max(5.0, min(self.args.timeout, self.remaining())))
-        if profiler is not None:
+        for profiler in profilers:
             profiler.send_signal(signal.SIGINT)
+        for profiler in profilers:
             profiler.wait(timeout=60)
         telegram, model = self.collect()
         usage = {name: sampler.stop() for name, sampler in samplers.items()}
@@ -176,21 +177,25 @@ class Bench:
         print(summary_line(result), flush=True)
         return result
 
-    def profile(self, name: str) -> subprocess.Popen | None:
-        """With --profile: py-spy on the first worker's process tree (raw stacks in logs/)."""
+    def profile(self, name: str) -> list[subprocess.Popen]:
+        """With --profile: py-spy on the first worker's and the web process's trees (raw
+        stacks in logs/profile-<scenario>[-web].txt)."""
         if not self.args.profile:
-            return None
-        target = LOGS / f"profile-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.txt"
+            return []
+        stem = f"profile-{re.sub(r'[^a-z0-9]+', '-', name.lower())}"
         spy = str(ROOT / ".venv" / "bin" / "py-spy")
-        profiler = subprocess.Popen(  # noqa: S603
-            [spy, "record", "--subprocesses", "--nonblocking", "--gil", "-r", "100", "-f", "raw"]
-            + ["-o", str(target), "-p", str(self.workers[0].pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        processes.append(profiler)
-        return profiler
+        profilers = []
+        for suffix, pid in (("", self.workers[0].pid), ("-web", self.web.pid)):
+            profiler = subprocess.Popen(  # noqa: S603
+                [spy, "record", "--subprocesses", "--nonblocking", "--gil", "-r", "100", "-f"]
+                + ["raw", "-o", str(LOGS / f"{stem}{suffix}.txt"), "-p", str(pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            processes.append(profiler)
+            profilers.append(profiler)
+        return profilers
 
     # Set-up ----------------------------------------------------------------------------
 
@@ -358,7 +363,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write the Load section of bench/RESULTS.md (default: yes, unless --quick)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy the first worker (raw stacks in bench/logs/)"
+        "--profile",
+        action="store_true",
+        help="py-spy the first worker and the web process (raw stacks in bench/logs/)",
     )
     args = parser.parse_args(argv)
     for flag, kind, _variable, _explanation in options:  # values from the environment
