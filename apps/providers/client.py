@@ -21,7 +21,7 @@ import base64
 import email.utils
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from apps.providers import services
 from apps.providers.models import ModelProfile, Provider
 
 if TYPE_CHECKING:
+    import aiohttp
     import openai
 
     from apps.providers.tool_loop import ToolCall, ToolLoop
@@ -153,10 +154,10 @@ class ModelError(Exception):
         self.tool_calls = tool_calls or []
 
 
-# Model streams one client (and so one connection pool) carries at once; more streams
-# get more clients. The clients send over aiohttp (openai's `DefaultAioHttpClient`):
-# measured on the bench's fake model (400 streams of 13 chunks, `time.process_time()`),
-# 2.2 ms of CPU per stream against 3.5 ms over the SDK's default httpx transport.
+# Calls through the SDK (transcriptions) one client (and so one connection pool) carries
+# at once; more calls get more clients. The clients send over aiohttp (openai's
+# `DefaultAioHttpClient`), cheaper than the SDK's default httpx transport. Model streams
+# go over apps.providers.sse, cheaper still (its docstring has the figures).
 STREAMS_PER_CLIENT = 32
 
 
@@ -168,6 +169,21 @@ class _ProviderClients:
         self.version = version
         self.clients: list[openai.AsyncOpenAI] = []
         self.busy: list[int] = []
+        self.streaming = 0  # streams open on `session`
+        self._session: aiohttp.ClientSession | None = None
+        self.chat_url = f"{provider.base_url.rstrip('/')}/chat/completions"
+        self.headers = _sse().request_headers(provider.api_key, provider.extra_headers)
+
+    @contextmanager
+    def stream_session(self) -> Iterator[aiohttp.ClientSession]:
+        """The session (connection pool) model streams go over, made on first use."""
+        if self._session is None or self._session.closed:
+            self._session = _sse().new_session(connect_timeout=self.provider.request_timeout)
+        self.streaming += 1
+        try:
+            yield self._session
+        finally:
+            self.streaming -= 1
 
     def _new(self) -> int:
         import openai
@@ -188,10 +204,15 @@ class _ProviderClients:
 
     async def close_when_idle(self) -> None:
         """Close the clients (their connections) once no call uses them any more."""
-        while any(self.busy):
+        while any(self.busy) or self.streaming:
             await asyncio.sleep(1.0)
+        await self.close()
+
+    async def close(self) -> None:
         for client in self.clients:
             await client.close()
+        if self._session is not None:
+            await self._session.close()
 
     @contextmanager
     def lease(self) -> Iterator[openai.AsyncOpenAI]:
@@ -205,6 +226,12 @@ class _ProviderClients:
             self.busy[index] -= 1
 
 
+def _sse():
+    from apps.providers import sse  # with aiohttp, only where a model is called
+
+    return sse
+
+
 _clients: dict[int, _ProviderClients] = {}
 _retiring: set[asyncio.Task] = set()  # a changed provider's old clients, closing
 
@@ -213,8 +240,7 @@ async def _close_clients() -> None:
     clients = list(_clients.values())
     _clients.clear()
     for provider_clients in clients:
-        for client in provider_clients.clients:
-            await client.close()
+        await provider_clients.close()
 
 
 process_loop.at_exit(_close_clients)
@@ -236,8 +262,7 @@ def _clients_for(provider: Provider) -> _ProviderClients:
     return cached
 
 
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
         try:
@@ -254,42 +279,54 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _is_context_length(exc: openai.APIStatusError) -> bool:
-    body = exc.body if isinstance(exc.body, dict) else {}
+def _is_context_length(body: Any, message: str) -> bool:
+    body = body if isinstance(body, dict) else {}
     error = body.get("error", body) if isinstance(body, dict) else {}
     code = str(error.get("code") or "") if isinstance(error, dict) else ""
-    text = f"{code} {exc.message}".lower()
+    text = f"{code} {message}".lower()
     return "context_length" in text or "context length" in text or "maximum context" in text
 
 
+def _status_error(status: int, message: str, headers: Mapping[str, str], body: Any) -> ModelError:
+    if status == 429:
+        kind = RATE_LIMITED
+    elif status >= 500:
+        kind = SERVER_ERROR
+    elif status in (401, 403):
+        kind = AUTH
+    elif status in (400, 413) and _is_context_length(body, message):
+        kind = CONTEXT_LENGTH
+    else:
+        kind = BAD_REQUEST
+    return ModelError(
+        f"HTTP {status}: {message}",
+        retryable=kind in _RETRY_SAME_PROVIDER,
+        status=status,
+        kind=kind,
+        retry_after=_retry_after(headers),
+    )
+
+
 def _error_from(exc: Exception) -> ModelError:
+    """A failed call, from the SDK (transcription) or from a stream (apps.providers.sse)."""
+    import aiohttp
     import openai
 
+    from apps.providers import sse
+
+    if isinstance(exc, sse.HTTPStatusError):
+        return _status_error(exc.status, exc.message, exc.headers, exc.body)
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = f"HTTP {status}: {exc.message}"
-        if status == 429:
-            kind = RATE_LIMITED
-        elif status >= 500:
-            kind = SERVER_ERROR
-        elif status in (401, 403):
-            kind = AUTH
-        elif status in (400, 413) and _is_context_length(exc):
-            kind = CONTEXT_LENGTH
-        else:
-            kind = BAD_REQUEST
-        return ModelError(
-            message,
-            retryable=kind in _RETRY_SAME_PROVIDER,
-            status=status,
-            kind=kind,
-            retry_after=_retry_after(exc),
-        )
-    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
+        return _status_error(exc.status_code, exc.message, exc.response.headers, exc.body)
+    if isinstance(exc, sse.StreamError):
+        return ModelError(f"APIError: {exc}", retryable=False, kind=BAD_REQUEST)
+    if isinstance(exc, (openai.APITimeoutError, TimeoutError)) and not _refused(exc):
         return ModelError("timed out", retryable=True, kind=TIMEOUT)
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, (openai.APIConnectionError, aiohttp.ClientError, OSError)):
         return ModelError(f"connection failed: {exc}", retryable=True, kind=CONNECTION)
-    return ModelError(f"{exc.__class__.__name__}: {exc}", retryable=False, kind=BAD_REQUEST)
+    if isinstance(exc, openai.OpenAIError):
+        return ModelError(f"{exc.__class__.__name__}: {exc}", retryable=False, kind=BAD_REQUEST)
+    return ModelError(f"{exc.__class__.__name__}: {exc}", retryable=True, kind=CONNECTION)
 
 
 def _refused(exc: BaseException) -> bool:
@@ -362,11 +399,11 @@ async def _timed_stream(
     raise ModelError on failure, first-token timeout or stall. `options` adds to the
     request (`tools`, `tool_choice`).
 
-    A reader task consumes the SDK's stream, so the waits for the first token and
-    between tokens are measured here, independently of socket timeouts, and in the
-    model's time: the process loop's own lag does not count (apps.core.aio.LoopClock).
+    A reader task consumes the provider's stream (apps.providers.sse), so the waits for
+    the first token and between tokens are measured here, independently of socket
+    timeouts, and in the model's time: the process loop's own lag does not count
+    (apps.core.aio.LoopClock).
     """
-    import openai
 
     provider = profile.provider
     request: dict[str, Any] = dict(
@@ -382,31 +419,17 @@ async def _timed_stream(
 
     async def produce() -> None:
         try:
-            with _clients_for(provider).lease() as client:
-                # The SDK's transport, auth, SSE decoding and errors, without its models:
-                # `create()` walks the request through its type transforms and builds a
-                # `ChatCompletionChunk` per chunk (py-spy: ~16 % of a worker's CPU in a
-                # burst); the chunks are read here as the JSON the API documents.
-                stream = await client.post(
-                    "/chat/completions",
-                    body=request,
-                    cast_to=object,
-                    stream=True,
-                    stream_cls=openai.AsyncStream[object],
-                    options={"security": {"bearer_auth": True}},
-                )
-                await read_stream(stream)
+            clients = _clients_for(provider)
+            with clients.stream_session() as session:
+                chunks = _sse().chat_chunks(session, clients.chat_url, clients.headers, request)
+                await read_stream(chunks)
             items.put_nowait(_DONE)
         except asyncio.CancelledError:
             raise
-        except openai.OpenAIError as exc:
-            items.put_nowait(_error_from(exc))
         except Exception as exc:  # noqa: BLE001 - handed to the reader of the queue
-            items.put_nowait(
-                ModelError(f"{exc.__class__.__name__}: {exc}", retryable=True, kind=CONNECTION)
-            )
+            items.put_nowait(_error_from(exc))
 
-    async def read_stream(stream) -> None:
+    async def read_stream(chunks: AsyncIterator[Any]) -> None:
         """Chunks as the OpenAI API reference's "chat completion chunk object" gives them
         (`choices[].delta.content` / `.tool_calls`, `usage`); providers add fields such as
         DeepSeek's and Qwen's `reasoning_content`. A chunk of another shape is skipped."""
@@ -414,7 +437,7 @@ async def _timed_stream(
 
         calls = ToolCallAssembler()
         try:
-            async for chunk in stream:
+            async for chunk in chunks:
                 if not isinstance(chunk, dict):
                     continue
                 usage = chunk.get("usage")
@@ -438,7 +461,7 @@ async def _timed_stream(
                     elif delta.get("reasoning_content"):
                         items.put_nowait(_ALIVE)
         finally:
-            await stream.close()
+            await chunks.aclose()  # type: ignore[attr-defined]
         if calls.parts:
             items.put_nowait(_ToolCalls(calls.calls()))
 
