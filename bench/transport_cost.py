@@ -4,8 +4,9 @@
 
 Starts the bench's fake Bot API and fake model (bench/fakes.py) in their own processes,
 then, in this one, measures `time.process_time()` per call: python-telegram-bot over its
-own httpx transport and over ours (apps/bots/platforms/telegram/transport.py), and
-`AsyncOpenAI` streams over the SDK's default transport and over `DefaultAioHttpClient`.
+own httpx transport and over ours (apps/bots/platforms/telegram/transport.py), and model
+streams: `AsyncOpenAI` over the SDK's default transport and over `DefaultAioHttpClient`,
+and the platform's own stream reader (apps/providers/sse.py).
 CPU seconds, not wall time, so other work on the machine matters little.
 """
 
@@ -53,10 +54,15 @@ async def telegram(api: str, transport: str) -> float:
 
 def _transport():
     """The platform's PTB transport module, loaded from its file (no Django set-up needed)."""
+    return _module("apps/bots/platforms/telegram/transport.py")
+
+
+def _module(relative: str):
+    """One of the platform's modules that needs no Django, loaded from its file."""
     import importlib.util
 
-    path = ROOT / "apps" / "bots" / "platforms" / "telegram" / "transport.py"
-    spec = importlib.util.spec_from_file_location("telegram_transport", path)
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -64,21 +70,38 @@ def _transport():
 
 
 async def model(base_url: str, transport: str) -> float:
+    """CPU per stream: the SDK's create() over httpx or aiohttp, its post() returning
+    plain chunks, and the platform's own reader (apps/providers/sse.py)."""
     import openai
 
     client = openai.AsyncOpenAI(
         api_key="bench",
         base_url=base_url,
-        http_client=openai.DefaultAioHttpClient() if transport == "aiohttp" else None,
+        http_client=openai.DefaultAioHttpClient() if transport != "default" else None,
     )
+    sse = _module("apps/providers/sse.py")
+    session = sse.new_session(connect_timeout=10)
+    headers = sse.request_headers("bench", None)
 
     async def one(index: int) -> None:
-        stream = await client.chat.completions.create(
+        request = dict(
             model="bench",
             messages=[{"role": "user", "content": f"u{index}"}],
             stream=True,
             stream_options={"include_usage": True},
         )
+        if transport == "sse":
+            stream = sse.chat_chunks(session, f"{base_url}/chat/completions", headers, request)
+        elif transport == "post":
+            stream = await client.post(
+                "/chat/completions",
+                body=request,
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
+        else:
+            stream = await client.chat.completions.create(**request)
         async for _chunk in stream:
             pass
 
@@ -87,6 +110,7 @@ async def model(base_url: str, transport: str) -> float:
     await asyncio.gather(*(one(index) for index in range(STREAMS)))
     cpu = time.process_time() - started
     await client.close()
+    await session.close()
     return cpu / STREAMS
 
 
@@ -106,9 +130,15 @@ def main() -> None:
         for transport in ("httpx", "aiohttp"):
             per_call = asyncio.run(telegram(api, transport))
             print(f"Telegram via PTB over {transport}: {per_call * 1000:.2f} ms CPU per call")
-        for transport in ("default", "aiohttp"):
+        names = {
+            "default": "AsyncOpenAI create() over httpx",
+            "aiohttp": "AsyncOpenAI create() over aiohttp",
+            "post": "AsyncOpenAI post() over aiohttp, plain chunks",
+            "sse": "apps/providers/sse.py (aiohttp)",
+        }
+        for transport, name in names.items():
             per_stream = asyncio.run(model(base_url, transport))
-            print(f"AsyncOpenAI over {transport}: {per_stream * 1000:.2f} ms CPU per stream")
+            print(f"{name}: {per_stream * 1000:.2f} ms CPU per stream")
     finally:
         stop_all()
 

@@ -1,10 +1,10 @@
 """A chat completion's stream, read straight off the HTTP response (aiohttp).
 
 The answering path's one model call per turn, made without the `openai` SDK's request
-and response layers: in a burst those cost the worker 2.5 ms of CPU per answer through
-`chat.completions.create()` and 1.3 ms through `client.post()` with plain chunks,
-against 0.7 ms here (`bench/transport_cost.py`: 400 streams of 13 chunks,
-`time.process_time()`). What the SDK did and still matters is done here: the request
+and response layers, which cost 2.6 ms of CPU per stream through
+`chat.completions.create()` and 1.5 ms through `client.post()` with plain chunks,
+against 0.9 ms here (`bench/transport_cost.py`: 400 streams of 13 chunks,
+`time.process_time()`, 2026-11-24). What the SDK did and still matters is done here: the request
 as the OpenAI API reference's "Create chat completion" documents it (JSON body,
 `Authorization: Bearer`), server-sent events as the WHATWG HTML standard defines them
 ("9.2 Server-sent events": `data:` lines, joined with newlines, an empty line ends an
