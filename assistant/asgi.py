@@ -14,7 +14,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from apps.bots.webhooks import WebhookApp  # noqa: E402
-from apps.core.preload import sdks_preload  # noqa: E402
+from apps.core.preload import sdks_preload, start_up_objects_freeze  # noqa: E402
 from assistant.routing import websocket_urlpatterns  # noqa: E402
 
 # At start, not on the first webhook: importing the platform SDKs takes seconds.
@@ -23,6 +23,9 @@ sdks_preload()
 if settings.DEBUG:
     # `make run` has no nginx in front; production serves /static/ from nginx.
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+
+if not settings.TESTING:  # a test run's objects come and go; the server's stay
+    start_up_objects_freeze()
 
 application = ProtocolTypeRouter(
     {

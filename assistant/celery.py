@@ -34,9 +34,10 @@ app.conf.beat_schedule = {
 @worker_init.connect
 def _preload_sdks(**kwargs) -> None:
     """Import the platform and model SDKs as the worker starts, not in its first turn."""
-    from apps.core.preload import sdks_preload
+    from apps.core.preload import sdks_preload, start_up_objects_freeze
 
     sdks_preload()
+    start_up_objects_freeze()
 
 
 @worker_init.connect
