@@ -92,3 +92,81 @@ def rows_exist(model: type[models.Model], where: Mapping[str, Any | list]) -> bo
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None
+
+
+@cache
+def _insert_sql(model: type[models.Model]) -> tuple[list[models.Field], str, bool]:
+    meta = model._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+    returning = connection.features.can_return_columns_from_insert
+    sql = (
+        f"INSERT INTO {_name(meta.db_table)} "  # noqa: S608 - names from the model's metadata
+        f"({', '.join(_name(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if returning:
+        sql += f" RETURNING {_name(meta.pk.column)}"
+    return fields, sql, returning
+
+
+def row_insert(instance: models.Model) -> models.Model:
+    """INSERT a new instance as `save()` would (each field's default and `pre_save`, its
+    value prepared by the field) and set its primary key. Without the save signals: a
+    model something listens to is saved the ORM's way instead."""
+    model = type(instance)
+    if models.signals.pre_save.has_listeners(model) or models.signals.post_save.has_listeners(
+        model
+    ):
+        instance.save(force_insert=True)
+        return instance
+    fields, sql, returning = _insert_sql(model)
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+@cache
+def _select(model: type[models.Model]) -> tuple[list[str], list[tuple[int, list]]]:
+    """The model's columns as `from_db` takes them, and the converters of each column
+    (the backend's and the field's, as the ORM's compiler applies them)."""
+    fields = model._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, [(converter, column) for converter in found]))
+    return [f.attname for f in fields], converters
+
+
+def select_list(model: type[models.Model], alias: str) -> str:
+    """`alias.col1, alias.col2, ...`: every column of the model, in `rows_from` order."""
+    return ", ".join(f"{alias}.{_name(f.column)}" for f in model._meta.concrete_fields)
+
+
+def rows_from(
+    model: type[models.Model], sql: str, params: list[Any], extra: tuple[str, ...] = ()
+) -> list[models.Model]:
+    """Instances from a query that selects `select_list(model, ...)` and then the columns
+    named in `extra` (set as attributes): `Model.objects.raw()` without its per-query
+    work of matching columns to fields."""
+    attnames, converters = _select(model)
+    width = len(attnames)
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    for row in rows:
+        values = list(row[:width])
+        for index, functions in converters:
+            for converter, column in functions:
+                values[index] = converter(values[index], column, connection)
+        instance = model.from_db(connection.alias, attnames, values)
+        for name, value in zip(extra, row[width:], strict=True):
+            setattr(instance, name, value)
+        found.append(instance)
+    return found

@@ -42,7 +42,7 @@ from apps.core import metrics
 from apps.core.masking import mask_personal_data
 from apps.core.redis import as_text, get_async_redis, get_redis
 from apps.core.retry import backoff_delay
-from apps.core.sql import model_column, rows_exist, rows_update
+from apps.core.sql import model_column, row_insert, rows_exist, rows_from, rows_update, select_list
 from apps.providers.client import (
     COOLING_DOWN,
     ChatMessage,
@@ -115,11 +115,11 @@ def turn_claim(*, conversation_id: int) -> tuple[list[Message], str]:
     marked failed first. Also returns the chat message that answer had shown ("" if
     none), which the new answer continues.
     """
-    pending = list(
-        Message.objects.raw(
-            _pending_sql(),
-            [conversation_id, Direction.IN, MessageStatus.RECEIVED, MessageStatus.PROCESSING],
-        )
+    pending = rows_from(
+        Message,
+        _pending_sql(),
+        [conversation_id, Direction.IN, MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+        extra=("has_attachments",),
     )
     if not pending:
         return [], ""
@@ -136,6 +136,24 @@ def turn_claim(*, conversation_id: int) -> tuple[list[Message], str]:
         message.status = MessageStatus.PROCESSING
         message.model_started_at = now
     return pending, shown
+
+
+def _conversation(conversation_id: int) -> Conversation:
+    """The conversation's row (as `objects.get`, without compiling a query each turn)."""
+    found = rows_from(Conversation, _conversation_sql(), [conversation_id])
+    if not found:
+        raise Conversation.DoesNotExist(conversation_id)
+    return found[0]
+
+
+@cache
+def _conversation_sql() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {select_list(Conversation, 'c')} "  # noqa: S608 - names from the metadata
+        f"FROM {quote(Conversation._meta.db_table)} c "
+        f"WHERE c.{quote(Conversation._meta.pk.column)} = %s"
+    )
 
 
 @cache
@@ -155,7 +173,8 @@ def _pending_sql() -> str:
 
     # Names come from the models' metadata, quoted; values are parameters.
     return (
-        f"SELECT m.*, EXISTS (SELECT 1 FROM {quote(attachment.db_table)} a "  # noqa: S608
+        f"SELECT {select_list(Message, 'm')}, "  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {quote(attachment.db_table)} a "
         f"WHERE a.{quote(model_column(MessageAttachment, 'message'))} = {column('id')}) "
         f"AS has_attachments FROM {quote(message.db_table)} m "
         f"WHERE {column('conversation')} = %s AND {column('direction')} = %s "
@@ -298,7 +317,7 @@ def turn_prepare(
     Otherwise the answer row is created (`processing`) and the prompt is built from the
     history, compacting it when it no longer fits.
     """
-    conversation = Conversation.objects.get(pk=conversation_id)
+    conversation = _conversation(conversation_id)
     # The cached configuration; the row itself if the cache no longer has the bot.
     conversation.bot = bot_config_get(bot_id=conversation.bot_id) or conversation.bot
     # The engine decides everything (staff, rules, variants, budgets); this carries it out.
@@ -328,19 +347,21 @@ def turn_prepare(
         )
         return None
 
-    answer = Message.objects.create(
-        conversation=conversation,
-        bot=conversation.bot,
-        direction=Direction.OUT,
-        author=Author.ASSISTANT,
-        status=MessageStatus.PROCESSING,
-        reply_to=pending[-1],
-        profile=profile,
-        routing_rule_id=decision.rule_id,
-        decision=decision.record(),
-        model_started_at=timezone.now(),
-        # Set when a lost turn already showed part of an answer: continue that message.
-        platform_message_id=continue_in,
+    answer = row_insert(
+        Message(
+            conversation=conversation,
+            bot=conversation.bot,
+            direction=Direction.OUT,
+            author=Author.ASSISTANT,
+            status=MessageStatus.PROCESSING,
+            reply_to=pending[-1],
+            profile=profile,
+            routing_rule_id=decision.rule_id,
+            decision=decision.record(),
+            model_started_at=timezone.now(),
+            # Set when a lost turn already showed part of an answer: continue that message.
+            platform_message_id=continue_in,
+        )
     )
     publish(conversation_id, MessageEvent(message_payload(answer)))
     chain = profile_chain(profile)
