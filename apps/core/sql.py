@@ -13,13 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, models
+
+M = TypeVar("M", bound=models.Model)
 
 
 def _name(name: str) -> str:
     return connection.ops.quote_name(name)
+
+
+def _column(field: models.Field) -> str:
+    """A concrete field's column, quoted."""
+    assert field.column is not None  # noqa: S101 - concrete fields only
+    return _name(field.column)
 
 
 @cache
@@ -101,15 +109,15 @@ def _insert_sql(model: type[models.Model]) -> tuple[list[models.Field], str, boo
     returning = connection.features.can_return_columns_from_insert
     sql = (
         f"INSERT INTO {_name(meta.db_table)} "  # noqa: S608 - names from the model's metadata
-        f"({', '.join(_name(f.column) for f in fields)}) "
+        f"({', '.join(_column(f) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
     if returning:
-        sql += f" RETURNING {_name(meta.pk.column)}"
+        sql += f" RETURNING {_column(meta.pk)}"
     return fields, sql, returning
 
 
-def row_insert(instance: models.Model) -> models.Model:
+def row_insert(instance: M) -> M:
     """INSERT a new instance as `save()` would (each field's default and `pre_save`, its
     value prepared by the field) and set its primary key. Without the save signals: a
     model something listens to is saved the ORM's way instead."""
@@ -145,12 +153,10 @@ def _select(model: type[models.Model]) -> tuple[list[str], list[tuple[int, list]
 
 def select_list(model: type[models.Model], alias: str) -> str:
     """`alias.col1, alias.col2, ...`: every column of the model, in `rows_from` order."""
-    return ", ".join(f"{alias}.{_name(f.column)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{_column(f)}" for f in model._meta.concrete_fields)
 
 
-def rows_from(
-    model: type[models.Model], sql: str, params: list[Any], extra: tuple[str, ...] = ()
-) -> list[models.Model]:
+def rows_from(model: type[M], sql: str, params: list[Any], extra: tuple[str, ...] = ()) -> list[M]:
     """Instances from a query that selects `select_list(model, ...)` and then the columns
     named in `extra` (set as attributes): `Model.objects.raw()` without its per-query
     work of matching columns to fields."""

@@ -152,7 +152,7 @@ def _conversation_sql() -> str:
     return (
         f"SELECT {select_list(Conversation, 'c')} "  # noqa: S608 - names from the metadata
         f"FROM {quote(Conversation._meta.db_table)} c "
-        f"WHERE c.{quote(Conversation._meta.pk.column)} = %s"
+        f"WHERE c.{quote(model_column(Conversation, 'id'))} = %s"
     )
 
 
