@@ -269,8 +269,9 @@ def test_backoff_grows_with_jitter_and_respects_retry_after(settings):
     assert client.retry_delay(attempt=0, retry_after=5.0) == 5.0
 
 
-def test_model_streams_spread_over_clients_of_bounded_pools(db):
-    """httpcore scans every pooled connection per request: no client carries over its share."""
+def test_sdk_calls_spread_over_clients_of_bounded_pools(db):
+    """The SDK's clients (transcriptions; model streams go over apps.providers.sse): no
+    client carries over its share of calls at once."""
     from contextlib import ExitStack
 
     from apps.providers.client import STREAMS_PER_CLIENT, _clients_for
