@@ -61,8 +61,6 @@ def start_up_objects_freeze() -> None:
     0.2-0.26 s each, the process loop standing still meanwhile, 0.8 s in all; frozen,
     with a young generation of 5,000 objects, 0.2 s and no full pass (`gc.callbacks`
     timing each collection, `bench/run.py --only bursts --bursts 500`, 2026-11-24).
-    Python's `gc.freeze()` documentation advises it for processes that build their
-    long-lived state first, as these do.
     """
     import gc
 

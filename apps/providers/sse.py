@@ -4,9 +4,9 @@ The answering path's one model call per turn, made without the `openai` SDK's re
 and response layers, which cost 2.6 ms of CPU per stream through
 `chat.completions.create()` and 1.5 ms through `client.post()` with plain chunks,
 against 0.9 ms here (`bench/transport_cost.py`: 400 streams of 13 chunks,
-`time.process_time()`, 2026-11-24). What the SDK did and still matters is done here: the request
-as the OpenAI API reference's "Create chat completion" documents it (JSON body,
-`Authorization: Bearer`), server-sent events as the WHATWG HTML standard defines them
+`time.process_time()`, 2026-11-24). What the SDK did and still matters is done here:
+the request as the OpenAI API reference's "Create chat completion" documents it (JSON
+body, `Authorization: Bearer`), server-sent events as the WHATWG HTML standard defines them
 ("9.2 Server-sent events": `data:` lines, joined with newlines, an empty line ends an
 event, lines starting with `:` are comments), `data: [DONE]` ending the stream, and an
 `{"error": ...}` event or an HTTP error status reported with what the server said.
@@ -68,7 +68,7 @@ async def chat_chunks(
     """
     async with session.post(url, data=json.dumps(body), headers=headers) as response:
         if response.status >= 400:
-            raise _status_error(response.status, response.headers, await response.read())
+            raise _http_error(response.status, response.headers, await response.read())
         async for data in _events(response.content):
             if data.startswith("[DONE]"):
                 return
@@ -85,7 +85,7 @@ async def chat_chunks(
             yield chunk
 
 
-def _status_error(status: int, headers: Mapping[str, str], raw: bytes) -> HTTPStatusError:
+def _http_error(status: int, headers: Mapping[str, str], raw: bytes) -> HTTPStatusError:
     """As the SDK words it: "Error code: 429 - {'error': {...}}" (or the body's text)."""
     text = raw.decode("utf-8", "replace").strip()
     try:

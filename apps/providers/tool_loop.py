@@ -93,11 +93,10 @@ class ToolCallAssembler:
         if not isinstance(deltas, list):
             return
         for delta in deltas:
-            if not isinstance(delta, dict) or not isinstance(delta.get("index", 0), int):
+            index = delta.get("index", 0) if isinstance(delta, dict) else None
+            if not isinstance(index, int):
                 continue
-            part = self.parts.setdefault(
-                delta.get("index", 0), {"id": "", "name": "", "arguments": ""}
-            )
+            part = self.parts.setdefault(index, {"id": "", "name": "", "arguments": ""})
             if isinstance(delta.get("id"), str) and delta["id"]:
                 part["id"] = delta["id"]
             function = delta.get("function")

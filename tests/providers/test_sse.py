@@ -3,9 +3,9 @@
 The event format is the WHATWG HTML standard's "9.2 Server-sent events" (`data:` fields,
 joined with newlines; an empty line ends an event; `:` starts a comment; CR LF, LF or CR
 end lines); the chunks are the OpenAI API reference's "chat completion chunk object",
-ended by `data: [DONE]`. OpenRouter documents `: OPENROUTER PROCESSING` comments as
-keep-alives ("API Reference: Streaming"); Ollama's and vLLM's OpenAI-compatible servers
-send `data: {...}` with a blank line, as below.
+ended by `data: [DONE]`. OpenRouter's "API Reference: Streaming" documents
+`: OPENROUTER PROCESSING` comments as keep-alives, and errors during generation as
+`data:` events with an `error` field.
 """
 
 from __future__ import annotations
