@@ -32,8 +32,9 @@ def _column(field: models.Field) -> str:
 
 @cache
 def _field(model: type[models.Model], name: str) -> tuple[models.Field, str]:
-    """The field called `name` and its column: only a concrete field has one."""
-    field = model._meta.get_field(name)
+    """The field called `name` ("pk": the primary key) and its column: only a concrete
+    field has one."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
     if not isinstance(field, models.Field) or field.column is None:
         raise ValueError(f"{model.__name__}.{name} is not a column")
     return field, field.column
@@ -84,22 +85,43 @@ def rows_update(
         return cursor.rowcount
 
 
-def rows_exist(model: type[models.Model], where: Mapping[str, Any | list]) -> bool:
-    """Whether a row matches `where` (field name -> value, or a list of values for IN)."""
+def _conditions(model: type[models.Model], where: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """`where` (field name -> value, a list of values for IN, or None for IS NULL; a
+    foreign key takes the related object or its id) as SQL."""
     conditions: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
         field, column = _field(model, name)
-        if isinstance(value, list | tuple):
+        if isinstance(value, models.Model):
+            value = value.pk
+        if value is None:
+            conditions.append(f"{_name(column)} IS NULL")
+        elif isinstance(value, list | tuple):
             conditions.append(f"{_name(column)} IN ({', '.join(['%s'] * len(value))})")
             params.extend(field.get_db_prep_value(item, connection) for item in value)
         else:
             conditions.append(f"{_name(column)} = %s")
             params.append(field.get_db_prep_value(value, connection))
-    sql = f"SELECT 1 FROM {_name(model._meta.db_table)} WHERE {' AND '.join(conditions)} LIMIT 1"  # noqa: S608
+    return " AND ".join(conditions), params
+
+
+def rows_exist(model: type[models.Model], where: Mapping[str, Any]) -> bool:
+    """Whether a row matches `where` (see `_conditions`)."""
+    conditions, params = _conditions(model, where)
+    sql = f"SELECT 1 FROM {_name(model._meta.db_table)} WHERE {conditions} LIMIT 1"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None
+
+
+def rows_where(model: type[M], where: Mapping[str, Any], *, limit: int | None = None) -> list[M]:
+    """Instances matching `where` (see `_conditions`), in no particular order."""
+    conditions, params = _conditions(model, where)
+    table = _name(model._meta.db_table)
+    sql = f"SELECT {select_list(model, table)} FROM {table} WHERE {conditions}"  # noqa: S608
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return rows_from(model, sql, params)
 
 
 @cache

@@ -26,6 +26,7 @@ from apps.conversations.services.dispatch import dispatch_interrupt, dispatch_tu
 from apps.core.logs import log_context
 from apps.core.masking import mask_personal_data
 from apps.core.metrics import message_ingested_record
+from apps.core.sql import row_insert, rows_update, rows_where
 from apps.guard.services import FloodDecision, ingest_flood_check
 from apps.routing.engine import staff_decision
 
@@ -42,27 +43,42 @@ RESET_REPLY = gettext_lazy("Started a new conversation. What can I do for you?")
 
 
 def conversation_open(*, bot: Bot, inbound: InboundMessage) -> Conversation:
-    """The chat's open conversation, created on its first message (or after /reset)."""
+    """The chat's open conversation, created on its first message (or after /reset).
+
+    Every webhook runs this, so it is plain SQL (apps.core.sql): one SELECT, then
+    an INSERT for a new chat or an UPDATE of who wrote and when for a known one.
+    """
     now = timezone.now()
-    conversation, created = Conversation.objects.get_or_create(
-        bot=bot,
-        chat_id=inbound.chat_id,
-        closed_at__isnull=True,
-        defaults={
-            "chat_type": inbound.chat_type,
-            "participants": {inbound.sender_id: inbound.sender_name},
-            "started_at": now,
-            "last_activity_at": now,
-        },
-    )
-    if not created:
-        participants = dict(conversation.participants)
-        participants[inbound.sender_id] = inbound.sender_name
-        conversation.participants = participants
-        conversation.last_activity_at = now
-        Conversation.objects.filter(pk=conversation.pk).update(
-            participants=participants, last_activity_at=now
+    where = {"bot": bot.pk, "chat_id": inbound.chat_id, "closed_at": None}
+    found = rows_where(Conversation, where, limit=1)
+    if not found:
+        conversation = Conversation(
+            bot=bot,
+            chat_id=inbound.chat_id,
+            chat_type=inbound.chat_type,
+            participants={inbound.sender_id: inbound.sender_name},
+            started_at=now,
+            last_activity_at=now,
         )
+        try:
+            # Inside a caller's transaction a lost race may only roll back a savepoint.
+            in_atomic = transaction.get_connection().in_atomic_block
+            with transaction.atomic() if in_atomic else contextlib.nullcontext():
+                return row_insert(conversation)
+        except IntegrityError:
+            # The chat's first messages arrived together: another one opened it.
+            found = rows_where(Conversation, where, limit=1)
+            if not found:
+                raise
+    conversation = found[0]
+    conversation.bot = bot
+    participants = dict(conversation.participants)
+    participants[inbound.sender_id] = inbound.sender_name
+    conversation.participants = participants
+    conversation.last_activity_at = now
+    rows_update(
+        Conversation, [conversation.pk], {"participants": participants, "last_activity_at": now}
+    )
     return conversation
 
 
@@ -103,7 +119,7 @@ def message_ingest(*, bot: Bot, inbound: InboundMessage) -> Message | None:
     atomic = bool(accepted.attachments) or transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic() if atomic else contextlib.nullcontext():
-            message.save(force_insert=True)
+            row_insert(message)
             MessageAttachment.objects.bulk_create(
                 MessageAttachment(
                     message=message,
