@@ -5,8 +5,10 @@ for thousands of messages. `config_cache.get()` keeps them per process; every sa
 delete of a watched model (`watch_config()`) bumps one Redis counter once its
 transaction commits, and a process that sees the counter move drops everything it
 kept. A change made in the admin therefore applies to the next message on every
-process, at the cost of one Redis GET per lookup. While Redis is unreachable, lookups
-read the database every time (slower, never wrong) instead of failing.
+process, at the cost of one Redis GET per lookup, or one per turn or webhook: inside
+`config_cache.pinned()` the counter is read once and every lookup of that thread uses
+it (a turn's routing, bot and provider then also agree with each other). While Redis is
+unreachable, lookups read the database every time (slower, never wrong) instead of failing.
 
 Cached objects are shared between threads: treat them as read-only.
 Bulk `QuerySet.update()` sends no signal; code that changes configuration that way
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import redis
@@ -31,19 +34,44 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONFIG_VERSION_KEY = "assistant:config-version"
+_UNREADABLE = object()  # Redis could not say which version is current
+_NOT_PINNED = object()
 
 
 class ConfigCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._version: bytes | str | None = None
+        self._version: Any = None  # the counter as Redis returned it
         self._entries: dict[Hashable, Any] = {}
+        self._pinned = threading.local()
+
+    @staticmethod
+    def _current_version() -> Any:
+        try:
+            return get_redis().get(CONFIG_VERSION_KEY)
+        except redis.RedisError:
+            return _UNREADABLE
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Read the configuration's version once for the lookups of this block (this
+        thread's): a turn or a webhook costs one Redis GET, not one per lookup. A change
+        saved meanwhile applies from the next block on."""
+        if hasattr(self._pinned, "version"):  # nested: the outer block's version holds
+            yield
+            return
+        self._pinned.version = self._current_version()
+        try:
+            yield
+        finally:
+            del self._pinned.version
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
         """The cached value for `key`, loaded with `load()` when missing or outdated."""
-        try:
-            version = get_redis().get(CONFIG_VERSION_KEY)
-        except redis.RedisError:
+        version = getattr(self._pinned, "version", _NOT_PINNED)
+        if version is _NOT_PINNED:
+            version = self._current_version()
+        if version is _UNREADABLE:
             # Without the counter nothing says whether the cache is current: read afresh.
             return load()
         with self._lock:

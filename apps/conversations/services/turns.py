@@ -39,6 +39,7 @@ from apps.conversations.services.dispatch import dispatch_delivery, dispatch_tur
 from apps.conversations.services.media import VideoUnreadable, video_key_frames, video_sound
 from apps.conversations.services.turn_tools import tool_calls_publish, turn_tools_prepare
 from apps.core import metrics
+from apps.core.config import config_cache
 from apps.core.masking import mask_personal_data
 from apps.core.redis import as_text, get_async_redis, get_redis
 from apps.core.retry import backoff_delay
@@ -228,7 +229,8 @@ def turn_start(*, conversation_id: int) -> PreparedTurn | SkillTurn | None:
     pending, shown = turn_claim(conversation_id=conversation_id)
     if not pending:
         return None
-    return turn_prepare(conversation_id=conversation_id, pending=pending, continue_in=shown)
+    with config_cache.pinned():  # bot, routing and provider read at one version
+        return turn_prepare(conversation_id=conversation_id, pending=pending, continue_in=shown)
 
 
 def turn_pending_exists(*, conversation_id: int) -> bool:
