@@ -157,7 +157,11 @@ def _pooled_connections_returned(item) -> None:
     """
     global _connections_lost
     database = connections["default"]
-    if database.vendor != "postgresql" or database.pool is None:
+    if database.vendor != "postgresql" or database.alias not in database._connection_pools:
+        # No pool yet, so nothing was taken from it; asking for `database.pool` would open
+        # one, against the database the settings name when no test database is set up.
+        return
+    if database.pool is None:
         return
     deadline = time.monotonic() + POOL_RETURN_SECONDS
     while True:
