@@ -161,8 +161,6 @@ def _pooled_connections_returned(item) -> None:
         # No pool yet, so nothing was taken from it; asking for `database.pool` would open
         # one, against the database the settings name when no test database is set up.
         return
-    if database.pool is None:
-        return
     deadline = time.monotonic() + POOL_RETURN_SECONDS
     while True:
         stats = database.pool.get_stats()

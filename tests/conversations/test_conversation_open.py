@@ -27,7 +27,7 @@ def _inbound(chat: str, sender: str = "visitor", name: str = "访客", kind: str
 
 
 @pytest.mark.django_db
-def test_a_chat_keeps_its_open_conversation_and_who_wrote_in_it():
+def test_a_chat_keeps_its_open_conversation_and_who_wrote_in_it(django_assert_num_queries):
     bot = make_web_bot(profile=None)
     first = conversation_open(bot=bot, inbound=_inbound("chat-1", "a", "阿明"))
     again = conversation_open(bot=bot, inbound=_inbound("chat-1", "b", "Bea"))
@@ -39,7 +39,8 @@ def test_a_chat_keeps_its_open_conversation_and_who_wrote_in_it():
     assert stored.participants == {"a": "阿明", "b": "Bea"}
     assert stored.chat_type == "group"
     assert stored.last_activity_at >= stored.started_at
-    assert again.bot == bot  # no query for it later
+    with django_assert_num_queries(0):  # the bot comes along: no query for it later
+        assert again.bot == bot
 
 
 @pytest.mark.django_db
