@@ -46,7 +46,6 @@ PUBLIC_BASE_URL = env.str(
 ).rstrip("/")
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -307,6 +306,8 @@ WORKER_SHUTDOWN_GRACE_SECONDS = env.float("WORKER_SHUTDOWN_GRACE_SECONDS", defau
 # The turn engine (apps/conversations/engine.py), per worker process.
 # Conversations answered at once; more wait in the queue for this or another worker.
 ENGINE_MAX_TURNS = env.int("ENGINE_MAX_TURNS", default=1000)
+# A loop running later than this (seconds) takes no new turn until it catches up (0: off).
+ENGINE_ADMIT_LAG_SECONDS = env.float("ENGINE_ADMIT_LAG_SECONDS", default=0.1)
 # Threads (and so database connections) the engine's database steps run in.
 ENGINE_DB_THREADS = env.int("ENGINE_DB_THREADS", default=8)
 # Threads for platform SDKs that only block (Feishu's), and for media downloads.

@@ -21,9 +21,11 @@ so by ingest through a Redis message every worker process listens to (one connec
 per process, nothing per turn); the turn running that conversation stops its model
 call, keeps the text written so far, and the next turn answers every message together.
 
-The engine takes at most `ENGINE_MAX_TURNS` conversations at once per process;
-beyond that `submit()` blocks the Celery thread, so the rest waits in the queue
-for this or another worker process instead of piling up here.
+The engine takes at most `ENGINE_MAX_TURNS` conversations at once per process, and
+none while its loop runs later than `ENGINE_ADMIT_LAG_SECONDS` (a burst would otherwise
+slow every turn in flight alike, and all answers would come late together); meanwhile
+`submit()` blocks the Celery thread, so the rest waits in the queue for this or
+another worker process instead of piling up here.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import replace
 
 from django.conf import settings
@@ -63,7 +66,7 @@ from apps.conversations.services.turns import (
     turn_stream_started,
 )
 from apps.core import metrics
-from apps.core.aio import process_loop
+from apps.core.aio import LAG_TICK_SECONDS, process_loop
 from apps.core.locks import held_locks
 from apps.core.logs import log_context
 from apps.core.redis import get_async_redis
@@ -103,6 +106,12 @@ class TurnEngine:
         Returns at once unless the engine is full, then waits for room.
         """
         self.capacity.acquire()
+        limit = settings.ENGINE_ADMIT_LAG_SECONDS
+        if limit:
+            # A loop already late takes no new turn until it catches up: the turns it
+            # runs keep their pace, and the rest waits in the queue (for any process).
+            while process_loop.lag_now() > limit:
+                time.sleep(LAG_TICK_SECONDS)
         process_loop.call_soon(self._start, conversation_id)
 
     def _start(self, conversation_id: int) -> None:

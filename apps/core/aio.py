@@ -56,6 +56,7 @@ class ProcessLoop:
         # Lag bookkeeping, written by the loop's monitor task only.
         self.lag_total = 0.0
         self.last_tick = time.monotonic()
+        self.last_lag = 0.0  # how late the latest tick fired
 
     # The loop ---------------------------------------------------------------------------
 
@@ -70,6 +71,8 @@ class ProcessLoop:
     def _start(self) -> None:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
+
+        self.last_tick, self.last_lag = time.monotonic(), 0.0
 
         def run() -> None:
             asyncio.set_event_loop(loop)
@@ -184,8 +187,17 @@ class ProcessLoop:
             before = time.monotonic()
             await asyncio.sleep(LAG_TICK_SECONDS)
             now = time.monotonic()
-            self.lag_total += max(0.0, now - before - LAG_TICK_SECONDS)
+            self.last_lag = max(0.0, now - before - LAG_TICK_SECONDS)
+            self.lag_total += self.last_lag
             self.last_tick = now
+
+    def lag_now(self) -> float:
+        """How late the loop runs right now: its latest tick's lag, or longer when the
+        next tick is already overdue."""
+        if self._loop is None:
+            return 0.0  # not started: nothing runs late
+        overdue = time.monotonic() - self.last_tick - LAG_TICK_SECONDS
+        return max(self.last_lag, overdue)
 
     def lag_so_far(self) -> float:
         """Seconds the loop has been late in all, including a stretch not yet counted."""

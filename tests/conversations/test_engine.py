@@ -3,12 +3,14 @@ the model, and time-outs that measure the model rather than a busy worker."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 from django.utils import timezone
 
 from apps.conversations.choices import Author, Direction, MessageStatus
+from apps.conversations.engine import turn_engine
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.turns import streamed_remember
 from apps.conversations.tasks import sweep_stuck_task
@@ -180,3 +182,32 @@ def test_a_partial_message_shown_but_not_yet_recorded_is_finished_not_repeated(
     [message] = fake_telegram.chat(4242)
     assert message.message_id == shown and message.text == fake_openai.reply
     assert answer.platform_message_id == str(shown)
+
+
+def test_a_late_loop_takes_no_new_turn_until_it_catches_up(
+    settings, transactional_db, telegram_bot
+):
+    settings.ENGINE_ADMIT_LAG_SECONDS = 0.1
+    conversation = Conversation.objects.create(bot=telegram_bot, chat_id="77", chat_type="private")
+    frozen, thawed = threading.Event(), threading.Event()
+
+    def freeze() -> None:  # CPU-bound work, a long GC: the loop runs nothing else meanwhile
+        frozen.set()
+        thawed.wait(30)
+
+    process_loop.loop.call_soon_threadsafe(freeze)
+    assert frozen.wait(10)
+    wait_for(lambda: process_loop.lag_now() > 0.2, timeout=10)
+    # A Celery thread hands over a turn: it waits, and the task stays unacknowledged in the
+    # queue meanwhile, where another worker process could take it.
+    handing_over = threading.Thread(target=turn_engine.submit, args=(conversation.pk,))
+    handing_over.start()
+    handing_over.join(0.5)
+    assert handing_over.is_alive()
+    assert conversation.pk not in turn_engine.running
+
+    thawed.set()
+    handing_over.join(10)
+    assert not handing_over.is_alive()
+    process_loop.run(turn_engine.drain(), timeout=30)
+    assert conversation.pk not in turn_engine.running
