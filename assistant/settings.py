@@ -288,6 +288,9 @@ SWEEP_RECEIVED_AFTER_SECONDS = env.int("SWEEP_RECEIVED_AFTER_SECONDS", default=1
 # A running turn (and a delivery) renews its lock every third of this; a dead worker's
 # locks expire after it, and the sweeper then gives the work to another worker.
 TURN_LOCK_SECONDS = env.int("TURN_LOCK_SECONDS", default=10)
+# Each worker process says it is alive every second; silent this long (seconds), it is
+# dead, and the sweeper gives what it had taken to another (apps/core/liveness.py).
+PROCESS_ALIVE_SECONDS = env.float("PROCESS_ALIVE_SECONDS", default=3.0)
 # How often (seconds) beat runs the sweeper.
 SWEEP_EVERY_SECONDS = env.float("SWEEP_EVERY_SECONDS", default=2.0)
 # How often (seconds) beat evaluates the running gray releases (apps/routing/services.py).

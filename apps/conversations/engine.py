@@ -67,6 +67,7 @@ from apps.conversations.services.turns import (
 )
 from apps.core import metrics
 from apps.core.aio import LAG_TICK_SECONDS, process_loop
+from apps.core.liveness import liveness, taken_key
 from apps.core.locks import held_locks
 from apps.core.logs import log_context
 from apps.core.redis import get_async_redis
@@ -204,6 +205,10 @@ class TurnEngine:
             self.running.discard(conversation_id)
             metrics.turn_ended()
             self.capacity.release()
+            try:
+                await get_async_redis().srem(taken_key(liveness.id), conversation_id)
+            except Exception:  # noqa: BLE001 - left in the set: swept only if we die
+                logger.warning("could not note conversation %s as done", conversation_id)
 
     async def _skill_turn(self, turn: SkillTurn) -> None:
         """A routing rule's skill answers: run on the I/O threads (it may wait on an outside

@@ -3,12 +3,14 @@
 import logging
 
 from celery import shared_task
-from celery.signals import worker_shutting_down
+from celery.signals import task_received, worker_shutting_down
 from django.conf import settings
 
 from apps.conversations import services
 from apps.conversations.engine import turn_engine
 from apps.core.aio import process_loop
+from apps.core.liveness import liveness, taken_key
+from apps.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,27 @@ def respond_task(conversation_id: int) -> None:
     engine has taken it (the database, not the broker, remembers unfinished work).
     """
     turn_engine.submit(conversation_id)
+
+
+@task_received.connect
+def _note_conversation_taken(request=None, **kwargs) -> None:
+    """A turn's task reached this worker (prefetched or about to run): noted under this
+    process's id, so if the process dies before the turn ends, the sweeper answers the
+    conversation within seconds (apps.core.liveness) instead of after time-outs."""
+    if request is None or request.name != respond_task.name:
+        return
+    conversation_id = (request.kwargs or {}).get("conversation_id")
+    if conversation_id is None and request.args:
+        conversation_id = request.args[0]
+    if conversation_id is None:
+        return
+    try:
+        with get_redis().pipeline(transaction=False) as pipe:
+            liveness.beat_with(pipe)
+            pipe.sadd(taken_key(liveness.id), int(conversation_id))
+            pipe.execute()
+    except Exception:  # noqa: BLE001 - the sweeper's time-outs still find it
+        logger.warning("could not note conversation %s as taken", conversation_id)
 
 
 @shared_task(name="conversations.deliver_task")

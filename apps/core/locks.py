@@ -4,7 +4,9 @@ A turn holds its conversation's lock, a delivery its message's. Each lock lives
 `TURN_LOCK_SECONDS` and one task per process renews every lock the process holds a
 third of that often, so a lock outlives any long answer or slow send, yet a killed
 worker's locks expire within seconds and the sweeper gives their work to another.
-A lock is only renewed or released by the token that took it.
+A lock is only renewed or released by the token that took it. A token starts with
+its process's id (apps.core.liveness), so the sweeper can break the locks of a process
+that died without waiting for them to expire (`locks_break`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
-from apps.core.redis import DRIVER_INFO, get_async_redis
+from apps.core.liveness import liveness
+from apps.core.redis import DRIVER_INFO, get_async_redis, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,13 @@ return 0
 """
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_BREAK_SCRIPT = """
+local token = redis.call('GET', KEYS[1])
+if token and string.sub(token, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -46,8 +56,11 @@ class HeldLocks:
 
     async def acquire(self, key: str) -> bool:
         """Take the lock at `key` if free; it is renewed until `release(key)`."""
-        token = uuid.uuid4().hex
-        taken = await get_async_redis().set(key, token, nx=True, ex=settings.TURN_LOCK_SECONDS)
+        token = f"{liveness.id}/{uuid.uuid4().hex}"
+        async with get_async_redis().pipeline(transaction=False) as pipe:
+            pipe.set(key, token, nx=True, ex=settings.TURN_LOCK_SECONDS)
+            liveness.beat_with(pipe)
+            taken, _ = await pipe.execute()
         if not taken:
             return False
         self.tokens[key] = token
@@ -95,6 +108,12 @@ class HeldLocks:
                     # The work goes on; what it records is checked against the database
                     # (a turn's answer is recorded only while still `processing`).
                     logger.warning("lock %s was lost", key)
+
+
+def locks_break(keys: list[str], process_id: str) -> int:
+    """Delete those of `keys` that a (dead) process holds; how many were."""
+    client = get_redis()
+    return sum(int(client.eval(_BREAK_SCRIPT, 1, key, f"{process_id}/")) for key in keys)
 
 
 held_locks = HeldLocks()

@@ -27,7 +27,8 @@ from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
-from apps.core.locks import held_locks
+from apps.core.liveness import dead, dead_processes_taken, owner_of, taken_key
+from apps.core.locks import held_locks, locks_break
 from apps.core.redis import get_redis
 from apps.core.retry import backoff_delay
 from apps.core.sql import rows_update
@@ -206,54 +207,79 @@ def _delivered(message: Message, sent: SentMessage) -> Message:
 def messages_sweep() -> dict[str, int]:
     """Re-dispatch work a lost task or a dead worker left behind.
 
+    - what a worker process that died had taken: its heartbeat (apps.core.liveness) is
+      gone within seconds, so its conversations' locks are broken and they are answered
+      at once, by the next turn, whether their messages were still `received` (taken from
+      the queue, not started) or `processing` (a partial answer is finished, not repeated);
     - a turn whose worker died: its messages are `processing` and its lock has expired
-      (a live turn renews it every few seconds);
+      (a live turn renews it every few seconds) or belongs to a process that died;
     - a message still `received` after SWEEP_RECEIVED_AFTER_SECONDS while the queue of
-      turns is empty: its task was lost (a worker killed after taking it, a broker that
-      restarted empty). While turns are queued, a waiting message is most likely among
-      them, so it is left alone for up to ten times as long: re-dispatching a backlog
-      would only make it longer;
-    - an answer recorded but not delivered whose delivery lock has expired.
+      turns is empty: its task was lost (a broker that restarted empty). While turns
+      are queued, a waiting message is most likely among them, so it is left alone for
+      up to ten times as long: re-dispatching a backlog would only make it longer;
+    - an answer recorded but not delivered whose delivery lock has expired or belongs
+      to a process that died.
     """
     now = timezone.now()
+    redis = get_redis()
+    orphaned: set[int] = set()
+    for process_id, taken in dead_processes_taken().items():
+        locks_break([turn_lock_key(pk) for pk in taken], process_id)
+        orphaned |= taken
+        redis.delete(taken_key(process_id))
     received_after = settings.SWEEP_RECEIVED_AFTER_SECONDS
     if _turns_queued():
         received_after *= 10
     stale_received = now - timedelta(seconds=received_after)
     stale_processing = now - timedelta(seconds=settings.TURN_LOCK_SECONDS)
+    pending = Q(status=MessageStatus.RECEIVED, received_at__lt=stale_received) | Q(
+        status=MessageStatus.PROCESSING, model_started_at__lt=stale_processing
+    )
+    if orphaned:
+        pending |= Q(
+            conversation_id__in=orphaned,
+            status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+        )
     conversation_ids = sorted(
         set(
             Message.objects.filter(direction=Direction.IN)
-            .filter(
-                Q(status=MessageStatus.RECEIVED, received_at__lt=stale_received)
-                | Q(status=MessageStatus.PROCESSING, model_started_at__lt=stale_processing)
-            )
+            .filter(pending)
             .values_list("conversation_id", flat=True)
         )
     )
-    if conversation_ids:
-        # A turn whose lock is still renewed is alive (a long answer), not stuck.
-        held = get_redis().mget([turn_lock_key(pk) for pk in conversation_ids])
-        conversation_ids = [
-            pk for pk, owner in zip(conversation_ids, held, strict=False) if owner is None
-        ]
+    # A turn whose lock is still renewed is alive (a long answer), not stuck.
+    free, broken = _unlocked(conversation_ids, turn_lock_key)
+    conversation_ids = free + broken
     for conversation_id in conversation_ids:
         dispatch_turn(conversation_id)
-    undelivered = list(
-        Message.objects.filter(
-            direction=Direction.OUT,
-            status=MessageStatus.ANSWERED,
-            model_done_at__lt=stale_processing,
-        ).values_list("id", flat=True)
+    answered = dict(
+        Message.objects.filter(direction=Direction.OUT, status=MessageStatus.ANSWERED).values_list(
+            "id", "model_done_at"
+        )
     )
-    if undelivered:
-        # A delivery whose lock is still renewed is under way (a long or paced answer).
-        held = get_redis().mget([delivery_lock_key(pk) for pk in undelivered])
-        undelivered = [pk for pk, owner in zip(undelivered, held, strict=False) if owner is None]
+    # A delivery whose lock is still renewed is under way (a long or paced answer); a
+    # free one has been left for a while, or its process died.
+    free, broken = _unlocked(list(answered), delivery_lock_key)
+    stale = [pk for pk in free if (done := answered[pk]) is not None and done < stale_processing]
+    undelivered = stale + broken
     for message_id in undelivered:
         dispatch_delivery(message_id)
     metrics.retry_record(stage="sweeper", count=len(conversation_ids) + len(undelivered))
     return {"turns": len(conversation_ids), "deliveries": len(undelivered)}
+
+
+def _unlocked(ids: list[int], lock_key) -> tuple[list[int], list[int]]:
+    """Of `ids`, those whose lock is free, and those whose lock a process that died held
+    (broken now)."""
+    if not ids:
+        return [], []
+    tokens = get_redis().mget([lock_key(pk) for pk in ids])
+    owners = {pk: owner_of(token) for pk, token in zip(ids, tokens, strict=True)}
+    gone = dead({owner for owner in owners.values() if owner is not None})
+    broken = [pk for pk, owner in owners.items() if owner in gone]
+    for process_id in gone:
+        locks_break([lock_key(pk) for pk in broken if owners[pk] == process_id], process_id)
+    return [pk for pk, owner in owners.items() if owner is None], broken
 
 
 def _turns_queued() -> int:
