@@ -7,14 +7,18 @@ import threading
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.engine import turn_engine
 from apps.conversations.models import Conversation, Message
+from apps.conversations.services.delivery import delivery_lock_key
+from apps.conversations.services.dispatch import turn_lock_key
 from apps.conversations.services.turns import streamed_remember
 from apps.conversations.tasks import sweep_stuck_task
 from apps.core.aio import process_loop
+from apps.core.liveness import ALIVE_PREFIX, liveness, taken_key
 from apps.core.redis import get_redis
 from apps.providers.client import ChatMessage, stream_reply
 from tests.fakes.server import wait_for
@@ -111,16 +115,17 @@ def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
     assert int(get_redis().hget(health_key, "failures") or 0) == 0
 
 
-def left_by_a_killed_worker(telegram_bot, fake_telegram, *, shown_recorded: bool):
+def left_by_a_killed_worker(
+    telegram_bot, fake_telegram, *, shown_recorded: bool, started_at=None, chat: int = 4242
+):
     """What a worker killed mid-answer leaves: the user's message `processing` (its lock
     expired) and a partial answer shown in the chat, its message id recorded in the
     database (`shown_recorded`) or, when the worker died before that, only noted in Redis.
     Returns (question, lost answer, the chat message showing the partial answer)."""
-    chat = 4242
     conversation = Conversation.objects.create(
         bot=telegram_bot, chat_id=str(chat), chat_type="private"
     )
-    long_ago = timezone.now() - timedelta(minutes=2)
+    long_ago = started_at or timezone.now() - timedelta(minutes=2)
     asked = Message.objects.create(
         conversation=conversation,
         bot=telegram_bot,
@@ -128,7 +133,7 @@ def left_by_a_killed_worker(telegram_bot, fake_telegram, *, shown_recorded: bool
         author=Author.USER,
         sender_id=str(chat),
         text="tell me a story",
-        external_id="update-1",
+        external_id=f"update-{chat}",
         status=MessageStatus.PROCESSING,
         model_started_at=long_ago,
     )
@@ -211,3 +216,117 @@ def test_a_late_loop_takes_no_new_turn_until_it_catches_up(
     assert not handing_over.is_alive()
     process_loop.run(turn_engine.drain(), timeout=30)
     assert conversation.pk not in turn_engine.running
+
+
+DEAD_WORKER = "worker-host:4242:5eadbeef"  # a process id whose heartbeat stopped
+
+
+def test_what_a_worker_that_just_died_had_taken_is_answered_at_once(
+    worker, telegram_bot, fake_telegram, fake_openai
+):
+    # Seconds after a kill -9: the dead worker's locks have not expired, and its messages
+    # are not old enough for the sweeper's time-outs, but its heartbeat is gone.
+    now = timezone.now()
+    asked, lost, shown = left_by_a_killed_worker(
+        telegram_bot, fake_telegram, shown_recorded=True, started_at=now
+    )
+    # A second conversation's task was taken from the queue (prefetched), never started.
+    waiting = Conversation.objects.create(bot=telegram_bot, chat_id="4343", chat_type="private")
+    queued = Message.objects.create(
+        conversation=waiting,
+        bot=telegram_bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        sender_id="4343",
+        text="hello?",
+        external_id="update-4343",
+        status=MessageStatus.RECEIVED,
+    )
+    redis = get_redis()
+    redis.sadd(taken_key(DEAD_WORKER), asked.conversation_id, waiting.pk)
+    lock = turn_lock_key(asked.conversation_id)
+    redis.set(lock, f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS)
+    fake_openai.reply_for = lambda body: (
+        "Once upon a time there was a test. The end."
+        if "story" in body["messages"][-1]["content"]
+        else "Hello!"
+    )
+
+    assert sweep_stuck_task.apply().get() == {"turns": 2, "deliveries": 0}
+
+    assert not redis.exists(taken_key(DEAD_WORKER))
+    delivered_answers(2)
+    # The partial answer is finished in place; the waiting message is answered once.
+    [message] = fake_telegram.chat(4242)
+    assert message.message_id == shown
+    assert message.text == "Once upon a time there was a test. The end."
+    [hello] = fake_telegram.chat(4343)
+    assert hello.text == "Hello!"
+    queued.refresh_from_db()
+    assert queued.status == MessageStatus.ANSWERED
+
+
+def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
+    worker, telegram_bot, fake_telegram
+):
+    conversation = Conversation.objects.create(
+        bot=telegram_bot, chat_id="4444", chat_type="private"
+    )
+    asked = Message.objects.create(
+        conversation=conversation,
+        bot=telegram_bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        sender_id="4444",
+        text="hi",
+        status=MessageStatus.ANSWERED,
+    )
+    answer = Message.objects.create(
+        conversation=conversation,
+        bot=telegram_bot,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        reply_to=asked,
+        text="Recorded, not yet sent.",
+        status=MessageStatus.ANSWERED,
+        model_done_at=timezone.now(),
+    )
+    lock = delivery_lock_key(answer.pk)
+    get_redis().set(lock, f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS)
+
+    assert sweep_stuck_task.apply().get() == {"turns": 0, "deliveries": 1}
+
+    wait_for(lambda: Message.objects.filter(pk=answer.pk, status=MessageStatus.DELIVERED).exists())
+    [shown] = fake_telegram.chat(4444)
+    assert shown.text == "Recorded, not yet sent."
+
+
+def test_a_live_process_keeps_what_it_took_and_its_locks(worker, telegram_bot):
+    other = "other-host:99:0ddba11"  # another worker process, beating
+    get_redis().set(ALIVE_PREFIX + other, "1", ex=60)
+    locks = {}
+    for chat, owner in (("4545", liveness.id), ("4646", other)):
+        conversation = Conversation.objects.create(
+            bot=telegram_bot, chat_id=chat, chat_type="private"
+        )
+        Message.objects.create(
+            conversation=conversation,
+            bot=telegram_bot,
+            direction=Direction.IN,
+            author=Author.USER,
+            sender_id=chat,
+            text="hi",
+            status=MessageStatus.PROCESSING,
+            model_started_at=timezone.now(),
+        )
+        with get_redis().pipeline() as pipe:  # as the worker notes what it takes
+            liveness.beat_with(pipe)
+            pipe.sadd(taken_key(owner), conversation.pk)
+            pipe.execute()
+        locks[turn_lock_key(conversation.pk)] = f"{owner}/0123"
+    get_redis().mset(locks)
+
+    assert sweep_stuck_task.apply().get() == {"turns": 0, "deliveries": 0}
+
+    assert [get_redis().get(key).decode() for key in locks] == list(locks.values())
+    assert get_redis().exists(taken_key(other))
