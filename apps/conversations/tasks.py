@@ -38,10 +38,7 @@ def _note_conversation_taken(request=None, **kwargs) -> None:
     if conversation_id is None:
         return
     try:
-        with get_redis().pipeline(transaction=False) as pipe:
-            liveness.beat_with(pipe)
-            pipe.sadd(taken_key(liveness.id), int(conversation_id))
-            pipe.execute()
+        get_redis().sadd(taken_key(liveness.id), int(conversation_id))
     except Exception:  # noqa: BLE001 - the sweeper's time-outs still find it
         logger.warning("could not note conversation %s as taken", conversation_id)
 

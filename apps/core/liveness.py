@@ -3,10 +3,11 @@
 Each process that takes work (a worker taking a conversation, holding a turn's or a
 delivery's lock) has an id of its own: host, pid and a random part, so a restarted
 process is a new one. A daemon thread, not the event loop (a busy loop must not look
-dead), refreshes `assistant:alive:<id>` every second with a lifetime of
-`PROCESS_ALIVE_SECONDS`. After a `kill -9` that key is gone within that time, and the
-sweeper gives the dead process's work to another at once, instead of waiting for its
-locks to expire or for a lost task's message to look stale.
+dead), notes the time (Redis's clock) in a sorted set of processes every second. One
+whose time is older than `PROCESS_ALIVE_SECONDS` is dead: after a `kill -9` the
+sweeper gives its work to another within seconds, instead of waiting for its locks to
+expire or for a lost task's message to look stale. A process Redis does not know (just
+after a restart or a flush, before its next beat) is not taken for dead.
 
 What a process has taken is a Redis set per process (`taken_key`); its locks' tokens
 start with its id (apps.core.locks).
@@ -19,6 +20,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 
 import redis
 from django.conf import settings
@@ -27,9 +29,21 @@ from apps.core.redis import as_text, get_redis
 
 logger = logging.getLogger(__name__)
 
-ALIVE_PREFIX = "assistant:alive:"
+PROCESSES_KEY = "assistant:processes"  # process id -> time of its latest beat
 TAKEN_PREFIX = "assistant:taken:"
 BEAT_SECONDS = 1.0
+
+_BEAT_SCRIPT = """
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], now[1] + now[2] / 1000000, ARGV[1])
+"""
+_DEAD_SCRIPT = """
+local now = redis.call('TIME')
+now = now[1] + now[2] / 1000000
+-- Forgotten once their locks have surely expired too.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+"""
 
 
 class Liveness:
@@ -47,33 +61,20 @@ class Liveness:
             if self._id is None:
                 self._id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
             if self._thread is None or not self._thread.is_alive():
-                self._beat()  # alive before anything is taken under this id
                 self._thread = threading.Thread(
-                    target=self._keep_beating, name="liveness", daemon=True
+                    target=self._keep_beating, args=(self._id,), name="liveness", daemon=True
                 )
                 self._thread.start()
             return self._id
 
-    def beat_with(self, pipe) -> None:
-        """Add "alive" to a pipeline (sync or async) that notes work under this id: what a
-        process takes never shows up without its heartbeat, even just after Redis lost
-        its keys (a restart, a flush)."""
-        pipe.set(ALIVE_PREFIX + self.id, "1", px=int(settings.PROCESS_ALIVE_SECONDS * 1000))
-
-    def _beat(self) -> None:
-        assert self._id is not None
-        try:
-            get_redis().set(
-                ALIVE_PREFIX + self._id, "1", px=int(settings.PROCESS_ALIVE_SECONDS * 1000)
-            )
-        except redis.RedisError as error:
-            # Redis away: nobody can see our work either; the next beat tries again.
-            logger.warning("could not say this process is alive: %s", error)
-
-    def _keep_beating(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(BEAT_SECONDS):
-            self._beat()
+    def _keep_beating(self, process_id: str) -> None:
+        while True:
+            try:
+                get_redis().eval(_BEAT_SCRIPT, 1, PROCESSES_KEY, process_id)
+            except redis.RedisError as error:
+                # Redis away: nobody can see our work either; the next beat tries again.
+                logger.warning("could not say this process is alive: %s", error)
+            time.sleep(BEAT_SECONDS)
 
     def forget(self) -> None:
         """A forked child is another process: a new id, its own heartbeat."""
@@ -100,20 +101,19 @@ def owner_of(token: bytes | str | None) -> str | None:
     return owner or None
 
 
-def dead(process_ids: set[str]) -> set[str]:
-    """Which of these processes no longer beat."""
-    ordered = sorted(process_ids)
-    if not ordered:
-        return set()
-    beating = get_redis().mget([ALIVE_PREFIX + process_id for process_id in ordered])
-    return {process_id for process_id, beat in zip(ordered, beating, strict=True) if beat is None}
+def dead_processes() -> set[str]:
+    """Processes that beat once and stopped (for `PROCESS_ALIVE_SECONDS` or longer)."""
+    forget_after = settings.PROCESS_ALIVE_SECONDS + settings.TURN_LOCK_SECONDS + 60
+    ids = get_redis().eval(
+        _DEAD_SCRIPT, 1, PROCESSES_KEY, settings.PROCESS_ALIVE_SECONDS, forget_after
+    )
+    return {as_text(process_id) for process_id in ids}
 
 
-def dead_processes_taken() -> dict[str, set[int]]:
-    """Processes that took conversations and no longer beat, with those conversations."""
+def dead_processes_taken(gone: set[str]) -> dict[str, set[int]]:
+    """What each of these dead processes had taken and not finished."""
     client = get_redis()
-    ids = {as_text(key)[len(TAKEN_PREFIX) :] for key in client.scan_iter(TAKEN_PREFIX + "*")}
     return {
         process_id: {int(member) for member in client.smembers(taken_key(process_id))}
-        for process_id in dead(ids)
+        for process_id in sorted(gone)
     }

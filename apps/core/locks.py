@@ -57,10 +57,7 @@ class HeldLocks:
     async def acquire(self, key: str) -> bool:
         """Take the lock at `key` if free; it is renewed until `release(key)`."""
         token = f"{liveness.id}/{uuid.uuid4().hex}"
-        async with get_async_redis().pipeline(transaction=False) as pipe:
-            pipe.set(key, token, nx=True, ex=settings.TURN_LOCK_SECONDS)
-            liveness.beat_with(pipe)
-            taken, _ = await pipe.execute()
+        taken = await get_async_redis().set(key, token, nx=True, ex=settings.TURN_LOCK_SECONDS)
         if not taken:
             return False
         self.tokens[key] = token

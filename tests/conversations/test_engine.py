@@ -18,9 +18,10 @@ from apps.conversations.services.dispatch import turn_lock_key
 from apps.conversations.services.turns import streamed_remember
 from apps.conversations.tasks import sweep_stuck_task
 from apps.core.aio import process_loop
-from apps.core.liveness import ALIVE_PREFIX, liveness, taken_key
+from apps.core.liveness import liveness, taken_key
 from apps.core.redis import get_redis
 from apps.providers.client import ChatMessage, stream_reply
+from tests.core.test_liveness import last_beat
 from tests.fakes.server import wait_for
 from tests.telegram_updates import post_update, private_text_update
 
@@ -243,6 +244,7 @@ def test_what_a_worker_that_just_died_had_taken_is_answered_at_once(
         status=MessageStatus.RECEIVED,
     )
     redis = get_redis()
+    last_beat(DEAD_WORKER, settings.PROCESS_ALIVE_SECONDS + 1)
     redis.sadd(taken_key(DEAD_WORKER), asked.conversation_id, waiting.pk)
     lock = turn_lock_key(asked.conversation_id)
     redis.set(lock, f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS)
@@ -292,6 +294,7 @@ def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
         model_done_at=timezone.now(),
     )
     lock = delivery_lock_key(answer.pk)
+    last_beat(DEAD_WORKER, settings.PROCESS_ALIVE_SECONDS + 1)
     get_redis().set(lock, f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS)
 
     assert sweep_stuck_task.apply().get() == {"turns": 0, "deliveries": 1}
@@ -303,7 +306,7 @@ def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
 
 def test_a_live_process_keeps_what_it_took_and_its_locks(worker, telegram_bot):
     other = "other-host:99:0ddba11"  # another worker process, beating
-    get_redis().set(ALIVE_PREFIX + other, "1", ex=60)
+    last_beat(other, -30)  # as if it kept beating every second while the test runs
     locks = {}
     for chat, owner in (("4545", liveness.id), ("4646", other)):
         conversation = Conversation.objects.create(
@@ -319,10 +322,7 @@ def test_a_live_process_keeps_what_it_took_and_its_locks(worker, telegram_bot):
             status=MessageStatus.PROCESSING,
             model_started_at=timezone.now(),
         )
-        with get_redis().pipeline() as pipe:  # as the worker notes what it takes
-            liveness.beat_with(pipe)
-            pipe.sadd(taken_key(owner), conversation.pk)
-            pipe.execute()
+        get_redis().sadd(taken_key(owner), conversation.pk)
         locks[turn_lock_key(conversation.pk)] = f"{owner}/0123"
     get_redis().mset(locks)
 

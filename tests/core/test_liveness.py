@@ -5,20 +5,30 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from apps.core.liveness import ALIVE_PREFIX, dead, liveness, owner_of
+from apps.core.liveness import PROCESSES_KEY, dead_processes, liveness, owner_of
 from apps.core.locks import locks_break
 from apps.core.redis import get_redis
 from tests.fakes.server import wait_for
 
 
-def test_this_process_beats_with_a_short_lifetime():
-    key = ALIVE_PREFIX + liveness.id
-    get_redis().delete(key)  # as after a Redis restart: the next beat says it again
+def last_beat(process_id: str, seconds_ago: float) -> None:
+    """Note a process's latest beat as it does (Redis's clock), `seconds_ago`."""
+    seconds, microseconds = get_redis().time()
+    get_redis().zadd(PROCESSES_KEY, {process_id: seconds + microseconds / 1e6 - seconds_ago})
 
-    wait_for(lambda: get_redis().exists(key), timeout=5)
-    assert 0 < get_redis().pttl(key) <= settings.PROCESS_ALIVE_SECONDS * 1000
-    assert liveness.id == liveness.id  # one id per process
-    assert dead({liveness.id, "gone-host:1:0000"}) == {"gone-host:1:0000"}
+
+def test_this_process_beats_and_one_that_stopped_is_dead():
+    get_redis().delete(PROCESSES_KEY)  # as after a Redis restart: the next beat says it again
+    wait_for(lambda: get_redis().zscore(PROCESSES_KEY, liveness.id), timeout=5)
+    last_beat("stopped-host:1:0000", settings.PROCESS_ALIVE_SECONDS + 1)
+    last_beat("busy-host:1:0000", settings.PROCESS_ALIVE_SECONDS - 1)
+    long_gone = settings.PROCESS_ALIVE_SECONDS + settings.TURN_LOCK_SECONDS + 61
+    last_beat("long-gone-host:1:0000", long_gone)
+
+    # Unknown to Redis (never beat, or before its first beat after a restart): not dead.
+    assert dead_processes() == {"stopped-host:1:0000"}
+    # Dead long enough for its locks to have expired too: forgotten.
+    assert get_redis().zscore(PROCESSES_KEY, "long-gone-host:1:0000") is None
 
 
 def test_a_lock_names_its_process_and_only_a_dead_process_loses_its_locks():

@@ -27,7 +27,7 @@ from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
-from apps.core.liveness import dead, dead_processes_taken, owner_of, taken_key
+from apps.core.liveness import dead_processes, dead_processes_taken, owner_of, taken_key
 from apps.core.locks import held_locks, locks_break
 from apps.core.redis import get_redis
 from apps.core.retry import backoff_delay
@@ -222,8 +222,9 @@ def messages_sweep() -> dict[str, int]:
     """
     now = timezone.now()
     redis = get_redis()
+    gone = dead_processes()
     orphaned: set[int] = set()
-    for process_id, taken in dead_processes_taken().items():
+    for process_id, taken in dead_processes_taken(gone).items():
         locks_break([turn_lock_key(pk) for pk in taken], process_id)
         orphaned |= taken
         redis.delete(taken_key(process_id))
@@ -248,7 +249,7 @@ def messages_sweep() -> dict[str, int]:
         )
     )
     # A turn whose lock is still renewed is alive (a long answer), not stuck.
-    free, broken = _unlocked(conversation_ids, turn_lock_key)
+    free, broken = _unlocked(conversation_ids, turn_lock_key, gone)
     conversation_ids = free + broken
     for conversation_id in conversation_ids:
         dispatch_turn(conversation_id)
@@ -259,7 +260,7 @@ def messages_sweep() -> dict[str, int]:
     )
     # A delivery whose lock is still renewed is under way (a long or paced answer); a
     # free one has been left for a while, or its process died.
-    free, broken = _unlocked(list(answered), delivery_lock_key)
+    free, broken = _unlocked(list(answered), delivery_lock_key, gone)
     stale = [pk for pk in free if (done := answered[pk]) is not None and done < stale_processing]
     undelivered = stale + broken
     for message_id in undelivered:
@@ -268,14 +269,14 @@ def messages_sweep() -> dict[str, int]:
     return {"turns": len(conversation_ids), "deliveries": len(undelivered)}
 
 
-def _unlocked(ids: list[int], lock_key) -> tuple[list[int], list[int]]:
+def _unlocked(ids: list[int], lock_key, dead: set[str]) -> tuple[list[int], list[int]]:
     """Of `ids`, those whose lock is free, and those whose lock a process that died held
     (broken now)."""
     if not ids:
         return [], []
     tokens = get_redis().mget([lock_key(pk) for pk in ids])
     owners = {pk: owner_of(token) for pk, token in zip(ids, tokens, strict=True)}
-    gone = dead({owner for owner in owners.values() if owner is not None})
+    gone = dead & set(owners.values())
     broken = [pk for pk, owner in owners.items() if owner in gone]
     for process_id in gone:
         locks_break([lock_key(pk) for pk in broken if owners[pk] == process_id], process_id)
