@@ -9,8 +9,6 @@ from django.conf import settings
 from apps.conversations import services
 from apps.conversations.engine import turn_engine
 from apps.core.aio import process_loop
-from apps.core.liveness import liveness, taken_key
-from apps.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +35,9 @@ def _note_conversation_taken(request=None, **kwargs) -> None:
         conversation_id = request.args[0]
     if conversation_id is None:
         return
-    try:
-        get_redis().sadd(taken_key(liveness.id), int(conversation_id))
-    except Exception:  # noqa: BLE001 - the sweeper's time-outs still find it
-        logger.warning("could not note conversation %s as taken", conversation_id)
+    # Written by the process loop within milliseconds: the consumer's thread, which
+    # takes every task in, never waits on Redis.
+    turn_engine.taken(int(conversation_id))
 
 
 @shared_task(name="conversations.deliver_task")
