@@ -1,4 +1,4 @@
-"""Rows the tests build on: providers pointing at fakes, profiles, bots."""
+"""Rows the tests build on: providers pointing at fakes, profiles, bots, chat messages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import itertools
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
 from apps.bots.services import bot_create
+from apps.conversations.choices import Author, Direction
+from apps.conversations.models import Conversation, Message
 from apps.providers.models import ModelProfile, Provider
 
 _numbers = itertools.count(1)
@@ -52,5 +54,19 @@ def make_web_bot(*, profile: ModelProfile | None, **fields) -> Bot:
         name=fields.pop("name", f"web-{next(_numbers)}"),
         platform=Platform.WEB,
         profile=profile,
+        **fields,
+    )
+
+
+def make_user_message(*, bot: Bot, chat_id: str, text: str = "hi", **fields) -> Message:
+    """A user's message in a new private chat of `bot` (its conversation created too)."""
+    conversation = Conversation.objects.create(bot=bot, chat_id=chat_id, chat_type="private")
+    return Message.objects.create(
+        conversation=conversation,
+        bot=bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        sender_id=chat_id,
+        text=text,
         **fields,
     )

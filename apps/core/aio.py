@@ -71,7 +71,6 @@ class ProcessLoop:
     def _start(self) -> None:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
-
         self.last_tick, self.last_lag = time.monotonic(), 0.0
 
         def run() -> None:
@@ -196,13 +195,15 @@ class ProcessLoop:
         next tick is already overdue."""
         if self._loop is None:
             return 0.0  # not started: nothing runs late
-        overdue = time.monotonic() - self.last_tick - LAG_TICK_SECONDS
-        return max(self.last_lag, overdue)
+        return max(self.last_lag, self._overdue())
 
     def lag_so_far(self) -> float:
         """Seconds the loop has been late in all, including a stretch not yet counted."""
-        pending = max(0.0, time.monotonic() - self.last_tick - LAG_TICK_SECONDS)
-        return self.lag_total + pending
+        return self.lag_total + self._overdue()
+
+    def _overdue(self) -> float:
+        """How late the next tick already is (0 while it is not yet due)."""
+        return max(0.0, time.monotonic() - self.last_tick - LAG_TICK_SECONDS)
 
     def reset_after_fork(self) -> None:
         self._lock = threading.Lock()

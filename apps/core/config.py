@@ -5,10 +5,11 @@ for thousands of messages. `config_cache.get()` keeps them per process; every sa
 delete of a watched model (`watch_config()`) bumps one Redis counter once its
 transaction commits, and a process that sees the counter move drops everything it
 kept. A change made in the admin therefore applies to the next message on every
-process, at the cost of one Redis GET per lookup, or one per turn or webhook: inside
-`config_cache.pinned()` the counter is read once and every lookup of that thread uses
-it (a turn's routing, bot and provider then also agree with each other). While Redis is
-unreachable, lookups read the database every time (slower, never wrong) instead of failing.
+process, at the cost of one Redis GET per lookup, or one per turn: inside
+`config_cache.pinned()` (around a turn's preparation) the counter is read once and every
+lookup of that thread uses it (a turn's routing, bot and provider then also agree with
+each other). While Redis is unreachable, lookups read the database every time (slower,
+never wrong) instead of failing.
 
 Cached objects are shared between threads: treat them as read-only.
 Bulk `QuerySet.update()` sends no signal; code that changes configuration that way
@@ -55,7 +56,7 @@ class ConfigCache:
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """Read the configuration's version once for the lookups of this block (this
-        thread's): a turn or a webhook costs one Redis GET, not one per lookup. A change
+        thread's): a turn costs one Redis GET, not one per lookup. A change
         saved meanwhile applies from the next block on."""
         if hasattr(self._pinned, "version"):  # nested: the outer block's version holds
             yield

@@ -109,8 +109,10 @@ class HeldLocks:
 
 def locks_break(keys: list[str], process_id: str) -> int:
     """Delete those of `keys` that a (dead) process holds; how many were."""
-    client = get_redis()
-    return sum(int(client.eval(_BREAK_SCRIPT, 1, key, f"{process_id}/")) for key in keys)
+    with get_redis().pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.eval(_BREAK_SCRIPT, 1, key, f"{process_id}/")
+        return sum(int(deleted) for deleted in pipe.execute())
 
 
 held_locks = HeldLocks()

@@ -22,6 +22,7 @@ from apps.core.liveness import liveness, taken_key
 from apps.core.redis import get_redis
 from apps.providers.client import ChatMessage, stream_reply
 from tests.core.test_liveness import last_beat
+from tests.factories import make_user_message
 from tests.fakes.server import wait_for
 from tests.telegram_updates import post_update, private_text_update
 
@@ -116,28 +117,23 @@ def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
     assert int(get_redis().hget(health_key, "failures") or 0) == 0
 
 
-def left_by_a_killed_worker(
-    telegram_bot, fake_telegram, *, shown_recorded: bool, started_at=None, chat: int = 4242
-):
-    """What a worker killed mid-answer leaves: the user's message `processing` (its lock
-    expired) and a partial answer shown in the chat, its message id recorded in the
-    database (`shown_recorded`) or, when the worker died before that, only noted in Redis.
+def left_by_a_killed_worker(telegram_bot, fake_telegram, *, shown_recorded: bool, started_at=None):
+    """What a worker killed mid-answer leaves: the user's message `processing` since
+    `started_at` (by default two minutes ago: its lock expired) and a partial answer shown
+    in the chat, its message id recorded in the database (`shown_recorded`) or, when the
+    worker died before that, only noted in Redis.
     Returns (question, lost answer, the chat message showing the partial answer)."""
-    conversation = Conversation.objects.create(
-        bot=telegram_bot, chat_id=str(chat), chat_type="private"
-    )
-    long_ago = started_at or timezone.now() - timedelta(minutes=2)
-    asked = Message.objects.create(
-        conversation=conversation,
+    chat = 4242
+    started = started_at or timezone.now() - timedelta(minutes=2)
+    asked = make_user_message(
         bot=telegram_bot,
-        direction=Direction.IN,
-        author=Author.USER,
-        sender_id=str(chat),
+        chat_id=str(chat),
         text="tell me a story",
-        external_id=f"update-{chat}",
+        external_id="update-1",
         status=MessageStatus.PROCESSING,
-        model_started_at=long_ago,
+        model_started_at=started,
     )
+    conversation = asked.conversation
     shown = fake_telegram.put_message(chat, "Once upon a")
     lost = Message.objects.create(
         conversation=conversation,
@@ -147,7 +143,7 @@ def left_by_a_killed_worker(
         reply_to=asked,
         status=MessageStatus.PROCESSING,
         platform_message_id=str(shown) if shown_recorded else "",
-        model_started_at=long_ago,
+        model_started_at=started,
     )
     if not shown_recorded:
         process_loop.run(streamed_remember(lost.pk, str(shown)))
@@ -232,22 +228,19 @@ def test_what_a_worker_that_just_died_had_taken_is_answered_at_once(
         telegram_bot, fake_telegram, shown_recorded=True, started_at=now
     )
     # A second conversation's task was taken from the queue (prefetched), never started.
-    waiting = Conversation.objects.create(bot=telegram_bot, chat_id="4343", chat_type="private")
-    queued = Message.objects.create(
-        conversation=waiting,
+    queued = make_user_message(
         bot=telegram_bot,
-        direction=Direction.IN,
-        author=Author.USER,
-        sender_id="4343",
+        chat_id="4343",
         text="hello?",
         external_id="update-4343",
         status=MessageStatus.RECEIVED,
     )
     redis = get_redis()
     last_beat(DEAD_WORKER, settings.PROCESS_ALIVE_SECONDS + 1)
-    redis.sadd(taken_key(DEAD_WORKER), asked.conversation_id, waiting.pk)
-    lock = turn_lock_key(asked.conversation_id)
-    redis.set(lock, f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS)
+    redis.sadd(taken_key(DEAD_WORKER), asked.conversation_id, queued.conversation_id)
+    redis.set(
+        turn_lock_key(asked.conversation_id), f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS
+    )
     fake_openai.reply_for = lambda body: (
         "Once upon a time there was a test. The end."
         if "story" in body["messages"][-1]["content"]
@@ -271,20 +264,9 @@ def test_what_a_worker_that_just_died_had_taken_is_answered_at_once(
 def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
     worker, telegram_bot, fake_telegram
 ):
-    conversation = Conversation.objects.create(
-        bot=telegram_bot, chat_id="4444", chat_type="private"
-    )
-    asked = Message.objects.create(
-        conversation=conversation,
-        bot=telegram_bot,
-        direction=Direction.IN,
-        author=Author.USER,
-        sender_id="4444",
-        text="hi",
-        status=MessageStatus.ANSWERED,
-    )
+    asked = make_user_message(bot=telegram_bot, chat_id="4444", status=MessageStatus.ANSWERED)
     answer = Message.objects.create(
-        conversation=conversation,
+        conversation=asked.conversation,
         bot=telegram_bot,
         direction=Direction.OUT,
         author=Author.ASSISTANT,
@@ -293,9 +275,10 @@ def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
         status=MessageStatus.ANSWERED,
         model_done_at=timezone.now(),
     )
-    lock = delivery_lock_key(answer.pk)
     last_beat(DEAD_WORKER, settings.PROCESS_ALIVE_SECONDS + 1)
-    get_redis().set(lock, f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS)
+    get_redis().set(
+        delivery_lock_key(answer.pk), f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS
+    )
 
     assert sweep_stuck_task.apply().get() == {"turns": 0, "deliveries": 1}
 
@@ -309,19 +292,12 @@ def test_a_live_process_keeps_what_it_took_and_its_locks(worker, telegram_bot):
     last_beat(other, -30)  # as if it kept beating every second while the test runs
     locks = {}
     for chat, owner in (("4545", liveness.id), ("4646", other)):
-        conversation = Conversation.objects.create(
-            bot=telegram_bot, chat_id=chat, chat_type="private"
-        )
-        Message.objects.create(
-            conversation=conversation,
+        conversation = make_user_message(
             bot=telegram_bot,
-            direction=Direction.IN,
-            author=Author.USER,
-            sender_id=chat,
-            text="hi",
+            chat_id=chat,
             status=MessageStatus.PROCESSING,
             model_started_at=timezone.now(),
-        )
+        ).conversation
         get_redis().sadd(taken_key(owner), conversation.pk)
         locks[turn_lock_key(conversation.pk)] = f"{owner}/0123"
     get_redis().mset(locks)

@@ -221,13 +221,11 @@ def messages_sweep() -> dict[str, int]:
       to a process that died.
     """
     now = timezone.now()
-    redis = get_redis()
     gone = dead_processes()
     orphaned: set[int] = set()
     for process_id, taken in dead_processes_taken(gone).items():
-        locks_break([turn_lock_key(pk) for pk in taken], process_id)
-        orphaned |= taken
-        redis.delete(taken_key(process_id))
+        orphaned |= taken  # their locks are broken below, with any other a dead process held
+        get_redis().delete(taken_key(process_id))
     received_after = settings.SWEEP_RECEIVED_AFTER_SECONDS
     if _turns_queued():
         received_after *= 10
@@ -253,15 +251,14 @@ def messages_sweep() -> dict[str, int]:
     conversation_ids = free + broken
     for conversation_id in conversation_ids:
         dispatch_turn(conversation_id)
-    answered = dict(
-        Message.objects.filter(direction=Direction.OUT, status=MessageStatus.ANSWERED).values_list(
-            "id", "model_done_at"
-        )
-    )
+    answered = Message.objects.filter(direction=Direction.OUT, status=MessageStatus.ANSWERED)
+    if not gone:  # only a dead process's delivery is taken before it has been left a while
+        answered = answered.filter(model_done_at__lt=stale_processing)
+    done_at = dict(answered.values_list("id", "model_done_at"))
     # A delivery whose lock is still renewed is under way (a long or paced answer); a
     # free one has been left for a while, or its process died.
-    free, broken = _unlocked(list(answered), delivery_lock_key, gone)
-    stale = [pk for pk in free if (done := answered[pk]) is not None and done < stale_processing]
+    free, broken = _unlocked(list(done_at), delivery_lock_key, gone)
+    stale = [pk for pk in free if (done := done_at[pk]) is not None and done < stale_processing]
     undelivered = stale + broken
     for message_id in undelivered:
         dispatch_delivery(message_id)
