@@ -25,6 +25,8 @@ app.conf.beat_schedule = {
     "sweep-stuck-messages": {
         "task": "conversations.sweep_stuck_task",
         "schedule": settings.SWEEP_EVERY_SECONDS,
+        # Sent while no worker ran, it is dropped once the next one is due.
+        "options": {"expires": settings.SWEEP_EVERY_SECONDS},
     },
     # Gray releases move on (or roll back) from the answers and feedback stored so far.
     "evaluate-releases": {

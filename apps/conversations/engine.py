@@ -67,7 +67,7 @@ from apps.conversations.services.turns import (
 )
 from apps.core import metrics
 from apps.core.aio import LAG_TICK_SECONDS, process_loop
-from apps.core.liveness import liveness, taken_key
+from apps.core.liveness import liveness
 from apps.core.locks import held_locks
 from apps.core.logs import log_context
 from apps.core.redis import get_async_redis
@@ -91,8 +91,6 @@ class TurnEngine:
         # Turns that stop when their user writes again, by conversation (see _listen).
         self.interrupts: dict[int, asyncio.Event] = {}
         self.listener: asyncio.Task | None = None
-        # Conversations taken ("sadd") and finished ("srem"), in order, not yet written.
-        self.notes: list[tuple[str, int]] = []
 
     @property
     def capacity(self) -> threading.BoundedSemaphore:
@@ -130,29 +128,6 @@ class TurnEngine:
         task = loop.create_task(self._run(conversation_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    # What this process has taken (apps.core.liveness), noted in Redis in batches ----------
-
-    def taken(self, conversation_id: int) -> None:
-        """A turn's task reached this process (from any thread; never waits)."""
-        process_loop.call_soon(self._note, "sadd", conversation_id)
-
-    def _note(self, command: str, conversation_id: int) -> None:
-        self.notes.append((command, conversation_id))
-        if len(self.notes) == 1:
-            asyncio.get_running_loop().create_task(self._notes_write())
-
-    async def _notes_write(self) -> None:
-        await asyncio.sleep(0)  # what else is ready now goes in the same round trip
-        notes, self.notes = self.notes, []
-        key = taken_key(liveness.id)
-        try:
-            async with get_async_redis().pipeline(transaction=False) as pipe:
-                for command, conversation_id in notes:
-                    getattr(pipe, command)(key, conversation_id)
-                await pipe.execute()
-        except Exception:  # noqa: BLE001 - the sweeper's time-outs still find the work
-            logger.warning("could not note %d conversations taken or done", len(notes))
 
     async def drain(self) -> None:
         """Wait for every running turn to finish."""
@@ -230,7 +205,7 @@ class TurnEngine:
             self.running.discard(conversation_id)
             metrics.turn_ended()
             self.capacity.release()
-            self._note("srem", conversation_id)
+            liveness.finished(conversation_id)
 
     async def _skill_turn(self, turn: SkillTurn) -> None:
         """A routing rule's skill answers: run on the I/O threads (it may wait on an outside

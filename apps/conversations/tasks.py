@@ -1,14 +1,18 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
+import contextlib
 import logging
 
 from celery import shared_task
 from celery.signals import task_received, worker_shutting_down
 from django.conf import settings
+from redis.exceptions import LockError
 
 from apps.conversations import services
 from apps.conversations.engine import turn_engine
 from apps.core.aio import process_loop
+from apps.core.liveness import liveness
+from apps.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +39,8 @@ def _note_conversation_taken(request=None, **kwargs) -> None:
         conversation_id = request.args[0]
     if conversation_id is None:
         return
-    # Written by the process loop within milliseconds: the consumer's thread, which
-    # takes every task in, never waits on Redis.
-    turn_engine.taken(int(conversation_id))
+    # The consumer's thread, which takes every task in, never waits on Redis for it.
+    liveness.took(int(conversation_id))
 
 
 @shared_task(name="conversations.deliver_task")
@@ -46,15 +49,29 @@ def deliver_task(message_id: int) -> None:
     services.message_deliver(message_id=message_id)
 
 
+SWEEP_LOCK_KEY = "assistant:sweeping"
+SWEEP_LOCK_SECONDS = 10  # a sweep takes milliseconds; a killed one blocks the next for this
+
+
 @shared_task(name="conversations.sweep_stuck_task")
 def sweep_stuck_task() -> dict[str, int]:
     """Periodic: re-dispatch messages stuck in received/processing/answered.
 
     Runs every few seconds, so a run that found nothing logs at DEBUG only (Celery's
     own lines about it too: apps.core.log_filters); one that re-dispatched work warns,
-    since a task was lost or a worker died.
+    since a task was lost or a worker died. One sweep at a time, across processes: the
+    sweeps beat sent while no worker ran (expired unless sent within one period) must
+    not each give the same work again, side by side.
     """
-    swept = services.messages_sweep()
+    sweeping = get_redis().lock(SWEEP_LOCK_KEY, timeout=SWEEP_LOCK_SECONDS, blocking=False)
+    if not sweeping.acquire():
+        logger.debug("another sweep is under way")
+        return {"turns": 0, "deliveries": 0}
+    try:
+        swept = services.messages_sweep()
+    finally:
+        with contextlib.suppress(LockError):  # it outlived its lock: the next one sweeps
+            sweeping.release()
     if any(swept.values()):
         logger.warning(
             "sweeper re-dispatched stuck work: %d conversation(s) to answer, "

@@ -15,6 +15,7 @@ start with its id (apps.core.locks).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import secrets
@@ -47,12 +48,16 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
 
 
 class Liveness:
-    """This process's id and the thread that keeps saying it is alive."""
+    """This process's id, and the thread that keeps saying it is alive and writes what
+    the process has taken."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._id: str | None = None
         self._thread: threading.Thread | None = None
+        # ("sadd" | "srem", conversation id), in order, not yet written.
+        self._notes: collections.deque[tuple[str, int]] = collections.deque()
+        self._wake = threading.Event()
 
     @property
     def id(self) -> str:
@@ -67,20 +72,52 @@ class Liveness:
                 self._thread.start()
             return self._id
 
+    def took(self, conversation_id: int) -> None:
+        """A turn's task for the conversation reached this process (any thread; never
+        waits). Written within milliseconds by this object's thread, which a busy event
+        loop does not hold up: the time in which a kill loses the note is short."""
+        self._note("sadd", conversation_id)
+
+    def finished(self, conversation_id: int) -> None:
+        """This process's run of the conversation ended."""
+        self._note("srem", conversation_id)
+
+    def _note(self, command: str, conversation_id: int) -> None:
+        self.id  # noqa: B018 - the thread that writes it runs
+        self._notes.append((command, conversation_id))
+        self._wake.set()
+
     def _keep_beating(self, process_id: str) -> None:
+        next_beat = 0.0
         while True:
-            try:
-                get_redis().eval(_BEAT_SCRIPT, 1, PROCESSES_KEY, process_id)
-            except redis.RedisError as error:
-                # Redis away: nobody can see our work either; the next beat tries again.
-                logger.warning("could not say this process is alive: %s", error)
-            time.sleep(BEAT_SECONDS)
+            if time.monotonic() >= next_beat:
+                try:
+                    get_redis().eval(_BEAT_SCRIPT, 1, PROCESSES_KEY, process_id)
+                except redis.RedisError as error:
+                    # Redis away: nobody can see our work either; the next beat tries again.
+                    logger.warning("could not say this process is alive: %s", error)
+                next_beat = time.monotonic() + BEAT_SECONDS
+            self._wake.wait(max(0.0, next_beat - time.monotonic()))
+            self._wake.clear()
+            self._notes_write(process_id)
+
+    def _notes_write(self, process_id: str) -> None:
+        notes = []
+        while self._notes:
+            notes.append(self._notes.popleft())
+        if not notes:
+            return
+        try:
+            with get_redis().pipeline(transaction=False) as pipe:
+                for command, conversation_id in notes:
+                    getattr(pipe, command)(taken_key(process_id), conversation_id)
+                pipe.execute()
+        except redis.RedisError:  # the sweeper's time-outs still find the work
+            logger.warning("could not note %d conversations taken or done", len(notes))
 
     def forget(self) -> None:
         """A forked child is another process: a new id, its own heartbeat."""
-        self._lock = threading.Lock()
-        self._id = None
-        self._thread = None
+        self.__init__()  # type: ignore[misc]
 
 
 liveness = Liveness()

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.models import Conversation, Message
-from apps.conversations.tasks import sweep_stuck_task
+from apps.conversations.tasks import SWEEP_LOCK_KEY, SWEEP_LOCK_SECONDS, sweep_stuck_task
+from apps.core.redis import get_redis
 from assistant.celery import app as celery_app
 from tests.fakes.server import wait_for
 
@@ -79,3 +80,26 @@ def test_a_sweep_that_redispatches_work_warns(worker, web_bot, fake_openai, capl
             reply_to=stuck, status=MessageStatus.DELIVERED, text="Sorry for the wait."
         ).exists()
     )
+
+
+def test_one_sweep_at_a_time(transactional_db, web_bot):
+    # Sweeps beat sent while no worker ran, taken side by side by a restarted one, must
+    # not each give the same work again.
+    conversation = Conversation.objects.create(bot=web_bot, chat_id="visitor", chat_type="private")
+    Message.objects.create(
+        conversation=conversation,
+        bot=web_bot,
+        direction=Direction.IN,
+        author=Author.USER,
+        text="anyone there?",
+        status=MessageStatus.RECEIVED,
+        received_at=timezone.now() - timedelta(seconds=settings.SWEEP_RECEIVED_AFTER_SECONDS + 5),
+    )
+    other = get_redis().lock(SWEEP_LOCK_KEY, timeout=SWEEP_LOCK_SECONDS)
+    assert other.acquire(blocking=False)
+
+    assert sweep_stuck_task.apply().get() == {"turns": 0, "deliveries": 0}
+
+    other.release()
+    assert sweep_stuck_task.apply().get() == {"turns": 1, "deliveries": 0}
+    assert not get_redis().exists(SWEEP_LOCK_KEY)

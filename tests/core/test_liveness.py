@@ -3,9 +3,12 @@ and only its own locks are broken."""
 
 from __future__ import annotations
 
+import threading
+
 from django.conf import settings
 
-from apps.core.liveness import PROCESSES_KEY, dead_processes, liveness, owner_of
+from apps.core.aio import process_loop
+from apps.core.liveness import PROCESSES_KEY, dead_processes, liveness, owner_of, taken_key
 from apps.core.locks import locks_break
 from apps.core.redis import get_redis
 from tests.fakes.server import wait_for
@@ -48,3 +51,24 @@ def test_a_lock_names_its_process_and_only_a_dead_process_loses_its_locks():
     assert redis.get("assistant:turn:1") is None
     assert redis.get("assistant:turn:2") is not None
     assert redis.get("assistant:turn:3") is not None
+
+
+def test_what_the_process_took_is_written_even_while_its_event_loop_is_busy():
+    frozen, thawed = threading.Event(), threading.Event()
+
+    def freeze() -> None:  # a loop running late: CPU-bound work, a long GC
+        frozen.set()
+        thawed.wait(30)
+
+    process_loop.loop.call_soon_threadsafe(freeze)
+    try:
+        assert frozen.wait(10)
+        key = taken_key(liveness.id)
+        liveness.took(41)
+        liveness.took(42)
+        wait_for(lambda: {b"41", b"42"} <= get_redis().smembers(key), timeout=5)
+        liveness.finished(41)
+        wait_for(lambda: b"41" not in get_redis().smembers(key), timeout=5)
+        assert get_redis().sismember(key, 42)
+    finally:
+        thawed.set()
