@@ -1,4 +1,5 @@
-"""Rows the tests build on: providers pointing at fakes, profiles, bots, chat messages."""
+"""Rows the tests build on: providers pointing at fakes, profiles, bots, chat messages;
+and the heartbeat of a worker process that is not this one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from apps.bots.models import Bot
 from apps.bots.services import bot_create
 from apps.conversations.choices import Author, Direction
 from apps.conversations.models import Conversation, Message
+from apps.core.liveness import PROCESSES_KEY
+from apps.core.redis import get_redis
 from apps.providers.models import ModelProfile, Provider
 
 _numbers = itertools.count(1)
@@ -70,3 +73,9 @@ def make_user_message(*, bot: Bot, chat_id: str, text: str = "hi", **fields) -> 
         text=text,
         **fields,
     )
+
+
+def last_beat(process_id: str, seconds_ago: float) -> None:
+    """Note a process's latest beat as it does (Redis's clock), `seconds_ago`."""
+    seconds, microseconds = get_redis().time()
+    get_redis().zadd(PROCESSES_KEY, {process_id: seconds + microseconds / 1e6 - seconds_ago})

@@ -21,8 +21,7 @@ from apps.core.aio import process_loop
 from apps.core.liveness import liveness, taken_key
 from apps.core.redis import get_redis
 from apps.providers.client import ChatMessage, stream_reply
-from tests.core.test_liveness import last_beat
-from tests.factories import make_user_message
+from tests.factories import last_beat, make_user_message
 from tests.fakes.server import wait_for
 from tests.telegram_updates import post_update, private_text_update
 

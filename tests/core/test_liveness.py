@@ -11,13 +11,8 @@ from apps.core.aio import process_loop
 from apps.core.liveness import PROCESSES_KEY, dead_processes, liveness, owner_of, taken_key
 from apps.core.locks import locks_break
 from apps.core.redis import get_redis
+from tests.factories import last_beat
 from tests.fakes.server import wait_for
-
-
-def last_beat(process_id: str, seconds_ago: float) -> None:
-    """Note a process's latest beat as it does (Redis's clock), `seconds_ago`."""
-    seconds, microseconds = get_redis().time()
-    get_redis().zadd(PROCESSES_KEY, {process_id: seconds + microseconds / 1e6 - seconds_ago})
 
 
 def test_this_process_beats_and_one_that_stopped_is_dead():
