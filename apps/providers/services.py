@@ -1,13 +1,22 @@
-"""Provider health (shared by all worker processes through Redis) and profile probes."""
+"""Provider health (shared by all worker processes through Redis) and profile probes.
+
+Health is advice, not a record: with Redis unreachable a call is neither counted nor
+refused (no cooldown is known), and an answer the model gave is never lost to it.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+
+import redis
 
 from apps.core.metrics import provider_cooldown_record
 from apps.core.redis import get_redis
 from apps.providers.models import ModelProfile, Provider
+
+logger = logging.getLogger(__name__)
 
 
 def _health_key(provider_id: int) -> str:
@@ -23,37 +32,47 @@ def provider_failure_record(*, provider: Provider, error: str) -> bool:
 
     Returns True when the provider is now cooling down.
     """
-    redis = get_redis()
+    client = get_redis()
     key = _health_key(provider.pk)
-    pipe = redis.pipeline()
-    pipe.hincrby(key, "failures", 1)
-    pipe.hset(key, mapping={"last_error": error[:500], "last_error_at": time.time()})
-    failures = pipe.execute()[0]
-    if failures >= provider.cooldown_after_failures and provider.cooldown_seconds > 0:
-        redis.set(_cooldown_key(provider.pk), time.time(), ex=provider.cooldown_seconds)
-        provider_cooldown_record(provider=provider)
-        return True
+    try:
+        pipe = client.pipeline()
+        pipe.hincrby(key, "failures", 1)
+        pipe.hset(key, mapping={"last_error": error[:500], "last_error_at": time.time()})
+        failures = pipe.execute()[0]
+        if failures >= provider.cooldown_after_failures and provider.cooldown_seconds > 0:
+            client.set(_cooldown_key(provider.pk), time.time(), ex=provider.cooldown_seconds)
+            provider_cooldown_record(provider=provider)
+            return True
+    except redis.RedisError as problem:
+        logger.warning("could not count a failure of provider %s: %s", provider.pk, problem)
     return False
 
 
 def provider_success_record(*, provider: Provider) -> None:
     """A call succeeded: the failure streak ends."""
-    get_redis().hset(
-        _health_key(provider.pk), mapping={"failures": 0, "last_success_at": time.time()}
-    )
+    try:
+        get_redis().hset(
+            _health_key(provider.pk), mapping={"failures": 0, "last_success_at": time.time()}
+        )
+    except redis.RedisError as problem:
+        logger.warning("could not note a success of provider %s: %s", provider.pk, problem)
 
 
 def provider_cooldown_remaining(*, provider: Provider) -> float:
     """Seconds the provider is still skipped for (0 when it is not cooling down)."""
-    milliseconds = get_redis().pttl(_cooldown_key(provider.pk))
+    try:
+        milliseconds = get_redis().pttl(_cooldown_key(provider.pk))
+    except redis.RedisError as problem:
+        logger.warning("could not read the cooldown of provider %s: %s", provider.pk, problem)
+        return 0.0
     return max(0.0, milliseconds / 1000) if milliseconds and milliseconds > 0 else 0.0
 
 
 def provider_cooldown_clear(*, provider: Provider) -> None:
     """End a cooldown now (an admin knows the provider is back) and reset the failure streak."""
-    redis = get_redis()
-    redis.delete(_cooldown_key(provider.pk))
-    redis.hset(_health_key(provider.pk), "failures", 0)
+    client = get_redis()
+    client.delete(_cooldown_key(provider.pk))
+    client.hset(_health_key(provider.pk), "failures", 0)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from apps.core.redis import get_redis
 from apps.providers import client
 from apps.providers.client import INTERRUPTED_NOTE, ChatMessage, ModelError, stream_reply
 from apps.providers.selectors import provider_health
@@ -286,3 +287,38 @@ def test_sdk_calls_spread_over_clients_of_bounded_pools(db):
     with clients.lease() as again:
         assert again in clients.clients  # idle clients are reused, not multiplied
     assert len(clients.clients) == 2
+
+
+@pytest.fixture
+def redis_unreachable(settings):
+    """The synchronous Redis client (provider health) points at a port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    reachable = settings.REDIS_URL
+    get_redis.cache_clear()
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    yield
+    settings.REDIS_URL = reachable  # before the other fixtures' clean-up uses Redis
+    get_redis.cache_clear()
+
+
+def test_provider_health_out_of_reach_loses_no_answer(
+    chain, fake_openai, backup_openai, redis_unreachable, caplog
+):
+    # Redis restarting while turns stream: health is advice; the answers still come.
+    primary, backup = chain
+
+    reply, deltas = ask(primary)
+
+    assert reply.text == fake_openai.reply == "".join(deltas)
+    assert outcomes(reply) == [("primary", "answered", "")]
+
+    fake_openai.fail(500)
+    reply, deltas = ask(primary)
+
+    assert reply.text == "Backup here." == "".join(deltas)
+    assert outcomes(reply) == [("primary", "failed", "server_error"), ("backup", "answered", "")]
+    said = [r.getMessage() for r in caplog.records if r.name == "apps.providers.services"]
+    assert any(m.startswith("could not note a success of provider") for m in said)
+    assert any(m.startswith("could not count a failure of provider") for m in said)
