@@ -16,12 +16,14 @@ start with its id (apps.core.locks).
 from __future__ import annotations
 
 import collections
+import datetime
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
@@ -31,6 +33,7 @@ from apps.core.redis import as_text, get_redis
 logger = logging.getLogger(__name__)
 
 PROCESSES_KEY = "assistant:processes"  # process id -> time of its latest beat
+MOURNED_KEY = "assistant:processes:dead"  # dead process id -> its latest beat, once seen
 TAKEN_PREFIX = "assistant:taken:"
 BEAT_SECONDS = 1.0
 NOTES_GATHER_SECONDS = 0.01
@@ -44,7 +47,18 @@ local now = redis.call('TIME')
 now = now[1] + now[2] / 1000000
 -- Forgotten once their locks have surely expired too.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'WITHSCORES')
+local ids, new = {}, {}
+for i = 1, #dead, 2 do
+  table.insert(ids, dead[i])
+  -- The first caller to see it dead learns when it last beat (scores stay strings).
+  if redis.call('ZADD', KEYS[2], 'NX', dead[i + 1], dead[i]) == 1 then
+    table.insert(new, dead[i])
+    table.insert(new, dead[i + 1])
+  end
+end
+return {ids, new}
 """
 
 
@@ -142,13 +156,28 @@ def owner_of(token: bytes | str | None) -> str | None:
     return owner or None
 
 
-def dead_processes() -> set[str]:
+@dataclass(frozen=True)
+class Deaths:
     """Processes that beat once and stopped (for `PROCESS_ALIVE_SECONDS` or longer)."""
+
+    dead: set[str]  # all still remembered: their locks may be broken
+    just_died: dict[str, datetime.datetime]  # seen dead for the first time: their last beat
+
+
+def processes_dead() -> Deaths:
+    """The dead processes, and those this call is the first to see dead (each is reported
+    so once, to one caller: Redis decides, atomically)."""
     forget_after = settings.PROCESS_ALIVE_SECONDS + settings.TURN_LOCK_SECONDS + 60
-    ids = get_redis().eval(
-        _DEAD_SCRIPT, 1, PROCESSES_KEY, settings.PROCESS_ALIVE_SECONDS, forget_after
+    ids, new = get_redis().eval(
+        _DEAD_SCRIPT, 2, PROCESSES_KEY, MOURNED_KEY, settings.PROCESS_ALIVE_SECONDS, forget_after
     )
-    return {as_text(process_id) for process_id in ids}
+    return Deaths(
+        dead={as_text(process_id) for process_id in ids},
+        just_died={
+            as_text(new[i]): datetime.datetime.fromtimestamp(float(new[i + 1]), tz=datetime.UTC)
+            for i in range(0, len(new), 2)
+        },
+    )
 
 
 def dead_processes_taken(gone: set[str]) -> dict[str, set[int]]:

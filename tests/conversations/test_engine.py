@@ -260,6 +260,38 @@ def test_what_a_worker_that_just_died_had_taken_is_answered_at_once(
     assert queued.status == MessageStatus.ANSWERED
 
 
+def test_a_message_that_reached_a_worker_as_it_died_is_answered_at_once(
+    worker, telegram_bot, fake_telegram, fake_openai
+):
+    # Its task reached the worker in the milliseconds before the kill, after the worker's
+    # last note of what it took: nothing says so but its time.
+    now = timezone.now()
+    last_beat("worker-host:4747:0dd0dead", settings.PROCESS_ALIVE_SECONDS + 1)
+    at_the_kill = make_user_message(
+        bot=telegram_bot,
+        chat_id="4747",
+        status=MessageStatus.RECEIVED,
+        received_at=now - timedelta(seconds=settings.PROCESS_ALIVE_SECONDS + 0.5),
+    )
+    # Written seconds after it died: its task is in the queue, for a live worker.
+    later = make_user_message(
+        bot=telegram_bot, chat_id="4848", status=MessageStatus.RECEIVED, received_at=now
+    )
+    fake_openai.reply = "Here now."
+
+    assert sweep_stuck_task.apply().get() == {"turns": 1, "deliveries": 0}
+    assert sweep_stuck_task.apply().get() == {"turns": 0, "deliveries": 0}  # once
+
+    delivered_answers(1)
+    [message] = fake_telegram.chat(4747)
+    assert message.text == "Here now."
+    at_the_kill.refresh_from_db()
+    assert at_the_kill.status == MessageStatus.ANSWERED
+    assert fake_telegram.chat(4848) == []
+    later.refresh_from_db()
+    assert later.status == MessageStatus.RECEIVED
+
+
 def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
     worker, telegram_bot, fake_telegram
 ):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
+from django.utils import timezone
 
 from apps.core.aio import process_loop
-from apps.core.liveness import PROCESSES_KEY, dead_processes, liveness, owner_of, taken_key
+from apps.core.liveness import PROCESSES_KEY, liveness, owner_of, processes_dead, taken_key
 from apps.core.locks import locks_break
 from apps.core.redis import get_redis
 from tests.factories import last_beat
@@ -24,7 +25,14 @@ def test_this_process_beats_and_one_that_stopped_is_dead():
     last_beat("long-gone-host:1:0000", long_gone)
 
     # Unknown to Redis (never beat, or before its first beat after a restart): not dead.
-    assert dead_processes() == {"stopped-host:1:0000"}
+    deaths = processes_dead()
+    assert deaths.dead == {"stopped-host:1:0000"}
+    # The first to ask learns when it last beat, once; after that it is only dead.
+    [(process_id, beat)] = deaths.just_died.items()
+    assert process_id == "stopped-host:1:0000"
+    assert 0 <= (timezone.now() - beat).total_seconds() - (settings.PROCESS_ALIVE_SECONDS + 1) < 2
+    again = processes_dead()
+    assert again.dead == {"stopped-host:1:0000"} and again.just_died == {}
     # Dead long enough for its locks to have expired too: forgotten.
     assert get_redis().zscore(PROCESSES_KEY, "long-gone-host:1:0000") is None
 

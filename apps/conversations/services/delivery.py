@@ -27,7 +27,13 @@ from apps.conversations.services.chats import chat_migrate
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn, turn_lock_key
 from apps.core import metrics
 from apps.core.aio import process_loop
-from apps.core.liveness import dead_processes, dead_processes_taken, owner_of, taken_key
+from apps.core.liveness import (
+    BEAT_SECONDS,
+    dead_processes_taken,
+    owner_of,
+    processes_dead,
+    taken_key,
+)
 from apps.core.locks import held_locks, locks_break
 from apps.core.redis import get_redis
 from apps.core.retry import backoff_delay
@@ -210,7 +216,9 @@ def messages_sweep() -> dict[str, int]:
     - what a worker process that died had taken: its heartbeat (apps.core.liveness) is
       gone within seconds, so its conversations' locks are broken and they are answered
       at once, by the next turn, whether their messages were still `received` (taken from
-      the queue, not started) or `processing` (a partial answer is finished, not repeated);
+      the queue, not started) or `processing` (a partial answer is finished, not repeated).
+      Messages received about when it died (a beat before its last one to two after) are
+      given again too, once: their task may have reached it after its last note;
     - a turn whose worker died: its messages are `processing` and its lock has expired
       (a live turn renews it every few seconds) or belongs to a process that died;
     - a message still `received` after SWEEP_RECEIVED_AFTER_SECONDS while the queue of
@@ -221,7 +229,8 @@ def messages_sweep() -> dict[str, int]:
       to a process that died.
     """
     now = timezone.now()
-    gone = dead_processes()
+    deaths = processes_dead()
+    gone = deaths.dead
     orphaned: set[int] = set()
     for process_id, taken in dead_processes_taken(gone).items():
         orphaned |= taken  # their locks are broken below, with any other a dead process held
@@ -238,6 +247,15 @@ def messages_sweep() -> dict[str, int]:
         pending |= Q(
             conversation_id__in=orphaned,
             status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+        )
+    for last_beat in deaths.just_died.values():
+        # A task that reached the process in its last milliseconds is not in its notes
+        # (written just after): its message, received about when the process died, is
+        # given again, once; if its task is in fact still queued, that one finds nothing.
+        pending |= Q(
+            status__in=[MessageStatus.RECEIVED, MessageStatus.PROCESSING],
+            received_at__gte=last_beat - timedelta(seconds=BEAT_SECONDS),
+            received_at__lte=last_beat + timedelta(seconds=2 * BEAT_SECONDS),
         )
     conversation_ids = sorted(
         set(
