@@ -145,6 +145,20 @@ class Stack:
             start(self.worker_command, self.env, f"faults-worker-{self.workers_started}.log")
         )
 
+    def revive_workers(self) -> int:
+        """Start again any worker that exited on its own, as a supervisor would (systemd's
+        `Restart=always`, compose's `restart: unless-stopped`); how many did."""
+        revived = 0
+        for index, worker in enumerate(self.workers):
+            if worker.poll() is None:
+                continue
+            self.workers_started += 1
+            self.workers[index] = start(
+                self.worker_command, self.env, f"faults-worker-{self.workers_started}.log"
+            )
+            revived += 1
+        return revived
+
     def stop_redis(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.redis.pid, signal.SIGKILL)
@@ -195,6 +209,15 @@ async def run_fault(stack: Stack, fault: str, uids: list[int], args) -> dict:
     events: list[float] = []  # when each kill / Redis stop happened
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    exits = 0  # workers that exited on their own (a crash), started again
+
+    async def supervise() -> None:
+        nonlocal exits
+        while True:
+            exits += await loop.run_in_executor(None, stack.revive_workers)
+            await asyncio.sleep(0.5)
+
+    supervisor = asyncio.create_task(supervise())
 
     async def apply() -> None:
         while True:
@@ -240,7 +263,8 @@ async def run_fault(stack: Stack, fault: str, uids: list[int], args) -> dict:
     while time.monotonic() < deadline and not wanted <= stack.complete():
         await asyncio.sleep(1)
     await asyncio.sleep(args.grace)  # a late duplicate would show now
-    return count(stack, fault, uids, posted, statuses, events)
+    supervisor.cancel()
+    return {**count(stack, fault, uids, posted, statuses, events), "worker_exits": exits}
 
 
 def count(stack, fault, uids, posted, statuses, events) -> dict:
@@ -324,11 +348,12 @@ def report(results: dict) -> str:
         f"starts another; `redis` kills Redis for {meta['redis_down']:g} s; `telegram` makes "
         f"the next {meta['burst']} sends or edits fail, `model` every call for "
         f"{meta['outage']:g} s, 429 and 500 in turn; "
-        "`duplicates` posts 30 % of the updates twice.",
+        "`duplicates` posts 30 % of the updates twice. A worker that exits on its own "
+        "is started again, as a supervisor would (`workers crashed` counts them).",
         "",
         "| fault | messages | faults applied | posts | non-2xx (5xx) | answered once | "
-        "more than once | never | recovery max / p50 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "more than once | never | recovery max / p50 | workers crashed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["faults"]:
         recovery = (
@@ -339,7 +364,8 @@ def report(results: dict) -> str:
         lines.append(
             f"| {r['fault']} | {r['messages']} | {r['faults_applied']} | {r['posts']} | "
             f"{r['non_2xx']} ({r['http_5xx']}) | {r['answered_once']} | "
-            f"{r['answered_more_than_once']} | {r['never_answered']} | {recovery} |"
+            f"{r['answered_more_than_once']} | {r['never_answered']} | {recovery} | "
+            f"{r.get('worker_exits', 0)} |"
         )
     lost = sum(r["never_answered"] for r in results["faults"])
     twice = sum(r["answered_more_than_once"] for r in results["faults"])
