@@ -9,11 +9,12 @@ from celery.beat import ScheduleEntry, Scheduler
 from django.conf import settings
 from django.utils import timezone
 
-from apps.conversations.choices import Author, Direction, MessageStatus
-from apps.conversations.models import Conversation, Message
+from apps.conversations.choices import MessageStatus
+from apps.conversations.models import Message
 from apps.conversations.tasks import SWEEP_LOCK_KEY, SWEEP_LOCK_SECONDS, sweep_stuck_task
 from apps.core.redis import get_redis
 from assistant.celery import app as celery_app
+from tests.factories import make_user_message
 from tests.fakes.server import wait_for
 
 SWEEPER = "conversations.sweep_stuck_task"
@@ -60,12 +61,9 @@ def test_beat_sends_the_sweeper_at_debug(worker, caplog):
 
 def test_a_sweep_that_redispatches_work_warns(worker, web_bot, fake_openai, caplog):
     fake_openai.reply = "Sorry for the wait."
-    conversation = Conversation.objects.create(bot=web_bot, chat_id="visitor", chat_type="private")
-    stuck = Message.objects.create(
-        conversation=conversation,
+    stuck = make_user_message(
         bot=web_bot,
-        direction=Direction.IN,
-        author=Author.USER,
+        chat_id="visitor",
         text="anyone there?",
         status=MessageStatus.RECEIVED,
         received_at=timezone.now() - timedelta(seconds=settings.SWEEP_RECEIVED_AFTER_SECONDS + 5),
@@ -85,12 +83,9 @@ def test_a_sweep_that_redispatches_work_warns(worker, web_bot, fake_openai, capl
 def test_one_sweep_at_a_time(transactional_db, web_bot):
     # Sweeps beat sent while no worker ran, taken side by side by a restarted one, must
     # not each give the same work again.
-    conversation = Conversation.objects.create(bot=web_bot, chat_id="visitor", chat_type="private")
-    Message.objects.create(
-        conversation=conversation,
+    make_user_message(
         bot=web_bot,
-        direction=Direction.IN,
-        author=Author.USER,
+        chat_id="visitor",
         text="anyone there?",
         status=MessageStatus.RECEIVED,
         received_at=timezone.now() - timedelta(seconds=settings.SWEEP_RECEIVED_AFTER_SECONDS + 5),
