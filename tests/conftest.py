@@ -17,6 +17,7 @@ from tests.factories import make_profile, make_provider, make_telegram_bot, make
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram import FakeTelegram
 from tests.local_model import local_model_url  # noqa: F401 - a fixture, for the local_model tests
+from tests.redis_server import RedisOutOfReach, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +66,32 @@ def fake_telegram():
     server = FakeTelegram().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_unreachable(settings):
+    """Redis out of reach for this process's own clients until `restore()` or the end."""
+    out_of_reach = RedisOutOfReach(settings)
+    yield out_of_reach
+    out_of_reach.restore()  # before the other fixtures' clean-up uses Redis
+
+
+@pytest.fixture
+def redis_server():
+    """A Redis server of the test's own, started; the test may kill and start it again."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_server_down():
+    """A Redis server of the test's own, not started: nothing answers on its port until
+    the test calls `start()`."""
+    server = RedisServer()
+    yield server
+    server.kill()
 
 
 @pytest.fixture(autouse=True)
