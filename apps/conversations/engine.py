@@ -36,6 +36,7 @@ import threading
 import time
 from dataclasses import replace
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 
@@ -47,14 +48,16 @@ from apps.bots.platforms.base import (
 )
 from apps.conversations import events
 from apps.conversations.events import TokenEvent, publish_now
-from apps.conversations.services.chats import chat_migrate
+from apps.conversations.services.chats import chat_migrate, sender_names_ask, senders_unnamed
 from apps.conversations.services.delivery import amessage_deliver
-from apps.conversations.services.dispatch import INTERRUPT_CHANNEL, turn_lock_key
+from apps.conversations.services.dispatch import (
+    INTERRUPT_CHANNEL,
+    dispatch_turn,
+    turn_lock_key,
+)
+from apps.conversations.services.skill_turns import SkillTurn, skill_turn_record, skill_turn_run
 from apps.conversations.services.turns import (
     PreparedTurn,
-    SkillTurn,
-    skill_turn_record,
-    skill_turn_run,
     streamed_remember,
     turn_interrupt,
     turn_model_failed,
@@ -178,7 +181,15 @@ class TurnEngine:
     async def _run_logged(self, conversation_id: int) -> None:
         try:
             while True:
-                if not await self._lock(conversation_id):
+                try:
+                    locked = await self._lock(conversation_id)
+                except redis.RedisError as error:
+                    # Redis restarting: the turn is asked for again (this process holds
+                    # the task until the broker answers; the sweeper is the backstop).
+                    logger.warning("no turn lock (%s); the turn is asked for again", error)
+                    await process_loop.db(dispatch_turn, conversation_id, 1.0)
+                    return
+                if not locked:
                     # Another process runs this conversation; it looks for new
                     # messages after releasing its lock, so nothing is left behind.
                     return
@@ -262,7 +273,23 @@ class TurnEngine:
             # A failed streaming update may have changed the chat (a group upgraded to a
             # supergroup moves the conversation): then the delivery reads it again.
             await amessage_deliver(message_id=answer.pk, message=None if stream.failed else answer)
+        await self._ask_names(prepared)
         return False
+
+    async def _ask_names(self, prepared: PreparedTurn) -> None:
+        """Once the answer is out, have the names of senders the platform names by id only
+        looked up (Feishu): never before the answer, nor racing it for the platform's API."""
+        unnamed = senders_unnamed(
+            conversation=prepared.conversation,
+            senders=[message.sender_id for message in prepared.pending],
+        )
+        if unnamed:
+            await process_loop.db(
+                sender_names_ask,
+                conversation_id=prepared.conversation.pk,
+                bot_id=prepared.conversation.bot_id,
+                senders=unnamed,
+            )
 
     async def _interrupted(self, conversation_id: int, model: asyncio.Future) -> bool:
         """Wait for the model; True (the model call cancelled) when the user wrote again."""

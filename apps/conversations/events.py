@@ -33,8 +33,10 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.core.aio import process_loop
+from apps.core.logs import Occasional
 
 logger = logging.getLogger(__name__)
+_publish_failed = Occasional(logger)  # with Redis away, every batch would say so
 
 CONSOLE_GROUP = "console"
 
@@ -159,8 +161,11 @@ class _Publisher:
             self.sending = True
             try:
                 await self._send_batch(batch)
+                _publish_failed.recovered()
             except Exception:  # noqa: BLE001 - live views are best effort; the database is the record
-                logger.exception("publishing %d events failed", len(batch))
+                _publish_failed.log(
+                    logging.ERROR, "publishing %d events failed", len(batch), exc_info=True
+                )
             finally:
                 self.sending = False
 

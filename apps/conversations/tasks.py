@@ -49,6 +49,12 @@ def deliver_task(message_id: int) -> None:
     services.message_deliver(message_id=message_id)
 
 
+@shared_task(name="conversations.participant_name_task")
+def participant_name_task(conversation_id: int, sender_id: str) -> None:
+    """Learn the name of a sender the platform's messages name by id only (queue "default")."""
+    services.participant_name_learn(conversation_id=conversation_id, sender_id=sender_id)
+
+
 SWEEP_LOCK_KEY = "assistant:sweeping"
 SWEEP_LOCK_SECONDS = 10  # a sweep takes milliseconds; a killed one blocks the next for this
 

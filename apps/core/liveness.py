@@ -28,9 +28,13 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
+from apps.core.logs import Occasional
 from apps.core.redis import as_text, get_redis
 
 logger = logging.getLogger(__name__)
+# With Redis away, every beat and every batch of notes would say so.
+_beat_failed = Occasional(logger)
+_notes_failed = Occasional(logger)
 
 PROCESSES_KEY = "assistant:processes"  # process id -> time of its latest beat
 MOURNED_KEY = "assistant:processes:dead"  # dead process id -> its latest beat, once seen
@@ -108,9 +112,10 @@ class Liveness:
             if time.monotonic() >= next_beat:
                 try:
                     get_redis().eval(_BEAT_SCRIPT, 1, PROCESSES_KEY, process_id)
+                    _beat_failed.recovered()
                 except redis.RedisError as error:
                     # Redis away: nobody can see our work either; the next beat tries again.
-                    logger.warning("could not say this process is alive: %s", error)
+                    _beat_failed.warning("could not say this process is alive: %s", error)
                 next_beat = time.monotonic() + BEAT_SECONDS
             if self._wake.wait(max(0.0, next_beat - time.monotonic())):
                 # What else arrives meanwhile goes in the same round trip: under a burst,
@@ -130,8 +135,9 @@ class Liveness:
                 for command, conversation_id in notes:
                     getattr(pipe, command)(taken_key(process_id), conversation_id)
                 pipe.execute()
+            _notes_failed.recovered()
         except redis.RedisError:  # the sweeper's time-outs still find the work
-            logger.warning("could not note %d conversations taken or done", len(notes))
+            _notes_failed.warning("could not note %d conversations taken or done", len(notes))
 
     def forget(self) -> None:
         """A forked child is another process: a new id, its own heartbeat."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -158,3 +160,58 @@ class JsonFormatter(_JsonFormatter):
         for name in ("exc_info", "stack_info"):
             if message_dict.get(name):
                 log_record[name] = redact(message_dict[name])
+
+
+class Occasional:
+    """A recurring line said at most once every `seconds` while a failure lasts.
+
+    For what fails on every call while a shared service is away (Redis restarting: each
+    webhook's flood check, each model call's health note), where one line per call says
+    nothing more than the first and buries everything else in the log. The next line
+    said says how many were left out; `recovered()` (the call worked again) says that
+    too, if any were, and makes the next failure be said at once.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        seconds: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger, self.seconds, self.clock = logger, seconds, clock
+        self._lock = threading.Lock()
+        self._failing = False
+        self._next_at = 0.0
+        self._left_out = 0
+        self._last: tuple[int, str, tuple] = (logging.WARNING, "", ())
+
+    def log(self, level: int, message: str, *args: Any, exc_info: Any = None) -> None:
+        now = self.clock()
+        with self._lock:
+            self._last = (level, message, args)
+            if self._failing and now < self._next_at:
+                self._left_out += 1
+                return
+            left_out, self._left_out = self._left_out, 0
+            self._failing, self._next_at = True, now + self.seconds
+        if left_out:
+            message += " (and %d more like it since the last said)"
+            args = (*args, left_out)
+        self.logger.log(level, message, *args, exc_info=exc_info)
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.log(logging.WARNING, message, *args)
+
+    def recovered(self) -> None:
+        """The call worked: the failure is over (cheap when nothing failed)."""
+        if not self._failing:
+            return
+        with self._lock:
+            left_out, self._left_out = self._left_out, 0
+            self._failing = False
+            level, message, args = self._last
+        if left_out:
+            self.logger.log(
+                level, message + " (and %d more like it, until it worked again)", *args, left_out
+            )

@@ -23,11 +23,13 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from apps.core.config import CONFIG_VERSION_KEY
+from apps.core.logs import Occasional
 from apps.core.redis import get_redis
 from apps.guard.models import FloodLimits
 from apps.guard.selectors import flood_limits_get
 
 logger = logging.getLogger(__name__)
+_unchecked = Occasional(logger)  # with Redis away, every webhook would say so
 
 KEY_PREFIX = "assistant:flood:"
 IP_LIMITS = {
@@ -135,8 +137,9 @@ def _take(
             result = _script()(keys=keys, args=args, client=get_redis())
         except RedisError as error:
             # Answering matters more than limiting: without Redis nothing is limited.
-            logger.warning("flood limits not checked (Redis unavailable): %s", error)
+            _unchecked.warning("flood limits not checked (Redis unavailable): %s", error)
             return ALLOWED
+        _unchecked.recovered()
         if result[0] == 0:
             return ALLOWED
         if result[0] == -1:

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 
 import redis
 
+from apps.core.logs import Occasional
 from apps.core.metrics import provider_cooldown_record
 from apps.core.redis import get_redis
 from apps.providers.models import ModelProfile, Provider
 
 logger = logging.getLogger(__name__)
+# Health is advice: with Redis away, every model call would say so.
+_success_not_noted = Occasional(logger)
+_failure_not_counted = Occasional(logger)
 
 
 def _health_key(provider_id: int) -> str:
@@ -39,12 +43,15 @@ def provider_failure_record(*, provider: Provider, error: str) -> bool:
         pipe.hincrby(key, "failures", 1)
         pipe.hset(key, mapping={"last_error": error[:500], "last_error_at": time.time()})
         failures = pipe.execute()[0]
+        _failure_not_counted.recovered()
         if failures >= provider.cooldown_after_failures and provider.cooldown_seconds > 0:
             client.set(_cooldown_key(provider.pk), time.time(), ex=provider.cooldown_seconds)
             provider_cooldown_record(provider=provider)
             return True
     except redis.RedisError as problem:
-        logger.warning("could not count a failure of provider %s: %s", provider.pk, problem)
+        _failure_not_counted.warning(
+            "could not count a failure of provider %s: %s", provider.pk, problem
+        )
     return False
 
 
@@ -54,8 +61,11 @@ def provider_success_record(*, provider: Provider) -> None:
         get_redis().hset(
             _health_key(provider.pk), mapping={"failures": 0, "last_success_at": time.time()}
         )
+        _success_not_noted.recovered()
     except redis.RedisError as problem:
-        logger.warning("could not note a success of provider %s: %s", provider.pk, problem)
+        _success_not_noted.warning(
+            "could not note a success of provider %s: %s", provider.pk, problem
+        )
 
 
 def provider_cooldown_remaining(*, provider: Provider) -> float:

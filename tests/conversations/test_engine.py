@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.engine import turn_engine
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services.delivery import delivery_lock_key
+from apps.conversations.services.delivery import delivery_lock_key, message_deliver
 from apps.conversations.services.dispatch import turn_lock_key
 from apps.conversations.services.turns import streamed_remember
 from apps.conversations.tasks import sweep_stuck_task
@@ -21,7 +21,7 @@ from apps.core.aio import process_loop
 from apps.core.liveness import liveness, taken_key
 from apps.core.redis import get_redis
 from apps.providers.client import ChatMessage, stream_reply
-from tests.factories import last_beat, make_user_message
+from tests.factories import last_beat, make_recorded_answer, make_user_message
 from tests.fakes.server import wait_for
 from tests.telegram_updates import post_update, private_text_update
 
@@ -295,17 +295,7 @@ def test_a_message_that_reached_a_worker_as_it_died_is_answered_at_once(
 def test_an_answer_whose_delivering_worker_just_died_is_delivered_at_once(
     worker, telegram_bot, fake_telegram
 ):
-    asked = make_user_message(bot=telegram_bot, chat_id="4444", status=MessageStatus.ANSWERED)
-    answer = Message.objects.create(
-        conversation=asked.conversation,
-        bot=telegram_bot,
-        direction=Direction.OUT,
-        author=Author.ASSISTANT,
-        reply_to=asked,
-        text="Recorded, not yet sent.",
-        status=MessageStatus.ANSWERED,
-        model_done_at=timezone.now(),
-    )
+    answer = make_recorded_answer(bot=telegram_bot, chat_id="4444", text="Recorded, not yet sent.")
     last_beat(DEAD_WORKER, settings.PROCESS_ALIVE_SECONDS + 1)
     get_redis().set(
         delivery_lock_key(answer.pk), f"{DEAD_WORKER}/0123", ex=settings.TURN_LOCK_SECONDS
@@ -337,3 +327,38 @@ def test_a_live_process_keeps_what_it_took_and_its_locks(worker, telegram_bot):
 
     assert [get_redis().get(key).decode() for key in locks] == list(locks.values())
     assert get_redis().exists(taken_key(other))
+
+
+def test_a_turn_that_cannot_take_its_lock_while_redis_restarts_is_answered_once_it_is_back(
+    client, worker, telegram_bot, fake_telegram, fake_openai, redis_unreachable, caplog
+):
+    fake_openai.reply = "Answered after the restart."
+    post_update(client, telegram_bot, private_text_update("hello", user_id=5151))
+    # The worker's turn finds Redis (its locks) out of reach and asks for the turn again.
+    wait_for(lambda: "no turn lock" in caplog.text)
+
+    redis_unreachable.restore()
+
+    [answer] = delivered_answers(1)
+    assert answer.text == "Answered after the restart."
+    [shown] = fake_telegram.chat(5151)
+    assert shown.text == "Answered after the restart."
+
+
+def test_a_delivery_that_cannot_take_its_lock_is_asked_for_again(
+    worker, telegram_bot, fake_telegram, redis_unreachable, caplog
+):
+    answer = make_recorded_answer(
+        bot=telegram_bot, chat_id="5252", text="Recorded while Redis restarted."
+    )
+
+    assert message_deliver(message_id=answer.pk) is None
+    assert "no delivery lock" in caplog.text
+    answer.refresh_from_db()
+    assert answer.status == MessageStatus.ANSWERED and fake_telegram.chat(5252) == []
+
+    redis_unreachable.restore()
+
+    wait_for(lambda: Message.objects.filter(pk=answer.pk, status=MessageStatus.DELIVERED).exists())
+    [shown] = fake_telegram.chat(5252)
+    assert shown.text == "Recorded while Redis restarted."

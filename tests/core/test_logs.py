@@ -10,8 +10,9 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.core.logs import JsonFormatter, PlainFormatter, log_context
-from tests.telegram_updates import private_text_update
+from apps.core.logs import JsonFormatter, Occasional, PlainFormatter, log_context
+from tests.redis_server import RedisOutOfReach
+from tests.telegram_updates import post_update, private_text_update
 
 TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 API_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
@@ -106,3 +107,49 @@ def test_log_format_json_switches_the_handler(monkeypatch):
     monkeypatch.setenv("LOG_FORMAT", "xml")
     with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT"):
         runpy.run_path(str(settings.BASE_DIR / "assistant" / "settings.py"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_recurring_failure_is_said_once_per_interval_with_how_many_were_left_out(caplog):
+    clock = Clock()
+    occasional = Occasional(logging.getLogger("tests.occasional"), 10.0, clock=clock)
+    caplog.set_level(logging.WARNING, logger="tests.occasional")
+
+    for call in range(5):  # Redis away: every call fails
+        occasional.warning("could not note call %s", call)
+    clock.now += 10.5
+    occasional.warning("could not note call %s", 5)
+    occasional.warning("could not note call %s", 6)
+    occasional.recovered()  # the call works again
+    occasional.recovered()
+    occasional.warning("could not note call %s", 7)  # a new failure: said at once
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "could not note call 0",
+        "could not note call 5 (and 4 more like it since the last said)",
+        "could not note call 6 (and 1 more like it, until it worked again)",
+        "could not note call 7",
+    ]
+
+
+def test_the_flood_check_says_once_that_redis_is_away_however_many_webhooks_come(
+    client, telegram_bot, settings, caplog
+):
+    post_update(client, telegram_bot, private_text_update("hi", user_id=3000))  # Redis there
+    out_of_reach = RedisOutOfReach(settings)
+    try:
+        for user_id in range(3001, 3006):
+            response = post_update(client, telegram_bot, private_text_update("hi", user_id=user_id))
+            assert response.status_code == 200
+    finally:
+        out_of_reach.restore()
+
+    said = [r.getMessage() for r in caplog.records if r.name == "apps.guard.services"]
+    assert len(said) == 1 and said[0].startswith("flood limits not checked (Redis unavailable)")

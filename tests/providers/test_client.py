@@ -6,7 +6,6 @@ import socket
 
 import pytest
 
-from apps.core.redis import get_redis
 from apps.providers import client
 from apps.providers.client import INTERRUPTED_NOTE, ChatMessage, ModelError, stream_reply
 from apps.providers.selectors import provider_health
@@ -287,20 +286,6 @@ def test_sdk_calls_spread_over_clients_of_bounded_pools(db):
     with clients.lease() as again:
         assert again in clients.clients  # idle clients are reused, not multiplied
     assert len(clients.clients) == 2
-
-
-@pytest.fixture
-def redis_unreachable(settings):
-    """The synchronous Redis client (provider health) points at a port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    reachable = settings.REDIS_URL
-    get_redis.cache_clear()
-    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
-    yield
-    settings.REDIS_URL = reachable  # before the other fixtures' clean-up uses Redis
-    get_redis.cache_clear()
 
 
 def test_provider_health_out_of_reach_loses_no_answer(

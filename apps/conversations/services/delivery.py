@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -132,7 +133,15 @@ async def amessage_deliver(
     `message` is the answer as its turn just recorded it (saves reading it again).
     """
     key = delivery_lock_key(message_id)
-    if not await held_locks.acquire(key):
+    try:
+        locked = await held_locks.acquire(key)
+    except redis.RedisError as error:
+        # Redis restarting, nothing sent yet: the delivery is asked for again (held by
+        # this process until the broker answers; the sweeper is the backstop).
+        logger.warning("no delivery lock for %s (%s); asked for again", message_id, error)
+        await process_loop.db(dispatch_delivery, message_id, 1.0)
+        return None
+    if not locked:
         # Another delivery of this message is finishing. If it leaves the message
         # undelivered (e.g. a retry requested the moment it failed), look again shortly;
         # a message already delivered or failed makes that later look a no-op.
