@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 
+from django.utils import timezone
+
 from apps.bots.choices import Platform
 from apps.bots.models import Bot
 from apps.bots.services import bot_create
-from apps.conversations.choices import Author, Direction
+from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.models import Conversation, Message
 from apps.core.liveness import PROCESSES_KEY
 from apps.core.redis import get_redis
@@ -72,6 +74,22 @@ def make_user_message(*, bot: Bot, chat_id: str, text: str = "hi", **fields) -> 
         sender_id=chat_id,
         text=text,
         **fields,
+    )
+
+
+def make_recorded_answer(*, bot: Bot, chat_id: str, text: str) -> Message:
+    """An answer recorded (`answered`) but not yet delivered, to a user's message in a new
+    private chat of `bot`."""
+    asked = make_user_message(bot=bot, chat_id=chat_id, status=MessageStatus.ANSWERED)
+    return Message.objects.create(
+        conversation=asked.conversation,
+        bot=bot,
+        direction=Direction.OUT,
+        author=Author.ASSISTANT,
+        reply_to=asked,
+        text=text,
+        status=MessageStatus.ANSWERED,
+        model_done_at=timezone.now(),
     )
 
 

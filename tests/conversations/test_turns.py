@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from apps.bots.services import bot_update
 from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.models import Conversation, Message, MessageAttachment
-from apps.conversations.services import turns
+from apps.conversations.services import turn_inputs, turns
 from apps.core.redis import get_redis
 from apps.providers.client import INTERRUPTED_NOTE
 from apps.providers.models import ModelProfile
@@ -378,7 +378,7 @@ def test_images_to_a_text_only_profile_get_a_clear_reply(
     post_update(client, telegram_bot, photo_update())
 
     [reply] = outbound(1, Author.SYSTEM)
-    assert reply.text == turns.NO_IMAGES_REPLY
+    assert reply.text == turn_inputs.NO_IMAGES_REPLY
     assert fake_openai.requests == []
 
 
@@ -408,7 +408,7 @@ def test_voice_without_a_transcription_model_gets_a_clear_reply(
     post_update(client, telegram_bot, voice_update())
 
     [reply] = outbound(1, Author.SYSTEM)
-    assert reply.text == turns.NO_VOICE_REPLY
+    assert reply.text == turn_inputs.NO_VOICE_REPLY
     assert fake_openai.requests == [] and fake_openai.transcriptions == []
 
 

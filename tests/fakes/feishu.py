@@ -2,7 +2,8 @@
 
 Speaks the real wire format that lark-oapi calls: tenant_access_token/internal,
 im/v1/messages (create, with the uuid de-duplication Feishu applies), reply, PATCH
-of a card, message resources, bot info, and the long-connection endpoint discovery.
+of a card, message resources, bot info, a user's name (contact/v3/users/:user_id, for
+the users in `users`), and the long-connection endpoint discovery.
 Faults can be queued per operation: `fail("reply", 429, reset=1)`, `fail("patch",
 400, code=230020)`, `fail("reply", 500)`. Every call is recorded in `calls`.
 """
@@ -39,6 +40,7 @@ ROUTES = [
         "resource",
     ),
     ("GET", re.compile(r"^/open-apis/bot/v3/info/?$"), "bot_info"),
+    ("GET", re.compile(r"^/open-apis/contact/v3/users/(?P<id>[^/]+)$"), "user"),
     ("POST", re.compile(r"^/callback/ws/endpoint$"), "ws_endpoint"),
 ]
 
@@ -103,6 +105,7 @@ class FakeFeishu(LoopbackServer):
         self.by_uuid: dict[str, SentCard] = {}
         self.resources: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.ws_endpoint_answer: dict[str, Any] = {"code": 403, "msg": "long connection disabled"}
+        self.users: dict[str, dict[str, str]] = {}  # open_id -> {"name": ..., "en_name": ...}
         self.state_lock = threading.Lock()
 
     # Test controls -------------------------------------------------------------------------
@@ -268,6 +271,17 @@ class FakeFeishu(LoopbackServer):
         return Response(
             200,
             {"code": 0, "msg": "ok", "bot": {"app_name": "Assistant", "open_id": self.bot_open_id}},
+        )
+
+    def on_user(self, request: Request, body: dict[str, Any], params: dict[str, str]) -> Response:
+        # https://open.feishu.cn/document/server-docs/contact-v3/user/get: the user under
+        # data.user; 41050 "no user authority" for one outside the app's contact range.
+        kind = request.query.get("user_id_type", ["open_id"])[0]
+        user = self.users.get(params["id"]) if kind == "open_id" else None
+        if user is None:
+            return Response(400, {"code": 41050, "msg": "no user authority error"})
+        return Response(
+            200, {"code": 0, "msg": "success", "data": {"user": {"open_id": params["id"], **user}}}
         )
 
 

@@ -9,7 +9,7 @@ This module imports no adapter.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from apps.bots.models import Bot
@@ -61,6 +61,9 @@ class PlatformSpec:
     credentials_refused: Any = ""
     # Import path of its `manage.py onboard` set-up (a PlatformSetup), "" for none.
     onboarding: str = ""
+    # Whether its messages name their sender by id only and the adapter can look the
+    # name up (`adapter.sender_name(sender_id)`), for staff to see who wrote.
+    looks_up_sender_names: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ def inbound_clean(item: InboundItem) -> InboundItem:
         item,
         **ids,
         platform_message_id=platform_message_id,
-        sender_name=_clean_name(item.sender_name),
+        sender_name=clean_name(item.sender_name),
         text=_clean_string(item.text, TEXT_MAX_LENGTH),
         command=_clean_string(item.command, 32),
         unsupported=_clean_string(item.unsupported, 32),
@@ -265,7 +268,8 @@ def _clean_id(value: Any, name: str) -> str:
     return cleaned
 
 
-def _clean_name(value: Any) -> str:
+def clean_name(value: Any) -> str:
+    """A person's name as kept and shown: text, bounded, no control characters."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     return _clean_string(value, NAME_MAX_LENGTH).strip()
@@ -338,6 +342,15 @@ class PlatformAdapter(Protocol):
 
     def answer_action(self, action: InboundAction, text: str) -> None:
         """Acknowledge a button press with a short notice (best effort)."""
+
+
+@runtime_checkable
+class SenderNames(Protocol):
+    """An adapter whose platform names senders by id only, and can be asked their names
+    (its PlatformSpec says `looks_up_sender_names`)."""
+
+    def sender_name(self, sender_id: str) -> str:
+        """The user's display name ("" when it has none); raise DeliveryError on failure."""
 
 
 async def platform_send(adapter: PlatformAdapter, message: OutboundMessage) -> SentMessage:

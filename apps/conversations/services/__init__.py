@@ -5,7 +5,7 @@ every step reads state from rows and is safe to run twice.
 """
 
 from apps.conversations.services.actions import action_ingest
-from apps.conversations.services.chats import chat_migrate
+from apps.conversations.services.chats import chat_migrate, participant_name_learn
 from apps.conversations.services.delivery import (
     DeliveryRetry,
     message_deliver,
@@ -31,6 +31,7 @@ __all__ = [
     "message_ingest",
     "message_retry",
     "messages_sweep",
+    "participant_name_learn",
     "reply_system",
     "web_chat_conversation",
     "web_chat_open",

@@ -73,7 +73,8 @@ def conversation_open(*, bot: Bot, inbound: InboundMessage) -> Conversation:
     conversation = found[0]
     conversation.bot = bot
     participants = dict(conversation.participants)
-    participants[inbound.sender_id] = inbound.sender_name
+    # A name the platform left out may have been learned since (participant_name_learn).
+    participants[inbound.sender_id] = inbound.sender_name or participants.get(inbound.sender_id, "")
     conversation.participants = participants
     conversation.last_activity_at = now
     rows_update(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from apps.conversations.events import ToolCallsEvent, publish
 from apps.conversations.models import Conversation, Message
-from apps.conversations.selectors import reply_language
+from apps.conversations.services.skill_turns import turn_skill_context
 from apps.providers.models import ModelProfile
 from apps.providers.tool_loop import ToolLoop
-from apps.skills.base import Skill, SkillContext
+from apps.skills.base import Skill
 from apps.skills.registry import skill_get
 from apps.skills.selectors import bot_skills_enabled
 from apps.skills.tools import TurnTools
@@ -44,17 +44,7 @@ def turn_tools_prepare(
     ]
     if not instances:
         return None
-    last = pending[-1]
-    context = SkillContext(
-        bot=bot,
-        config={},
-        text="\n".join(message.text for message in pending if message.text),
-        user_id=last.sender_id,
-        user_name=(conversation.participants or {}).get(last.sender_id, ""),
-        chat_id=conversation.chat_id,
-        platform=bot.platform,
-        language=reply_language(bot=bot, message=last),
-    )
+    context = turn_skill_context(conversation=conversation, pending=pending, config={})
     return ToolLoop(TurnTools(instances, context, mask=bot.mask_personal_data))
 
 

@@ -6,37 +6,39 @@ in its database threads and does the waiting (model, platform) on the process lo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 
 import redis
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.functional import Promise
-from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from apps.bots.platforms import adapter_for
 from apps.bots.platforms.base import (
-    InboundAttachment,
     OutboundMessage,
     PlatformAdapter,
     answer_shown_key,
 )
 from apps.bots.selectors import bot_config_get
-from apps.conversations.choices import AttachmentKind, Author, Direction, MessageStatus
+from apps.conversations.choices import Author, Direction, MessageStatus
 from apps.conversations.events import MessageEvent, message_payload, publish
 from apps.conversations.models import Conversation, Message, MessageAttachment
-from apps.conversations.selectors import reply_language
 from apps.conversations.services.console import conversation_hand_off
 from apps.conversations.services.delivery import outbound_for, reply_system
 from apps.conversations.services.dispatch import dispatch_delivery, dispatch_turn
-from apps.conversations.services.media import VideoUnreadable, video_key_frames, video_sound
+from apps.conversations.services.skill_turns import SkillTurn, skill_turn_prepare
+from apps.conversations.services.turn_context import (
+    turn_cache_key,
+    turn_history_compact,
+    turn_history_rows,
+    turn_prompt_builder,
+)
+from apps.conversations.services.turn_inputs import turn_input_read, unsupported_reply
 from apps.conversations.services.turn_tools import tool_calls_publish, turn_tools_prepare
 from apps.core import metrics
 from apps.core.config import config_cache
@@ -46,25 +48,16 @@ from apps.core.retry import backoff_delay
 from apps.core.sql import model_column, row_insert, rows_exist, rows_from, rows_update, select_list
 from apps.providers.client import (
     COOLING_DOWN,
-    ChatMessage,
     ModelError,
     PromptBuilder,
     Reply,
-    estimate_message_tokens,
-    image_part,
-    messages_with_system,
     profile_chain,
-    text_part,
-    transcribe,
 )
-from apps.providers.client import complete as model_complete
 from apps.providers.models import ModelProfile
 from apps.providers.services import usage_cost
 from apps.providers.tool_loop import ToolLoop
 from apps.routing.choices import Action, Failure
 from apps.routing.engine import Decision, route
-from apps.skills.base import Skill, SkillContext, SkillError
-from apps.skills.services import skill_execute, skill_for_rule
 
 logger = logging.getLogger(__name__)
 
@@ -75,35 +68,8 @@ BOT_BUDGET_REPLY = gettext_lazy(
 USER_BUDGET_REPLY = gettext_lazy(
     "Sorry, you have reached today's limit for this assistant. Please try again tomorrow."
 )
-NO_IMAGES_REPLY = gettext_lazy(
-    "Sorry, I can't look at images here. Please describe what you need in words."
-)
-NO_VOICE_REPLY = gettext_lazy(
-    "Sorry, I can't listen to voice messages here. Please write your question instead."
-)
-UNREADABLE_REPLY = gettext_lazy(
-    "Sorry, I couldn't read what you sent. Please write your question as text."
-)
 HANDOFF_REPLY = gettext_lazy(
     "I have passed your message to our staff; someone will answer you here shortly."
-)
-SKILL_FAILED_REPLY = gettext_lazy(
-    "Sorry, I could not do that just now. Please try again later, or ask for a person."
-)
-NO_VIDEO_REPLY = gettext_lazy(
-    "Sorry, I can't watch videos here. Please describe what you need in words."
-)
-TOO_LARGE_REPLY = gettext_lazy(
-    "Sorry, that is too large for me: here I can download files of at most {megabytes} MB. "
-    "Please send a smaller one, or write your question as text."
-)
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # unless the platform's adapter says otherwise
-HISTORY_ROWS_LIMIT = 400  # rows read per turn at most; older ones are in the summary
-SUMMARY_PROMPT = (
-    "You maintain a running summary of a chat between a user and an assistant. "
-    "Rewrite the summary so that it includes the new turns below: keep names, facts, "
-    "decisions, open questions and the user's preferences; drop pleasantries. "
-    "Answer with the summary only, at most 200 words."
 )
 
 
@@ -339,13 +305,13 @@ def turn_prepare(
     extra = decision.extra_system_prompt
 
     adapter = adapter_for(conversation.bot)
-    inputs = [_input_for(adapter, message, profile) for message in pending]
+    inputs = [turn_input_read(adapter, message, profile) for message in pending]
     if conversation.bot.mask_personal_data:  # what the model sees, voice transcripts too
         for item in inputs:
             item.text = mask_personal_data(item.text)
     if not any(item.understood_by(profile) for item in inputs):
         _answer_fixed_turn(
-            conversation, pending, _unsupported_reply(inputs), note="input not supported"
+            conversation, pending, unsupported_reply(inputs), note="input not supported"
         )
         return None
 
@@ -369,7 +335,9 @@ def turn_prepare(
     chain = profile_chain(profile)
     tools = turn_tools_prepare(conversation=conversation, pending=pending, chain=chain)
     # An answer that may call tools acts (opens a ticket): never answered from a cache.
-    cache_key = None if tools else _cache_key(conversation, profile, pending, inputs, extra=extra)
+    cache_key = (
+        None if tools else turn_cache_key(conversation, profile, pending, inputs, extra=extra)
+    )
     prepared = PreparedTurn(
         conversation=conversation,
         pending=pending,
@@ -377,7 +345,7 @@ def turn_prepare(
         answer=answer,
         outbound=outbound_for(answer),
         chain=chain,
-        build=_prompt_builder(conversation, [], inputs, extra=extra),
+        build=turn_prompt_builder(conversation, [], inputs, extra=extra),
         cache_key=cache_key,
         tools=tools,
     )
@@ -387,9 +355,9 @@ def turn_prepare(
             prepared.answered = turn_record(prepared=prepared, text=as_text(cached), cached=True)
             return prepared
 
-    history = _history_rows(conversation, before_id=pending[0].pk)
-    history = _compact_if_needed(conversation, profile, history, inputs, extra=extra)
-    prepared.build = _prompt_builder(conversation, history, inputs, extra=extra)
+    history = turn_history_rows(conversation, before_id=pending[0].pk)
+    history = turn_history_compact(conversation, profile, history, inputs, extra=extra)
+    prepared.build = turn_prompt_builder(conversation, history, inputs, extra=extra)
     return prepared
 
 
@@ -578,42 +546,6 @@ def turn_model_failed(*, prepared: PreparedTurn, error: ModelError) -> None:
         _fail_turn(prepared.conversation, prepared.pending, f"model call failed: {error}")
 
 
-@dataclass
-class _Input:
-    """One pending user message as the model will see it."""
-
-    message: Message
-    text: str
-    images: list[tuple[bytes, str]] = field(default_factory=list)
-    voice_unsupported: bool = False
-    video_unsupported: bool = False
-    unreadable: bool = False
-    too_large: int = 0  # the platform's download limit a file exceeded, in bytes
-
-    def content_for(self, profile: ModelProfile) -> str | list[dict]:
-        text = self.text
-        notes = []
-        if self.images and not profile.accepts_images:
-            notes.append("[The user sent an image, which you cannot see.]")
-        if self.voice_unsupported:
-            notes.append("[The user sent a voice message, which you cannot hear.]")
-        if self.video_unsupported:
-            notes.append("[The user sent a video, which you cannot watch.]")
-        if self.too_large:
-            megabytes = self.too_large // (1024 * 1024)
-            notes.append(f"[The user sent a file too large to download (over {megabytes} MB).]")
-        if self.unreadable:
-            notes.append("[The user sent a file that could not be read.]")
-        text = "\n".join([part for part in [text, *notes] if part])
-        if self.images and profile.accepts_images:
-            parts = [text_part(text)] if text else []
-            return parts + [image_part(data, mime) for data, mime in self.images]
-        return text
-
-    def understood_by(self, profile: ModelProfile) -> bool:
-        return bool(self.text) or bool(self.images and profile.accepts_images)
-
-
 # Answers without a model ----------------------------------------------------------
 
 # The fixed reply to each refusal the routing engine decides (by its code, never its text).
@@ -693,418 +625,6 @@ def _answer_by_rule(conversation: Conversation, pending: list[Message], decision
         if text:
             reply = reply_system(conversation=conversation, text=text, reply_to=pending[-1])
             rows_update(Message, [reply.pk], routed)
-
-
-@dataclass
-class SkillTurn:
-    """A turn a routing rule's skill answers: prepared here, run by the engine off the
-    database threads (`skill_turn_run`), then recorded (`skill_turn_record`)."""
-
-    conversation: Conversation
-    pending: list[Message]
-    decision: Decision
-    skill: Skill | None  # None: nothing to run (disabled, deleted, not installed)
-    context: SkillContext | None
-    run: dict = field(default_factory=dict)
-
-
-@dataclass
-class SkillOutcome:
-    """What a skill run answers, and what is recorded about it."""
-
-    text: str | Promise
-    error: str = ""
-    details: dict = field(default_factory=dict)
-
-
-def skill_turn_prepare(
-    *, conversation: Conversation, pending: list[Message], decision: Decision
-) -> SkillTurn:
-    """Find the skill a rule runs for this turn and what it is given."""
-    bot, last = conversation.bot, pending[-1]
-    run: dict = {"skill": decision.skill, "skill_instance_id": decision.skill_instance_id}
-    found = skill_for_rule(
-        bot=bot, skill_instance_id=decision.skill_instance_id, skill=decision.skill
-    )
-    if found is None:
-        return SkillTurn(conversation, pending, decision, None, None, run)
-    skill, config, instance = found
-    run.update(skill=skill.name, skill_instance_id=instance.pk if instance else None)
-    context = SkillContext(
-        bot=bot,
-        config=config,
-        text="\n".join(message.text for message in pending if message.text),
-        user_id=last.sender_id,
-        user_name=(conversation.participants or {}).get(last.sender_id, ""),
-        chat_id=conversation.chat_id,
-        platform=bot.platform,
-        language=reply_language(bot=bot, message=last),
-    )
-    return SkillTurn(conversation, pending, decision, skill, context, run)
-
-
-def skill_turn_run(*, turn: SkillTurn) -> SkillOutcome:
-    """Run the turn's skill within its time limit (blocking: the engine's I/O threads)."""
-    if turn.skill is None or turn.context is None:
-        return SkillOutcome(
-            SKILL_FAILED_REPLY,
-            "skill failed: nothing to run (disabled, deleted, not this bot's or not installed)",
-        )
-    try:
-        result = skill_execute(skill=turn.skill, context=turn.context)
-    except SkillError as failure:
-        return SkillOutcome(
-            failure.user_message or SKILL_FAILED_REPLY, f"skill failed: {failure}", failure.details
-        )
-    return SkillOutcome(result.text, "", result.details)
-
-
-def skill_turn_record(*, turn: SkillTurn, outcome: SkillOutcome) -> None:
-    """Answer the turn with the skill's text (or its clear failure reply), recorded on the
-    answer: `error` says what went wrong, `attempts` what was tried."""
-    decision, pending = turn.decision, turn.pending
-    routed = {"routing_rule_id": decision.rule_id, "decision": decision.record()}
-    attempts = [
-        {
-            **turn.run,
-            "outcome": "failed" if outcome.error else "answered",
-            "reason": outcome.error or "answered by the skill",
-            **outcome.details,
-        }
-    ]
-    note = outcome.error or "answered by a skill"
-    with transaction.atomic():
-        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
-            status=MessageStatus.ANSWERED, error=note, **routed
-        )
-        for message in pending:
-            message.status, message.error = MessageStatus.ANSWERED, note
-            publish(turn.conversation.pk, MessageEvent(message_payload(message)))
-        if str(outcome.text).strip():
-            reply = reply_system(
-                conversation=turn.conversation, text=outcome.text, reply_to=pending[-1]
-            )
-            rows_update(
-                Message, [reply.pk], {**routed, "attempts": attempts, "error": outcome.error}
-            )
-
-
-# Attachments -----------------------------------------------------------------
-
-
-def _input_for(adapter: PlatformAdapter, message: Message, profile: ModelProfile) -> _Input:
-    """Download a message's media (once; bytes kept in MessageAttachment.content) and read it."""
-    item = _Input(message=message, text=message.text)
-    transcripts: list[str] = []
-    if not getattr(message, "has_attachments", True):
-        return item  # most messages are text only: no query for their attachments
-    limit = getattr(adapter, "download_limit_bytes", MAX_DOWNLOAD_BYTES)
-    for attachment in message.attachments.all():
-        if not attachment.content and attachment.size and attachment.size > limit:
-            attachment.error = f"too large to download (over {limit // (1024 * 1024)} MB)"
-            attachment.save(update_fields=["error"])
-            item.too_large = limit
-            continue
-        data = _attachment_bytes(adapter, message, attachment)
-        if data is None:
-            item.unreadable = True
-            continue
-        if attachment.kind == AttachmentKind.IMAGE:
-            item.images.append((data, attachment.mime_type or "image/jpeg"))
-        elif attachment.kind == AttachmentKind.AUDIO:
-            if not profile.transcription_model:
-                item.voice_unsupported = True
-                continue
-            try:
-                transcripts.append(
-                    transcribe(
-                        profile=profile,
-                        audio=data,
-                        file_name=attachment.file_name or "voice.ogg",
-                        mime_type=attachment.mime_type,
-                    )
-                )
-            except ModelError as error:
-                logger.warning("transcription of attachment %s failed: %s", attachment.pk, error)
-                MessageAttachment.objects.filter(pk=attachment.pk).update(
-                    error=f"transcription failed: {error}"
-                )
-                item.unreadable = True
-        elif attachment.kind == AttachmentKind.VIDEO:
-            _read_video(item, attachment, data, profile, transcripts)
-        else:
-            item.unreadable = True
-    if transcripts:
-        item.text = "\n".join([part for part in [item.text, *transcripts] if part])
-    return item
-
-
-def _read_video(
-    item: _Input,
-    attachment: MessageAttachment,
-    data: bytes,
-    profile: ModelProfile,
-    transcripts: list[str],
-) -> None:
-    """A video as its key frames (for a profile that sees images) and its sound track's
-    words (for one that transcribes); the caption is the message's text already."""
-    understood = False
-    try:
-        if profile.accepts_images:
-            item.images.extend((frame, "image/jpeg") for frame in video_key_frames(data))
-            understood = True
-        sound = video_sound(data) if profile.transcription_model else None
-    except VideoUnreadable as error:
-        logger.warning("video attachment %s: %s", attachment.pk, error)
-        attachment.error = f"video not readable: {error}"
-        attachment.save(update_fields=["error"])
-        item.unreadable = not understood
-        return
-    if sound is not None:
-        try:
-            transcripts.append(
-                transcribe(
-                    profile=profile, audio=sound, file_name="sound.ogg", mime_type="audio/ogg"
-                )
-            )
-            understood = True
-        except ModelError as error:
-            logger.warning("transcription of video %s failed: %s", attachment.pk, error)
-            attachment.error = f"transcription failed: {error}"
-            attachment.save(update_fields=["error"])
-    item.video_unsupported = not understood
-
-
-def _attachment_bytes(
-    adapter: PlatformAdapter, message: Message, attachment: MessageAttachment
-) -> bytes | None:
-    if attachment.content:
-        with attachment.content.open("rb") as stored:
-            return stored.read()
-    try:
-        data = adapter.download(
-            message_platform_id=message.platform_message_id,
-            attachment=InboundAttachment(
-                kind=attachment.kind,
-                platform_file_id=attachment.platform_file_id,
-                mime_type=attachment.mime_type,
-                file_name=attachment.file_name,
-                size=attachment.size,
-            ),
-        )
-    except Exception as error:  # noqa: BLE001 - any platform failure: answer without the file
-        logger.warning("download of attachment %s failed: %s", attachment.pk, error)
-        attachment.error = f"download failed: {error}"
-        attachment.save(update_fields=["error"])
-        return None
-    name = attachment.file_name or f"{attachment.kind}-{attachment.pk}"
-    attachment.content.save(name, ContentFile(data), save=False)
-    attachment.size = len(data)
-    attachment.error = ""
-    attachment.save(update_fields=["content", "size", "error"])
-    return data
-
-
-def _unsupported_reply(inputs: list[_Input]) -> str | Promise:
-    if any(item.images for item in inputs):
-        return NO_IMAGES_REPLY
-    if any(item.video_unsupported for item in inputs):
-        return NO_VIDEO_REPLY
-    if any(item.voice_unsupported for item in inputs):
-        return NO_VOICE_REPLY
-    limit = max(item.too_large for item in inputs)
-    if limit:
-        return format_lazy(TOO_LARGE_REPLY, megabytes=limit // (1024 * 1024))
-    return UNREADABLE_REPLY
-
-
-# Response cache ----------------------------------------------------------------
-
-
-def _cache_key(
-    conversation: Conversation,
-    profile: ModelProfile,
-    pending: list[Message],
-    inputs: list[_Input],
-    *,
-    extra: str = "",
-) -> str | None:
-    """The cache key for a first question (no history, text only), or None when not cacheable."""
-    if not profile.cache_ttl or len(pending) != 1 or inputs[0].images or not inputs[0].text:
-        return None
-    if pending[0].attachments.exists() or conversation.summary:
-        return None
-    earlier = Message.objects.filter(conversation=conversation, id__lt=pending[0].pk).exclude(
-        author=Author.SYSTEM
-    )
-    if earlier.exists():
-        return None
-    identity = "\x1f".join(
-        [
-            str(profile.pk),
-            profile.updated_at.isoformat() if profile.updated_at else "",
-            profile.model,
-            profile.system_prompt,
-            *(
-                [extra] if extra else []
-            ),  # keys of answers without a rule's prompt stay as they were
-            pending[0].text.strip(),
-        ]
-    )
-    return "assistant:answer-cache:" + hashlib.sha256(identity.encode()).hexdigest()
-
-
-# Context -----------------------------------------------------------------------
-
-
-def _history_rows(conversation: Conversation, *, before_id: int) -> list[tuple[int, str, str]]:
-    """Earlier answered turns not yet covered by the summary, oldest first: (id, role, text)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _history_sql(),
-            [
-                conversation.pk,
-                before_id,
-                conversation.summary_until or 0,
-                Author.SYSTEM,
-                Direction.IN,
-                MessageStatus.ANSWERED,
-                Direction.OUT,
-                MessageStatus.ANSWERED,
-                MessageStatus.DELIVERED,
-                HISTORY_ROWS_LIMIT,
-            ],
-        )
-        history = cursor.fetchall()
-    mask = mask_personal_data if conversation.bot.mask_personal_data else str
-    return [
-        (pk, "user" if direction == Direction.IN else "assistant", mask(text))
-        for pk, direction, text in reversed(history)
-    ]
-
-
-@cache
-def _history_sql() -> str:
-    """The newest answered turns of a conversation between two ids (newest first), not
-    the system's own notes. Written as SQL for the reason `_pending_sql` gives (the ORM
-    compiled this query for ~0.7 ms of CPU on every turn). Parameters: conversation id,
-    before id, after id (the summary's end, or 0), the system author, direction in and
-    its status, direction out and its two statuses, the row limit."""
-    quote = connection.ops.quote_name
-
-    def column(name: str) -> str:
-        return quote(model_column(Message, name))
-
-    return (
-        f"SELECT {column('id')}, {column('direction')}, {column('text')} "  # noqa: S608
-        f"FROM {quote(Message._meta.db_table)} "
-        f"WHERE {column('conversation')} = %s AND {column('id')} < %s AND {column('id')} > %s "
-        f"AND {column('author')} <> %s "
-        f"AND (({column('direction')} = %s AND {column('status')} = %s) "
-        f"OR ({column('direction')} = %s AND {column('status')} IN (%s, %s))) "
-        f"ORDER BY {column('id')} DESC LIMIT %s"
-    )
-
-
-def _fixed_messages(
-    conversation: Conversation, profile: ModelProfile, inputs: list[_Input], extra: str = ""
-) -> tuple[list[ChatMessage], list[ChatMessage]]:
-    head = messages_with_system(profile, [])
-    if extra:  # a routing rule's addition to the profile's system prompt
-        head.append(ChatMessage("system", extra))
-    if conversation.summary:
-        head.append(
-            ChatMessage("system", f"Summary of the earlier conversation:\n{conversation.summary}")
-        )
-    current = [ChatMessage("user", item.content_for(profile)) for item in inputs]
-    return head, current
-
-
-def _history_budget(
-    conversation: Conversation,
-    profile: ModelProfile,
-    inputs: list[_Input],
-    squeeze: int = 0,
-    *,
-    extra: str = "",
-) -> int:
-    head, current = _fixed_messages(conversation, profile, inputs, extra)
-    budget = profile.context_budget - profile.max_tokens
-    budget -= sum(estimate_message_tokens(m) for m in head + current)
-    return max(0, budget // (2**squeeze))
-
-
-def _fit(history: list[tuple[int, str, str]], *, budget: int, limit: int) -> int:
-    """How many of the newest history rows fit in `budget` tokens and `limit` messages."""
-    used = 0
-    count = 0
-    for _pk, role, text in reversed(history):
-        cost = estimate_message_tokens(ChatMessage(role, text))
-        if count >= limit or used + cost > budget:
-            break
-        used += cost
-        count += 1
-    return count
-
-
-def _prompt_builder(
-    conversation: Conversation,
-    history: list[tuple[int, str, str]],
-    inputs: list[_Input],
-    *,
-    extra: str = "",
-):
-    def build(candidate: ModelProfile, squeeze: int) -> list[ChatMessage]:
-        head, current = _fixed_messages(conversation, candidate, inputs, extra)
-        budget = _history_budget(conversation, candidate, inputs, squeeze, extra=extra)
-        limit = candidate.history_messages if squeeze < 2 else 0
-        kept = _fit(history, budget=budget, limit=limit)
-        recent = history[len(history) - kept :] if kept else []
-        return head + [ChatMessage(role, text) for _pk, role, text in recent] + current
-
-    return build
-
-
-def _compact_if_needed(
-    conversation: Conversation,
-    profile: ModelProfile,
-    history: list[tuple[int, str, str]],
-    inputs: list[_Input],
-    *,
-    extra: str = "",
-) -> list[tuple[int, str, str]]:
-    """When older turns no longer fit, fold them into Conversation.summary via the model.
-
-    Keeps the newest turns that fit in half the history budget, so compaction
-    runs every few turns rather than on each one. Returns the history left.
-    """
-    budget = _history_budget(conversation, profile, inputs, extra=extra)
-    if _fit(history, budget=budget, limit=profile.history_messages) == len(history):
-        return history
-    keep = _fit(history, budget=budget // 2, limit=profile.history_messages // 2)
-    older, newer = history[: len(history) - keep], history[len(history) - keep :]
-    if not older:
-        return history
-    transcript = "\n".join(f"{role}: {text}" for _pk, role, text in older)
-    previous = conversation.summary or "(none yet)"
-    request = [
-        ChatMessage("system", SUMMARY_PROMPT),
-        ChatMessage("user", f"Summary so far:\n{previous}\n\nNew turns:\n{transcript}"),
-    ]
-    try:
-        summary = model_complete(profile=profile, messages=request)
-    except ModelError as error:
-        # The answer still goes out, with only the newest turns as context.
-        logger.warning("compaction of conversation %s failed: %s", conversation.pk, error)
-        return history
-    if summary.interrupted or not summary.text.strip():
-        return history
-    conversation.summary = summary.text.strip()
-    conversation.summary_until = older[-1][0]
-    Conversation.objects.filter(pk=conversation.pk).update(
-        summary=conversation.summary, summary_until=conversation.summary_until
-    )
-    return newer
 
 
 # Failure and retry -------------------------------------------------------------

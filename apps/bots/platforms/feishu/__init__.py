@@ -9,6 +9,7 @@ PLATFORM = PlatformSpec(
     label=_("Feishu / Lark"),
     adapter="apps.bots.platforms.feishu.adapter.FeishuAdapter",  # lark-oapi: seconds to import
     onboarding="apps.bots.platforms.feishu.onboarding.SETUP",
+    looks_up_sender_names=True,  # events carry open_ids; names need the contact API
     default_api_base_url="https://open.feishu.cn",
     connector="apps.bots.platforms.feishu.connector.FeishuConnector",
     webhook_reply="apps.bots.platforms.feishu.reply.webhook_reply",

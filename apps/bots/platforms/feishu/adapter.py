@@ -390,6 +390,20 @@ class FeishuAdapter:
         self._learned_open_id = open_id
         return open_id
 
+    def sender_name(self, sender_id: str) -> str:
+        """A user's name (Contact API `GET /open-apis/contact/v3/users/:user_id`), for staff
+        to see who wrote: message events carry only ids. Needs one of the app's contact
+        scopes (e.g. `contact:user.base:readonly`); raises DeliveryError when refused."""
+        from lark_oapi.api.contact.v3 import GetUserRequest
+
+        # The id's kind, as parse() took it: an open_id normally, else union_id or user_id.
+        kind = {"ou_": "open_id", "on_": "union_id"}.get(sender_id[:3], "user_id")
+        request = GetUserRequest.builder().user_id(sender_id).user_id_type(kind).build()
+        client = self.client()
+        response = self._call("user name", lambda: client.contact.v3.user.get(request))
+        user = response.data.user if response.data else None
+        return (user.name or user.en_name or "") if user else ""
+
     def credentials_check(self) -> str:
         """Get a tenant_access_token with the app ID and secret (never from the cache).
 

@@ -27,6 +27,7 @@ FEISHU_SCOPES = (
     ("im:message.p2p_msg:readonly", _("receive direct messages")),
     ("im:message.group_at_msg:readonly", _("receive group messages that @mention the bot")),
     ("im:resource", _("download images, files and voice messages")),
+    ("contact:user.base:readonly", _("see the names of users who write (shown to staff)")),
 )
 FEISHU_EVENT = "im.message.receive_v1"
 FEISHU_CALLBACK = "card.action.trigger"
