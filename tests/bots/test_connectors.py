@@ -34,18 +34,23 @@ def fast_polling(settings):
 def answered_texts() -> list[str]:
     """The users' messages that were answered (once each) and whose answers are delivered.
 
-    Messages that arrive together are answered together in one turn.
+    Messages that arrive together are answered together in one turn. The users' messages
+    and their states are read in one query: read apart, a message arriving between the two
+    reads would be counted as answered.
     """
-    inbound = Message.objects.filter(direction=Direction.IN)
-    if inbound.exclude(status=MessageStatus.ANSWERED).exists():
+    inbound = list(
+        Message.objects.filter(direction=Direction.IN).order_by("id").values_list("text", "status")
+    )
+    if any(status != MessageStatus.ANSWERED for _text, status in inbound):
         return []
+    # An answered message's answer was recorded with it: this read, after, sees it.
     if (
         Message.objects.filter(direction=Direction.OUT)
         .exclude(status=MessageStatus.DELIVERED)
         .exists()
     ):
         return []
-    return list(inbound.order_by("id").values_list("text", flat=True))
+    return [text for text, _status in inbound]
 
 
 def wait_answered(count: int) -> list[str]:
