@@ -320,8 +320,10 @@ ENGINE_DB_THREADS = env.int("ENGINE_DB_THREADS", default=8)
 # Threads for platform SDKs that only block (Feishu's), and for media downloads.
 ENGINE_IO_THREADS = env.int("ENGINE_IO_THREADS", default=16)
 # Up to this many answers streaming at once, chats are updated at the platform's pace
-# (Telegram: every second); beyond it, every chat's updates are spaced out in proportion.
-ENGINE_STREAMS_AT_FULL_PACE = env.int("ENGINE_STREAMS_AT_FULL_PACE", default=100)
+# (Telegram: every second); beyond it, every chat's updates are spaced out in proportion,
+# and the first waits too, so short answers arrive whole in one call. 30: Telegram lets a
+# bot send about 30 messages a second in all (Bot FAQ, "My bot is hitting limits").
+ENGINE_STREAMS_AT_FULL_PACE = env.int("ENGINE_STREAMS_AT_FULL_PACE", default=30)
 # Redis connections the process loop may open (locks, pacing, caches); commands are
 # short, so under a burst callers queue for one instead of opening hundreds.
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=64)

@@ -393,11 +393,15 @@ class ChatStream:
         interval = self.interval
         assert interval is not None  # start() runs the pump only for a streaming platform
         loop = asyncio.get_running_loop()
-        # Crowded, the first update waits too: an answer that is done within that wait is
-        # shown once, whole, by its delivery (one platform call instead of two or more).
-        next_at = loop.time() + self._pause() - interval
+        started = loop.time()
+        next_at: float | None = None  # the first update's time depends on the crowd then
         while not self.closed:
             await self.changed.wait()
+            if next_at is None:
+                # Crowded, the first update waits too, by as many answers as stream when
+                # the first text is there: an answer done within that wait is shown once,
+                # whole, by its delivery (one platform call instead of two or more).
+                next_at = started + self._pause() - interval
             delay = next_at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -7,6 +7,8 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+
 from django.conf import settings
 from django.utils import timezone
 
@@ -90,6 +92,38 @@ def test_slow_chat_updates_are_coalesced_and_never_hold_up_the_model(
     assert len(updates) < pieces / 5
     for before, after in zip(updates, updates[1:], strict=False):
         assert after.started >= before.finished
+
+
+@pytest.mark.parametrize("streams_at_full_pace", [30, 1])
+def test_answers_stream_at_the_platforms_pace_and_crowded_ones_arrive_whole(
+    client, worker, telegram_bot, fake_telegram, fake_openai, settings, streams_at_full_pace
+):
+    settings.ENGINE_STREAMS_AT_FULL_PACE = streams_at_full_pace
+    fake_openai.reply = "a short answer in a few pieces"
+    fake_openai.chunk_delay = 0.05
+    users = range(2001, 2007)
+    fake_openai.hold()  # every answer's text comes when all of them stream
+    for user_id in users:
+        post_update(client, telegram_bot, private_text_update(f"u{user_id}", user_id=user_id))
+    wait_for(lambda: fake_openai.in_flight == len(users))
+    fake_openai.release()
+
+    delivered_answers(len(users))
+
+    for user_id in users:
+        [shown] = fake_telegram.chat(user_id)
+        assert shown.text == fake_openai.reply
+    sends = [c for c in fake_telegram.sent("sendMessage") if c.params.get("chat_id")]
+    edits = fake_telegram.sent("editMessageText")
+    assert len(sends) == len(users)
+    if streams_at_full_pace >= len(users):
+        # Few answers at once: each chat sees its text as soon as there is some, and the
+        # whole answer in an edit of that message.
+        assert len(edits) >= len(users)
+    else:
+        # More at once than the pace allows: the first update waits (six answers, pace
+        # for one: about five seconds), so these short answers come whole, one call each.
+        assert edits == []
 
 
 def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
