@@ -341,7 +341,7 @@ class ChatStream:
     when many answers stream at once (then the first update waits as well, so short
     answers arrive whole, in one call). Intermediate texts are skipped: the latest
     wins. Another small task shows "typing…" (repeated) while no text is shown after
-    a second.
+    a second (stretched alike in a crowd).
     """
 
     def __init__(self, prepared: PreparedTurn, *, engine: TurnEngine):
@@ -384,10 +384,13 @@ class ChatStream:
             else:
                 self.pump.cancel()
 
+    def _crowd(self) -> float:
+        """How many times more answers stream than the platform's pace allows (at least 1)."""
+        return max(1.0, self.engine.streams / settings.ENGINE_STREAMS_AT_FULL_PACE)
+
     def _pause(self) -> float:
         """Seconds between updates: the platform's pace, longer when many answers stream."""
-        crowd = self.engine.streams / settings.ENGINE_STREAMS_AT_FULL_PACE
-        return self.interval * max(1.0, crowd)
+        return self.interval * self._crowd()
 
     async def _pump(self) -> None:
         interval = self.interval
@@ -444,8 +447,14 @@ class ChatStream:
 
     async def _keep_typing(self) -> None:
         # Only when the answer keeps the user waiting: a model that starts within a second
-        # shows its text instead, and the chat is spared a call.
+        # shows its text instead, and the chat is spared a call. Crowded, that second is
+        # stretched as the updates are (the first update comes before it): only a model
+        # slow to write has "typing…" shown, and short answers cost one call in all.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await asyncio.sleep(TYPING_AFTER_SECONDS)
+        while (delay := started + TYPING_AFTER_SECONDS * self._crowd() - loop.time()) > 0:
+            await asyncio.sleep(delay)
         every = getattr(self.adapter, "typing_every", None)
         for _ in range(TYPING_REPEATS if every else 1):
             if self.outbound.platform_message_id:

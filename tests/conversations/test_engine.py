@@ -100,7 +100,7 @@ def test_answers_stream_at_the_platforms_pace_and_crowded_ones_arrive_whole(
 ):
     settings.ENGINE_STREAMS_AT_FULL_PACE = streams_at_full_pace
     fake_openai.reply = "a short answer in a few pieces"
-    fake_openai.chunk_delay = 0.05
+    fake_openai.chunk_delay = 0.2  # eight pieces: written in over a second
     users = range(2001, 2007)
     fake_openai.hold()  # every answer's text comes when all of them stream
     for user_id in users:
@@ -122,8 +122,10 @@ def test_answers_stream_at_the_platforms_pace_and_crowded_ones_arrive_whole(
         assert len(edits) >= len(users)
     else:
         # More at once than the pace allows: the first update waits (six answers, pace
-        # for one: about five seconds), so these short answers come whole, one call each.
+        # for one: about five seconds), and "typing…" (six seconds), so these short
+        # answers come whole, one call each.
         assert edits == []
+        assert fake_telegram.sent("sendChatAction") == []
 
 
 def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
