@@ -319,7 +319,8 @@ ENGINE_ADMIT_LAG_SECONDS = env.float("ENGINE_ADMIT_LAG_SECONDS", default=0.1)
 ENGINE_DB_THREADS = env.int("ENGINE_DB_THREADS", default=8)
 # Threads for platform SDKs that only block (Feishu's), and for media downloads.
 ENGINE_IO_THREADS = env.int("ENGINE_IO_THREADS", default=16)
-# Up to this many answers streaming at once, chats are updated at the platform's pace
+# Up to this many answers streaming at once (in all worker processes together, each
+# saying its number every second), chats are updated at the platform's pace
 # (Telegram: every second); beyond it, every chat's updates are spaced out in proportion,
 # and the first waits too, so short answers arrive whole in one call. 30: Telegram lets a
 # bot send about 30 messages a second in all (Bot FAQ, "My bot is hitting limits").

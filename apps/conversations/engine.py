@@ -72,14 +72,48 @@ from apps.core import metrics
 from apps.core.aio import LAG_TICK_SECONDS, process_loop
 from apps.core.liveness import liveness
 from apps.core.locks import held_locks
-from apps.core.logs import log_context
+from apps.core.logs import Occasional, log_context
 from apps.core.redis import get_async_redis
 from apps.providers.client import ModelError, astream_reply
 
 logger = logging.getLogger(__name__)
+_census_failed = Occasional(logger)  # said every second while Redis is away
 
 TYPING_AFTER_SECONDS = 1.0  # "typing…" is shown when no text is after this long
 TYPING_REPEATS = 15  # and repeated for a minute at most
+
+# Answers streaming in every worker process: the platforms' limits are per bot, not per
+# process, so a crowd is counted across processes (each says its number every second).
+STREAMS_KEY = "assistant:streams"  # process id -> "<answers streaming>:<Redis time>"
+STREAMS_EVERY_SECONDS = 1.0
+STREAMS_FRESH_SECONDS = 3.0  # an older number is a process that stopped saying it: left out
+_STREAMS_SCRIPT = """
+local now = redis.call('TIME')
+now = now[1] + now[2] / 1000000
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. now)
+local others = 0
+local rows = redis.call('HGETALL', KEYS[1])
+for i = 1, #rows, 2 do
+  if rows[i] ~= ARGV[1] then
+    local count, at = string.match(rows[i + 1], '^(%d+):(.+)$')
+    if count and now - tonumber(at) <= tonumber(ARGV[3]) then
+      others = others + tonumber(count)
+    else
+      redis.call('HDEL', KEYS[1], rows[i])
+    end
+  end
+end
+return others
+"""
+
+
+async def streams_elsewhere(process_id: str, streams: int) -> int:
+    """Say how many answers this process streams; return how many the others do."""
+    return int(
+        await get_async_redis().eval(
+            _STREAMS_SCRIPT, 1, STREAMS_KEY, process_id, streams, STREAMS_FRESH_SECONDS
+        )
+    )
 
 
 class TurnEngine:
@@ -91,6 +125,8 @@ class TurnEngine:
         self.running: set[int] = set()  # conversations with a run on this process
         self.tasks: set[asyncio.Task] = set()
         self.streams = 0  # answers streaming into chats right now
+        self.streams_elsewhere = 0  # in the other worker processes, a second ago at most
+        self.census: asyncio.Task | None = None
         # Turns that stop when their user writes again, by conversation (see _listen).
         self.interrupts: dict[int, asyncio.Event] = {}
         self.listener: asyncio.Task | None = None
@@ -128,6 +164,8 @@ class TurnEngine:
         loop = asyncio.get_running_loop()
         if self.listener is None or self.listener.done():
             self.listener = loop.create_task(self._listen())
+        if self.census is None or self.census.done():
+            self.census = loop.create_task(self._count_streams())
         task = loop.create_task(self._run(conversation_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -171,6 +209,18 @@ class TurnEngine:
                 await asyncio.sleep(1.0)
             finally:
                 await pubsub.aclose()
+
+    async def _count_streams(self) -> None:
+        """Every second: say how many answers stream here, learn how many do elsewhere."""
+        while True:
+            try:
+                self.streams_elsewhere = await streams_elsewhere(liveness.id, self.streams)
+                _census_failed.recovered()
+            except redis.RedisError as error:
+                # Paced by this process's own answers until Redis answers again.
+                self.streams_elsewhere = 0
+                _census_failed.warning("could not count the answers streaming: %s", error)
+            await asyncio.sleep(STREAMS_EVERY_SECONDS)
 
     # A conversation's run -------------------------------------------------------------
 
@@ -338,7 +388,8 @@ class ChatStream:
     The model's reader only appends text (`push`). A separate task (the pump) sends
     the latest text when the platform's pace allows: at most one update per
     `stream_interval`, counted from the end of the previous update, and stretched
-    when many answers stream at once (then the first update waits as well, so short
+    when many answers stream at once, in this and the other worker processes (then the
+    first update waits as well, so short
     answers arrive whole, in one call). Intermediate texts are skipped: the latest
     wins. Another small task shows "typing…" (repeated) while no text is shown after
     a second (stretched alike in a crowd).
@@ -385,12 +436,14 @@ class ChatStream:
                 self.pump.cancel()
 
     def _crowd(self) -> float:
-        """How many times more answers stream than the platform's pace allows (at least 1)."""
-        return max(1.0, self.engine.streams / settings.ENGINE_STREAMS_AT_FULL_PACE)
+        """How many times more answers stream (in every worker process) than the
+        platform's pace allows; at least 1."""
+        streams = self.engine.streams + self.engine.streams_elsewhere
+        return max(1.0, streams / settings.ENGINE_STREAMS_AT_FULL_PACE)
 
-    def _pause(self) -> float:
+    def _pause(self, interval: float) -> float:
         """Seconds between updates: the platform's pace, longer when many answers stream."""
-        return self.interval * self._crowd()
+        return interval * self._crowd()
 
     async def _pump(self) -> None:
         interval = self.interval
@@ -404,7 +457,7 @@ class ChatStream:
                 # Crowded, the first update waits too, by as many answers as stream when
                 # the first text is there: an answer done within that wait is shown once,
                 # whole, by its delivery (one platform call instead of two or more).
-                next_at = started + self._pause() - interval
+                next_at = started + self._pause(interval) - interval
             delay = next_at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -443,7 +496,7 @@ class ChatStream:
                     prepared=self.prepared,
                     platform_message_id=platform_message_id,
                 )
-            next_at = loop.time() + self._pause()
+            next_at = loop.time() + self._pause(interval)
 
     async def _keep_typing(self) -> None:
         # Only when the answer keeps the user waiting: a model that starts within a second

@@ -8,12 +8,11 @@ import time
 from datetime import timedelta
 
 import pytest
-
 from django.conf import settings
 from django.utils import timezone
 
 from apps.conversations.choices import Author, Direction, MessageStatus
-from apps.conversations.engine import turn_engine
+from apps.conversations.engine import STREAMS_KEY, streams_elsewhere, turn_engine
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services.delivery import delivery_lock_key, message_deliver
 from apps.conversations.services.dispatch import turn_lock_key
@@ -126,6 +125,18 @@ def test_answers_stream_at_the_platforms_pace_and_crowded_ones_arrive_whole(
         # answers come whole, one call each.
         assert edits == []
         assert fake_telegram.sent("sendChatAction") == []
+
+
+def test_a_crowd_is_counted_across_worker_processes():
+    """Platforms limit a bot, not a process: each process says every second how many
+    answers it streams and paces its own by the sum."""
+    assert process_loop.run(streams_elsewhere("host:1:a", 12)) == 0
+    assert process_loop.run(streams_elsewhere("host:2:b", 7)) == 12
+    assert process_loop.run(streams_elsewhere("host:1:a", 3)) == 7
+    # A process that stopped saying its number long ago (killed) is left out, and forgotten.
+    get_redis().hset(STREAMS_KEY, "host:3:gone", "40:1000.5")
+    assert process_loop.run(streams_elsewhere("host:2:b", 7)) == 3
+    assert not get_redis().hexists(STREAMS_KEY, "host:3:gone")
 
 
 def test_a_busy_worker_does_not_blame_the_model(profile, fake_openai):
