@@ -77,7 +77,7 @@ from apps.core.redis import get_async_redis
 from apps.providers.client import ModelError, astream_reply
 
 logger = logging.getLogger(__name__)
-_census_failed = Occasional(logger)  # said every second while Redis is away
+_census_failed = Occasional(logger)  # else said every second while Redis is away
 
 TYPING_AFTER_SECONDS = 1.0  # "typing…" is shown when no text is after this long
 TYPING_REPEATS = 15  # and repeated for a minute at most
@@ -389,10 +389,10 @@ class ChatStream:
     the latest text when the platform's pace allows: at most one update per
     `stream_interval`, counted from the end of the previous update, and stretched
     when many answers stream at once, in this and the other worker processes (then the
-    first update waits as well, so short
-    answers arrive whole, in one call). Intermediate texts are skipped: the latest
-    wins. Another small task shows "typing…" (repeated) while no text is shown after
-    a second (stretched alike in a crowd).
+    first update waits as well, so short answers arrive whole, in one call).
+    Intermediate texts are skipped: the latest wins. Another small task shows
+    "typing…" (repeated) while no text is shown after a second (stretched alike in a
+    crowd).
     """
 
     def __init__(self, prepared: PreparedTurn, *, engine: TurnEngine):
