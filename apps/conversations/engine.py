@@ -107,11 +107,11 @@ return others
 """
 
 
-async def streams_elsewhere(process_id: str, streams: int) -> int:
+async def streams_elsewhere(process_id: str, streams: int, *, key: str = STREAMS_KEY) -> int:
     """Say how many answers this process streams; return how many the others do."""
     return int(
         await get_async_redis().eval(
-            _STREAMS_SCRIPT, 1, STREAMS_KEY, process_id, streams, STREAMS_FRESH_SECONDS
+            _STREAMS_SCRIPT, 1, key, process_id, streams, STREAMS_FRESH_SECONDS
         )
     )
 
@@ -505,7 +505,6 @@ class ChatStream:
         # slow to write has "typing…" shown, and short answers cost one call in all.
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await asyncio.sleep(TYPING_AFTER_SECONDS)
         while (delay := started + TYPING_AFTER_SECONDS * self._crowd() - loop.time()) > 0:
             await asyncio.sleep(delay)
         every = getattr(self.adapter, "typing_every", None)
